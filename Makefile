@@ -1,0 +1,15 @@
+.PHONY: run test cluster fmt lint
+
+# The whole product locally, embedded defaults.
+run:
+	cargo run -p conversation-node -- --local-stack
+
+# Every test, installing and starting what it needs.
+test:
+	scripts/test-stack.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings

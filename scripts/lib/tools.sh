@@ -1,0 +1,44 @@
+# Shared by the scripts: locating and installing the tools the stacks need. Sourced, not run.
+VENV="${VENV:-$PWD/.venv}"
+SHARED_TOOLS="${SHARED_TOOLS:-$PWD/../shared/tools}"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+apt_install() {
+  log "installing $* from Debian's packages"
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_redis_server() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server
+  command -v curl >/dev/null || apt_install curl
+}
+
+# Python tools into an ignored venv: moto's server (DynamoDB/EventBridge/SQS), the Socket.IO client.
+ensure_python_tools() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  local want=("moto[server]>=5.1,<6" "python-socketio[asyncio-client]>=5.11,<6")
+  if ! "$VENV/bin/python" -c 'import moto, socketio, aiohttp' 2>/dev/null; then
+    log "installing ${want[*]} into $VENV"
+    "$VENV/bin/pip" install -q "${want[@]}"
+  fi
+}
+
+ensure_node_tools() {
+  if [ ! -d node_modules/socket.io-client ]; then
+    log "installing socket.io-client from npm"
+    npm install --no-audit --no-fund --silent >/dev/null
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for NAME CMD...: retry CMD for up to 30 s.
+wait_for() {
+  local name=$1; shift
+  for _ in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  log "$name did not come up"; return 1
+}

@@ -1,0 +1,1 @@
+//! The EventBridge adapter of the event-bus port.

@@ -1,0 +1,29 @@
+//! The repository registry's entry: a repository the GitHub App is installed on.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::RepoId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repository {
+    pub id: RepoId,
+    pub owner: String,
+    pub name: String,
+    pub installation_id: Option<u64>,
+    /// Login of the account the App was installed by (or on).
+    pub account: String,
+    /// The product user the repository belongs to (`github:<account id>` without an identity provider).
+    pub user_id: String,
+    pub proactive_enabled: bool,
+}
+
+impl Repository {
+    /// `owner/name` folded to lower case: GitHub names are case-insensitive.
+    pub fn lookup_name(owner: &str, name: &str) -> String {
+        format!("{owner}/{name}").to_lowercase()
+    }
+
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}

@@ -1,0 +1,7 @@
+//! Ports: the small traits every external dependency sits behind.
+
+pub mod event_bus;
+pub mod proactive_store;
+
+pub use event_bus::{BusError, BusEvent, EventBus};
+pub use proactive_store::{Expected, ProactiveStore, StoreError, WriteOutcome};

@@ -1,0 +1,90 @@
+//! The proactive store port: the repository registry, workflow-run groups, processed delivery ids and
+//! the trigger outbox. Adapters: `adapters::dynamo::ProactiveTable` and `adapters::embedded::EmbeddedStore`;
+//! both pass the contract suite in `tests/tests/proactive_store_contract.rs`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, WorkflowRunGroup};
+
+/// A store failure. Callers answer 503 on `Unavailable`; `Corrupt` means a record could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The condition a group write is made under: optimistic concurrency on the version read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// The group must not exist yet.
+    Absent,
+    /// The stored group must still have this version.
+    Version(u64),
+}
+
+/// Whether a conditional write took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    /// Another writer got there first: read again and retry.
+    Conflict,
+}
+
+#[async_trait]
+pub trait ProactiveStore: Send + Sync {
+    /// Adds or replaces a repository in the registry.
+    async fn put_repository(&self, repository: &Repository) -> Result<(), StoreError>;
+
+    async fn remove_repository(&self, id: &RepoId) -> Result<(), StoreError>;
+
+    async fn get_repository(&self, id: &RepoId) -> Result<Option<Repository>, StoreError>;
+
+    /// Resolves `owner/name` (case-insensitively) to the registered repository's id.
+    async fn get_repo_id(&self, owner: &str, name: &str) -> Result<Option<RepoId>, StoreError>;
+
+    async fn is_delivery_processed(&self, id: &DeliveryId) -> Result<bool, StoreError>;
+
+    /// Remembers a delivery id until `expires_at`, so that a redelivery is answered as a duplicate.
+    async fn mark_delivery_processed(
+        &self,
+        id: &DeliveryId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// A consistent read of one group.
+    async fn get_group(&self, key: &GroupKey) -> Result<Option<WorkflowRunGroup>, StoreError>;
+
+    /// Writes `group` (whose `version` is already the new one) if `expected` still holds, together
+    /// with `outbox` in the same atomic write when the write decides a trigger.
+    async fn save_group(
+        &self,
+        group: &WorkflowRunGroup,
+        expected: Expected,
+        outbox: Option<&OutboxEntry>,
+    ) -> Result<WriteOutcome, StoreError>;
+
+    /// Deletes the groups last updated before `cutoff`; returns how many.
+    async fn delete_groups_updated_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Outbox entries decided before `decided_before`, oldest first, at most `limit`.
+    async fn pending_outbox(
+        &self,
+        decided_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Clears the outbox entry of a group once its event is published (no-op when already clear).
+    async fn clear_outbox(&self, key: &GroupKey) -> Result<(), StoreError>;
+
+    /// Deletes groups whose `last_updated_at` is older than `retention`; returns how many.
+    async fn clean_old_convos(&self, retention: Duration) -> Result<u64, StoreError> {
+        let retention = chrono::Duration::from_std(retention)
+            .map_err(|_| StoreError::Unavailable("retention out of range".into()))?;
+        self.delete_groups_updated_before(Utc::now() - retention).await
+    }
+}

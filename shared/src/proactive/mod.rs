@@ -1,0 +1,1 @@
+//! The trigger decision and the outbox publisher.
