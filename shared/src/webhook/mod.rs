@@ -1,1 +1,3 @@
-//! The GitHub webhook endpoint.
+//! The GitHub webhook endpoint: signature, payloads, gates and answers.
+
+pub mod signature;
