@@ -13,7 +13,10 @@ pub enum GitHubAuth {
     /// A personal or installation token (`GITHUB_TOKEN`).
     Token(String),
     /// A GitHub App: JWTs signed with its private key (PEM), exchanged for installation tokens.
-    App { app_id: u64, private_key_pem: String },
+    App {
+        app_id: u64,
+        private_key_pem: String,
+    },
 }
 
 #[derive(Clone)]
