@@ -1,17 +1,27 @@
 //! Domain types: identifiers, workflow runs and their groups, the repository registry, the trigger event.
 
+pub mod chat;
 pub mod conversation;
+pub mod event;
 pub mod ids;
 pub mod repository;
+pub mod state_changed;
+pub mod status;
 pub mod trigger;
+pub mod user_action;
 pub mod workflow;
 
+pub use chat::{ChatMessage, ChatRole};
 pub use conversation::{
     AgentState, Conversation, ConversationId, ConversationStatus, CreatedCursor,
 };
+pub use event::{ConversationEvent, EventBody, EventSource, InboxId};
 pub use ids::{DeliveryId, GroupKey, HeadSha, InvalidId, RepoId, TriggerId};
 pub use repository::Repository;
+pub use state_changed::ConversationStateChanged;
+pub use status::{StatusKind, StatusUpdate};
 pub use trigger::{
     OutboxEntry, ProactiveConversationRequested, TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE,
 };
+pub use user_action::{InvalidAction, UserAction};
 pub use workflow::{GroupState, RunStatus, RunTally, WorkflowRun, WorkflowRunGroup};

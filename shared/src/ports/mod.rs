@@ -1,9 +1,13 @@
 //! Ports: the small traits every external dependency sits behind.
 
 pub mod conversation_store;
+pub mod coordination;
 pub mod event_bus;
+pub mod event_store;
 pub mod proactive_store;
 
 pub use conversation_store::ConversationStore;
+pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};
+pub use event_store::EventStore;
 pub use proactive_store::{Expected, ProactiveStore, StoreError, WriteOutcome};
