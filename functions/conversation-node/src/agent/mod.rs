@@ -1,0 +1,60 @@
+//! The agent side of a conversation:
+//! - [`state`]: the state machine of the agent loop.
+//! - [`session`]: the loop itself, one task per conversation this node owns.
+//! - [`llm`]: the OpenAI-compatible chat-completions client.
+//! - [`builtin`]: the deterministic agent used when no model is configured.
+
+pub mod builtin;
+pub mod llm;
+pub mod session;
+pub mod state;
+
+use shared::domain::ChatMessage;
+
+use crate::metrics::{Metrics, inc};
+use llm::LlmClient;
+
+/// Why the agent could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    #[error("the model is rate limited: {0}")]
+    RateLimited(String),
+    #[error("the model is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Who answers: a model, or the built-in agent.
+#[derive(Clone)]
+pub enum Agent {
+    Builtin,
+    Model(LlmClient),
+}
+
+impl Agent {
+    /// A chat completion of `messages`.
+    pub async fn complete(
+        &self,
+        messages: &[ChatMessage],
+        metrics: &Metrics,
+    ) -> Result<String, AgentError> {
+        match self {
+            Self::Builtin => Ok(builtin::answer(messages)),
+            Self::Model(client) => {
+                inc(&metrics.llm_requests);
+                let answer = client.complete(messages).await;
+                if answer.is_err() {
+                    inc(&metrics.llm_failures);
+                }
+                answer
+            }
+        }
+    }
+
+    /// How the agent shows in `/health`: the model's name, or the built-in label.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Builtin => "built-in (no model configured)",
+            Self::Model(client) => client.model(),
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! One conversation's agent loop, on the node holding its lease. It fences the event store with the
+//! lease epoch, resumes from the store (events, inbox cursor), then consumes the inbox in order: each
+//! user action is recorded (with its inbox id, atomically), answered, and every event is published to
+//! the conversation's room after it is durable. A lost lease or a refused append ends the loop without
+//! another write; a stop records `stopped`, writes the metadata and releases the lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use shared::domain::status::{LLM_RATE_LIMITED, LLM_UNAVAILABLE};
+use shared::domain::{
+    AgentState, ChatMessage, ChatRole, Conversation, ConversationEvent, ConversationStateChanged,
+    ConversationStatus, EventSource, InboxId, StatusUpdate, UserAction,
+};
+use shared::ports::ConversationStore;
+use shared::ports::coordination::{InboxEntry, Lease, LeaseEnd, RoomMessage, StopReason};
+use shared::ports::event_store::{AppendOutcome, EventBatch, FenceOutcome};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::AgentError;
+use super::state::{self, Input};
+use crate::metrics::{add, inc};
+use crate::sessions::{Activity, Control, SessionHandle};
+use crate::state::NodeState;
+
+/// Inbox entries read at a time.
+const INBOX_BATCH: usize = 16;
+/// Events read at a time when the loop rebuilds its history.
+const HISTORY_PAGE: usize = 100;
+/// Attempts of an append that fails for lack of the store, before the loop gives up.
+const APPEND_ATTEMPTS: u32 = 3;
+const CONTROL_CAPACITY: usize = 16;
+
+/// How a loop ends.
+enum Ending {
+    Stop {
+        reason: StopReason,
+        done: Option<oneshot::Sender<()>>,
+    },
+    LeaseLost,
+    HandOver {
+        done: Option<oneshot::Sender<()>>,
+    },
+    StoreFailed,
+}
+
+/// Something to record: a chat message, or an input to the state machine.
+enum Draft {
+    Message(EventSource, String),
+    State(Input, &'static str),
+}
+
+pub struct Session {
+    node: Arc<NodeState>,
+    meta: Conversation,
+    lease: Lease,
+    next_id: u64,
+    inbox_cursor: Option<InboxId>,
+    history: Vec<ChatMessage>,
+    activity: Arc<Activity>,
+    control: mpsc::Receiver<Control>,
+    inbox_waiting: bool,
+    metadata: Option<watch::Sender<Conversation>>,
+    metadata_writer: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// A loop for `meta` under `lease`, and the handle the node keeps for it. Nothing runs until
+    /// [`Session::run`].
+    pub fn new(node: Arc<NodeState>, meta: Conversation, lease: Lease) -> (Self, SessionHandle) {
+        let (control_sender, control) = mpsc::channel(CONTROL_CAPACITY);
+        let activity = Arc::new(Activity::new(meta.agent_state));
+        let handle = SessionHandle {
+            control: control_sender,
+            lease: lease.clone(),
+            user_id: meta.user_id.clone(),
+            activity: Arc::clone(&activity),
+        };
+        let (metadata, updates) = watch::channel(meta.clone());
+        let writer = tokio::spawn(write_metadata(Arc::clone(&node.conversations), updates));
+        let session = Self {
+            node,
+            meta,
+            lease,
+            next_id: 0,
+            inbox_cursor: None,
+            history: Vec::new(),
+            activity,
+            control,
+            inbox_waiting: true,
+            metadata: Some(metadata),
+            metadata_writer: Some(writer),
+        };
+        (session, handle)
+    }
+
+    pub async fn run(mut self) {
+        add(&self.node.metrics.sessions, 1);
+        inc(&self.node.metrics.conversations_started);
+        tracing::info!(conversation_id = %self.lease.conversation, epoch = self.lease.epoch, "agent loop starts");
+        let ending = match self.resume().await {
+            Ok(()) => self.serve().await,
+            Err(ending) => ending,
+        };
+        self.finish(ending).await;
+        add(&self.node.metrics.sessions, -1);
+    }
+
+    /// Fences the store, rebuilds the history and marks the conversation running (its metadata was read
+    /// after the lease was claimed).
+    async fn resume(&mut self) -> Result<(), Ending> {
+        let conversation = &self.lease.conversation;
+        match self.node.events.fence(conversation, self.lease.epoch).await {
+            Ok(FenceOutcome::Fenced(head)) => {
+                self.next_id = head.next_id;
+                self.inbox_cursor = head.inbox_cursor;
+            }
+            Ok(FenceOutcome::Superseded { epoch }) => {
+                tracing::warn!(%conversation, epoch, "a newer owner fenced the conversation");
+                return Err(Ending::LeaseLost);
+            }
+            Err(error) => {
+                tracing::error!(%conversation, reason = %error, "cannot fence the event store");
+                return Err(Ending::StoreFailed);
+            }
+        }
+        let mut start_id = 0;
+        loop {
+            let page = self
+                .node
+                .events
+                .page(conversation, start_id, HISTORY_PAGE)
+                .await
+                .map_err(|error| {
+                    tracing::error!(%conversation, reason = %error, "cannot read the events");
+                    Ending::StoreFailed
+                })?;
+            for event in &page.events {
+                let role = match event.source {
+                    EventSource::User => ChatRole::User,
+                    EventSource::Agent => ChatRole::Assistant,
+                    EventSource::Environment => continue,
+                };
+                if let Some(content) = event.message_content() {
+                    self.history.push(ChatMessage::new(role, content));
+                }
+                start_id = event.id + 1;
+            }
+            if !page.has_more || page.events.is_empty() {
+                break;
+            }
+        }
+        self.meta.status = ConversationStatus::Running;
+        self.meta.last_updated_at = Utc::now();
+        if let Err(error) = self.node.conversations.update_conversation(&self.meta).await {
+            tracing::error!(%conversation, reason = %error, "cannot mark the conversation running");
+            return Err(Ending::StoreFailed);
+        }
+        self.record(
+            vec![Draft::State(Input::Start, ""), Draft::State(Input::Ready, "")],
+            None,
+        )
+        .await
+    }
+
+    async fn serve(&mut self) -> Ending {
+        loop {
+            if self.inbox_waiting {
+                self.inbox_waiting = false;
+                if let Err(ending) = self.drain_inbox().await {
+                    return ending;
+                }
+                continue;
+            }
+            let control = self.control.recv().await;
+            if let Err(ending) = self.on_control(control).await {
+                return ending;
+            }
+        }
+    }
+
+    /// Handles a control message; `Err` ends the loop.
+    async fn on_control(&mut self, control: Option<Control>) -> Result<(), Ending> {
+        match control {
+            Some(Control::InboxReady) => {
+                self.inbox_waiting = true;
+                Ok(())
+            }
+            Some(Control::Stop {
+                reason: StopReason::Idle,
+                done,
+            }) if !self.still_idle().await => {
+                drop(done);
+                Ok(())
+            }
+            Some(Control::Stop { reason, done }) => Err(Ending::Stop { reason, done }),
+            Some(Control::LeaseLost) => Err(Ending::LeaseLost),
+            Some(Control::HandOver { done }) => Err(Ending::HandOver { done: Some(done) }),
+            None => Err(Ending::HandOver { done: None }),
+        }
+    }
+
+    /// An idle stop decided by the sweep still holds: nothing happened since and no action waits.
+    async fn still_idle(&mut self) -> bool {
+        let (last_active, agent_state) = self.activity.read();
+        if agent_state == AgentState::Running
+            || last_active.elapsed() < self.node.limits.close_delay
+        {
+            return false;
+        }
+        let waiting = self
+            .node
+            .coordination
+            .read_inbox(&self.lease.conversation, self.inbox_cursor.as_ref(), 1)
+            .await;
+        match waiting {
+            Ok(entries) if entries.is_empty() => true,
+            Ok(_) => {
+                self.inbox_waiting = true;
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn drain_inbox(&mut self) -> Result<(), Ending> {
+        loop {
+            let read = self
+                .node
+                .coordination
+                .read_inbox(
+                    &self.lease.conversation,
+                    self.inbox_cursor.as_ref(),
+                    INBOX_BATCH,
+                )
+                .await;
+            let entries = match read {
+                Ok(entries) => entries,
+                Err(error) => {
+                    // The next poke or action reads again.
+                    tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "cannot read the inbox");
+                    return Ok(());
+                }
+            };
+            let Some(last) = entries.last().map(|entry| entry.id.clone()) else {
+                return Ok(());
+            };
+            for entry in entries {
+                self.apply(entry).await?;
+            }
+            if let Err(error) = self
+                .node
+                .coordination
+                .trim_inbox(&self.lease.conversation, &last)
+                .await
+            {
+                tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "cannot trim the inbox");
+            }
+        }
+    }
+
+    async fn apply(&mut self, entry: InboxEntry) -> Result<(), Ending> {
+        match entry.action {
+            UserAction::Message { content, .. } => {
+                let drafts = vec![
+                    Draft::Message(EventSource::User, content.clone()),
+                    Draft::State(Input::UserMessage, ""),
+                ];
+                self.record(drafts, Some(entry.id)).await?;
+                self.history.push(ChatMessage::new(ChatRole::User, &content));
+                self.take_turn().await
+            }
+            UserAction::ChangeAgentState { agent_state } => {
+                // A requested stop never reaches the inbox: the receiving node turns it into a stop.
+                let input = match agent_state {
+                    AgentState::Paused => Input::Pause,
+                    AgentState::Running => Input::Resume,
+                    _ => return Ok(()),
+                };
+                self.record(vec![Draft::State(input, "")], Some(entry.id))
+                    .await
+            }
+        }
+    }
+
+    /// Asks the agent for an answer, listening for control messages meanwhile (a stop wins over an
+    /// answer in flight).
+    async fn take_turn(&mut self) -> Result<(), Ending> {
+        let node = Arc::clone(&self.node);
+        let history = self.history.clone();
+        let completion = node.agent.complete(&history, &node.metrics);
+        tokio::pin!(completion);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut completion => break answer,
+                control = self.control.recv() => self.on_control(control).await?,
+            }
+        };
+        match answer {
+            Ok(answer) => {
+                let drafts = vec![
+                    Draft::Message(EventSource::Agent, answer.clone()),
+                    Draft::State(Input::Answered, ""),
+                ];
+                self.record(drafts, None).await?;
+                self.history
+                    .push(ChatMessage::new(ChatRole::Assistant, &answer));
+                Ok(())
+            }
+            Err(error) => {
+                let (input, status) = match &error {
+                    AgentError::RateLimited(_) => (Input::ModelRateLimited, LLM_RATE_LIMITED),
+                    AgentError::Unavailable(_) => (Input::ModelFailed, LLM_UNAVAILABLE),
+                };
+                tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "the agent could not answer");
+                self.publish(RoomMessage::Status(StatusUpdate::error(
+                    status,
+                    &error.to_string(),
+                )))
+                .await;
+                self.record(vec![Draft::State(input, "model unavailable")], None)
+                    .await
+            }
+        }
+    }
+
+    /// Appends the drafts as events (with `consumed` as the inbox cursor), then publishes them, reports
+    /// state changes and updates the metadata. Drafts the state machine ignores record nothing.
+    async fn record(&mut self, drafts: Vec<Draft>, consumed: Option<InboxId>) -> Result<(), Ending> {
+        let mut agent_state = self.meta.agent_state;
+        let mut changes = Vec::new();
+        let mut events = Vec::new();
+        for draft in drafts {
+            let id = self.next_id + events.len() as u64;
+            match draft {
+                Draft::Message(source, content) => {
+                    events.push(ConversationEvent::message(id, source, &content));
+                }
+                Draft::State(input, reason) => {
+                    if let Some(to) = state::next(agent_state, input) {
+                        events.push(ConversationEvent::agent_state_changed(id, to, reason));
+                        changes.push((agent_state, to));
+                        agent_state = to;
+                    }
+                }
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = EventBatch::new(events).map_err(|error| {
+            tracing::error!(reason = %error, "an event batch was built wrong");
+            Ending::StoreFailed
+        })?;
+        self.append(&batch, consumed.as_ref()).await?;
+        self.next_id = batch.next_id();
+        if consumed.is_some() {
+            self.inbox_cursor = consumed;
+        }
+        for _ in batch.events() {
+            inc(&self.node.metrics.events_appended);
+        }
+        for event in batch.into_events() {
+            self.publish(RoomMessage::Event(event)).await;
+        }
+        let now = Utc::now();
+        for (old, new) in changes {
+            self.node.callbacks.notify(ConversationStateChanged {
+                conversation_id: self.meta.id.clone(),
+                user_id: self.meta.user_id.clone(),
+                old_state: Some(old),
+                new_state: new,
+                trigger_id: self.meta.trigger_id.clone(),
+                changed_at: now,
+            });
+        }
+        self.meta.agent_state = agent_state;
+        self.meta.last_updated_at = now;
+        self.activity.touch(agent_state);
+        if let Some(metadata) = &self.metadata {
+            metadata.send_replace(self.meta.clone());
+        }
+        Ok(())
+    }
+
+    async fn append(&self, batch: &EventBatch, consumed: Option<&InboxId>) -> Result<(), Ending> {
+        let conversation = &self.lease.conversation;
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .node
+                .events
+                .append(conversation, self.lease.epoch, batch, consumed)
+                .await;
+            match outcome {
+                Ok(AppendOutcome::Appended) => return Ok(()),
+                // A retried append whose first attempt landed after all.
+                Ok(AppendOutcome::IdConflict { next_id })
+                    if attempt > 0 && next_id == batch.next_id() =>
+                {
+                    return Ok(());
+                }
+                Ok(refused) => {
+                    tracing::warn!(%conversation, epoch = self.lease.epoch, ?refused, "append refused: this node no longer owns the conversation");
+                    return Err(Ending::LeaseLost);
+                }
+                Err(error) if attempt + 1 < APPEND_ATTEMPTS => {
+                    tracing::warn!(%conversation, reason = %error, "append failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    tracing::error!(%conversation, reason = %error, "append failed");
+                    return Err(Ending::StoreFailed);
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, message: RoomMessage) {
+        let conversation = &self.lease.conversation;
+        if let Err(error) = self.node.coordination.broadcast(conversation, &message).await {
+            // The events are durable: clients catch up from the store.
+            tracing::warn!(%conversation, reason = %error, "cannot publish to the conversation's room");
+        }
+    }
+
+    /// Stops the metadata writer and waits for its last write, so that the next write is the last.
+    async fn close_metadata_writer(&mut self) {
+        self.metadata = None;
+        if let Some(writer) = self.metadata_writer.take() {
+            let _ = writer.await;
+        }
+    }
+
+    async fn write_final_metadata(&mut self) {
+        self.close_metadata_writer().await;
+        self.meta.last_updated_at = Utc::now();
+        if let Err(error) = self.node.conversations.update_conversation(&self.meta).await {
+            tracing::error!(conversation_id = %self.meta.id, reason = %error, "cannot write the conversation's metadata");
+        }
+    }
+
+    async fn release(&self, end: LeaseEnd) {
+        if let Err(error) = self
+            .node
+            .coordination
+            .release(&self.lease, &self.meta.user_id, end)
+            .await
+        {
+            tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "cannot release the lease");
+        }
+    }
+
+    async fn finish(&mut self, ending: Ending) {
+        let conversation = self.lease.conversation.clone();
+        // The slot goes first, so that an action arriving from now on can start a new loop here.
+        self.node.sessions.remove(&self.lease);
+        match ending {
+            Ending::Stop { reason, done } => {
+                if reason == StopReason::TooManyConversations {
+                    inc(&self.node.metrics.evictions);
+                    self.publish(RoomMessage::Status(StatusUpdate::too_many_conversations()))
+                        .await;
+                }
+                let reason_text = match reason {
+                    StopReason::Explicit => "stopped",
+                    StopReason::TooManyConversations => "too many conversations",
+                    StopReason::Idle => "idle",
+                };
+                match self.record(vec![Draft::State(Input::Stop, reason_text)], None).await {
+                    Err(Ending::LeaseLost) => {
+                        if let Some(writer) = self.metadata_writer.take() {
+                            writer.abort();
+                        }
+                        inc(&self.node.metrics.leases_lost);
+                    }
+                    _ => {
+                        self.meta.status = ConversationStatus::Stopped;
+                        self.meta.agent_state = AgentState::Stopped;
+                        self.write_final_metadata().await;
+                        self.release(LeaseEnd::Stopped).await;
+                        inc(&self.node.metrics.conversations_stopped);
+                    }
+                }
+                tracing::info!(%conversation, ?reason, "agent loop stopped");
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Ending::LeaseLost => {
+                // The new owner writes the metadata from now on.
+                if let Some(writer) = self.metadata_writer.take() {
+                    writer.abort();
+                }
+                inc(&self.node.metrics.leases_lost);
+                tracing::warn!(%conversation, "agent loop ends: lease lost");
+            }
+            Ending::HandOver { done } => {
+                self.write_final_metadata().await;
+                self.release(LeaseEnd::HandedOver).await;
+                tracing::info!(%conversation, "agent loop handed over");
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Ending::StoreFailed => {
+                self.close_metadata_writer().await;
+                self.release(LeaseEnd::HandedOver).await;
+                tracing::error!(%conversation, "agent loop ends: the store failed");
+            }
+        }
+    }
+}
+
+/// Writes the latest metadata whenever it changes; changes in between are coalesced.
+async fn write_metadata(
+    store: Arc<dyn ConversationStore>,
+    mut updates: watch::Receiver<Conversation>,
+) {
+    while updates.changed().await.is_ok() {
+        let meta = updates.borrow_and_update().clone();
+        if let Err(error) = store.update_conversation(&meta).await {
+            tracing::warn!(conversation_id = %meta.id, reason = %error, "cannot update the conversation's metadata");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The agent loop's state machine: which state an input leads to from each state, `None` when the input
+//! does not apply (it is then ignored). Every change is recorded as an `agent_state_changed` event.
+
+use shared::domain::AgentState;
+
+/// What happens to a conversation's agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The loop (re)starts on a node.
+    Start,
+    /// The loop is ready for the user.
+    Ready,
+    UserMessage,
+    /// The agent answered.
+    Answered,
+    /// The model kept answering 429 after the retries.
+    ModelRateLimited,
+    /// The model stayed unavailable after the retries (or refused the call).
+    ModelFailed,
+    Pause,
+    Resume,
+    Stop,
+}
+
+pub fn next(from: AgentState, input: Input) -> Option<AgentState> {
+    use AgentState::*;
+    let to = match (from, input) {
+        (_, Input::Start) => Loading,
+        (Loading, Input::Ready) => AwaitingUserInput,
+        (Stopped, Input::UserMessage) => return None,
+        (_, Input::UserMessage) => Running,
+        (Running, Input::Answered) => AwaitingUserInput,
+        (Running, Input::ModelRateLimited) => RateLimited,
+        (Running, Input::ModelFailed) => Error,
+        (Running | AwaitingUserInput | Finished | Error | RateLimited, Input::Pause) => Paused,
+        (Paused, Input::Resume) => AwaitingUserInput,
+        (Stopped, Input::Stop) => return None,
+        (_, Input::Stop) => Stopped,
+        _ => return None,
+    };
+    (to != from).then_some(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AgentState::*;
+
+    #[test]
+    fn a_turn_goes_running_then_back_to_awaiting_input() {
+        assert_eq!(next(Loading, Input::Ready), Some(AwaitingUserInput));
+        assert_eq!(next(AwaitingUserInput, Input::UserMessage), Some(Running));
+        assert_eq!(next(Running, Input::Answered), Some(AwaitingUserInput));
+    }
+
+    #[test]
+    fn model_failures_end_the_turn_in_their_own_states_and_a_message_retries() {
+        assert_eq!(next(Running, Input::ModelFailed), Some(Error));
+        assert_eq!(next(Running, Input::ModelRateLimited), Some(RateLimited));
+        assert_eq!(next(Error, Input::UserMessage), Some(Running));
+        assert_eq!(next(RateLimited, Input::UserMessage), Some(Running));
+        assert_eq!(next(AwaitingUserInput, Input::ModelFailed), None);
+    }
+
+    #[test]
+    fn pause_resume_and_stop() {
+        assert_eq!(next(AwaitingUserInput, Input::Pause), Some(Paused));
+        assert_eq!(next(Paused, Input::Pause), None);
+        assert_eq!(next(Paused, Input::Resume), Some(AwaitingUserInput));
+        assert_eq!(next(AwaitingUserInput, Input::Resume), None);
+        assert_eq!(next(Paused, Input::UserMessage), Some(Running));
+        assert_eq!(next(Running, Input::Stop), Some(Stopped));
+        assert_eq!(next(Stopped, Input::Stop), None);
+        assert_eq!(next(Stopped, Input::UserMessage), None);
+        assert_eq!(next(Stopped, Input::Start), Some(Loading));
+    }
+}

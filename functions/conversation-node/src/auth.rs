@@ -1,0 +1,219 @@
+//! Who is calling: bearer JWTs verified with an HS256 secret or a JWKS URL (`sub` is the user id), and
+//! the API keys (`SESSION_API_KEY` for clients, `INTERNAL_API_KEY` for the starter), compared in
+//! constant time. Tokens and keys are never logged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::RwLock;
+use tokio::time::Instant;
+
+use crate::config::{AuthConfig, JwtKeys};
+
+/// The REST header carrying the session API key.
+pub const SESSION_API_KEY_HEADER: &str = "x-session-api-key";
+/// The header carrying the internal API key (EventBridge API destinations name it).
+pub const INTERNAL_API_KEY_HEADER: &str = "x-api-key";
+/// The least time between two JWKS fetches caused by unknown key ids.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("invalid session API key")]
+    SessionKey,
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    keys: RwLock<(HashMap<String, (DecodingKey, Algorithm)>, Option<Instant>)>,
+}
+
+enum Verifier {
+    Hs256(DecodingKey),
+    Jwks(JwksCache),
+}
+
+pub struct Authenticator {
+    verifier: Verifier,
+    issuer: Option<String>,
+    audience: Option<String>,
+    session_api_key: Option<String>,
+    internal_api_key: Option<String>,
+}
+
+/// Constant-time equality of a presented secret and the configured one.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Self {
+        let verifier = match &config.keys {
+            JwtKeys::Hs256Secret(secret) => Verifier::Hs256(DecodingKey::from_secret(secret.as_bytes())),
+            JwtKeys::JwksUrl(url) => Verifier::Jwks(JwksCache {
+                url: url.clone(),
+                http: reqwest::Client::builder()
+                    .timeout(JWKS_FETCH_TIMEOUT)
+                    .build()
+                    .unwrap_or_default(),
+                keys: RwLock::new((HashMap::new(), None)),
+            }),
+        };
+        Self {
+            verifier,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            session_api_key: config.session_api_key.clone(),
+            internal_api_key: config.internal_api_key.clone(),
+        }
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        validation
+    }
+
+    /// Verifies a bearer token and names its user.
+    pub async fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        let token = token.ok_or(AuthError::MissingToken)?;
+        let (key, algorithm) = match &self.verifier {
+            Verifier::Hs256(key) => (key.clone(), Algorithm::HS256),
+            Verifier::Jwks(cache) => {
+                let header =
+                    jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
+                let kid = header.kid.ok_or(AuthError::InvalidToken)?;
+                cache.key(&kid).await?
+            }
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
+            .map_err(|_| AuthError::InvalidToken)?;
+        if data.claims.sub.is_empty() {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Identity {
+            user_id: data.claims.sub,
+        })
+    }
+
+    /// Checks the session API key a client presented, when one is configured.
+    pub fn check_session_key(&self, presented: Option<&str>) -> Result<(), AuthError> {
+        match &self.session_api_key {
+            None => Ok(()),
+            Some(expected) if presented.is_some_and(|key| same_secret(key, expected)) => Ok(()),
+            Some(_) => Err(AuthError::SessionKey),
+        }
+    }
+
+    /// Whether the internal API key presented is the configured one (never true when none is set).
+    pub fn is_internal_caller(&self, presented: Option<&str>) -> bool {
+        match (&self.internal_api_key, presented) {
+            (Some(expected), Some(key)) => same_secret(key, expected),
+            _ => false,
+        }
+    }
+}
+
+impl JwksCache {
+    /// The key named `kid`, fetching the set again (at most every `JWKS_REFETCH_INTERVAL`) when the id
+    /// is unknown, so that a rotated key is picked up.
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
+        {
+            let cached = self.keys.read().await;
+            if let Some(found) = cached.0.get(kid) {
+                return Ok(found.clone());
+            }
+            if cached
+                .1
+                .is_some_and(|fetched| fetched.elapsed() < JWKS_REFETCH_INTERVAL)
+            {
+                return Err(AuthError::InvalidToken);
+            }
+        }
+        let mut cached = self.keys.write().await;
+        let recently = cached
+            .1
+            .is_some_and(|fetched| fetched.elapsed() < JWKS_REFETCH_INTERVAL);
+        if !recently {
+            cached.1 = Some(Instant::now());
+            match self.fetch().await {
+                Ok(keys) => cached.0 = keys,
+                Err(reason) => {
+                    tracing::warn!(%reason, "cannot fetch the JWKS");
+                    if cached.0.is_empty() {
+                        return Err(AuthError::KeysUnavailable);
+                    }
+                }
+            }
+        }
+        cached.0.get(kid).cloned().ok_or(AuthError::InvalidToken)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, String> {
+        let answer = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if !answer.status().is_success() {
+            return Err(format!("answered {}", answer.status()));
+        }
+        let set: JwkSet = answer.json().await.map_err(|e| format!("not a JWKS: {e}"))?;
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.clone()?;
+                let algorithm = jwk
+                    .common
+                    .key_algorithm
+                    .and_then(|a| a.to_string().parse().ok())
+                    .unwrap_or(Algorithm::RS256);
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some((kid, (key, algorithm)))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,73 @@
+//! State-change callbacks: every agent state change becomes a `ConversationStateChanged` event on the
+//! event bus. Loops hand changes to a bounded queue without waiting; one worker publishes them with
+//! bounded retries. A full queue or a bus that stays down drops the event (counted and logged), it
+//! never blocks a loop and never disables later callbacks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::domain::ConversationStateChanged;
+use shared::domain::state_changed::{NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE};
+use shared::ports::{BusEvent, EventBus};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::metrics::{Metrics, inc};
+
+const QUEUE_CAPACITY: usize = 10_000;
+const PUBLISH_ATTEMPTS: u32 = 3;
+const RETRY_WAIT: Duration = Duration::from_millis(200);
+
+pub struct StateCallbacks {
+    queue: mpsc::Sender<ConversationStateChanged>,
+    metrics: Arc<Metrics>,
+}
+
+impl StateCallbacks {
+    /// The callbacks and their worker (which ends when the callbacks are dropped).
+    pub fn start(bus: Arc<dyn EventBus>, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let worker = tokio::spawn(publish_all(receiver, bus, Arc::clone(&metrics)));
+        (Self { queue, metrics }, worker)
+    }
+
+    pub fn notify(&self, change: ConversationStateChanged) {
+        if let Err(error) = self.queue.try_send(change) {
+            inc(&self.metrics.state_changes_dropped);
+            tracing::warn!(reason = %error, "state change callback dropped: queue full");
+        }
+    }
+}
+
+async fn publish_all(
+    mut receiver: mpsc::Receiver<ConversationStateChanged>,
+    bus: Arc<dyn EventBus>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(change) = receiver.recv().await {
+        let event = BusEvent::new(NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE, &change);
+        let mut attempt = 1;
+        loop {
+            match bus.publish(&event).await {
+                Ok(()) => {
+                    inc(&metrics.state_changes_published);
+                    break;
+                }
+                Err(error) if attempt < PUBLISH_ATTEMPTS => {
+                    tracing::info!(attempt, reason = %error, "state change publish failed, retrying");
+                    tokio::time::sleep(RETRY_WAIT * attempt).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    inc(&metrics.state_changes_dropped);
+                    tracing::warn!(
+                        conversation_id = %change.conversation_id,
+                        reason = %error,
+                        "state change callback dropped: the bus kept failing"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}

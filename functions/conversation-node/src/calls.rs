@@ -1,0 +1,165 @@
+//! Requests to a conversation's owner (a stop, an extra LLM completion), wherever it runs: served in
+//! place when the loop is local, otherwise sent to the owner node with a correlation id and awaited with
+//! a timeout; the reply comes back as a directed message. Abandoned requests (timed out, caller gone)
+//! are removed by a drop guard, so a late reply finds nothing and is ignored.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use shared::domain::{ChatMessage, ConversationId};
+use shared::ports::coordination::{
+    CoordinationError, Destination, NodeId, NodeMessage, OwnerReply, OwnerRequest,
+};
+use tokio::sync::oneshot;
+
+use crate::sessions::{Control, SessionHandle};
+use crate::state::NodeState;
+
+#[derive(Default)]
+pub struct OwnerCalls {
+    pending: Mutex<HashMap<String, oneshot::Sender<OwnerReply>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the conversation's owner did not answer in time")]
+    Timeout,
+    #[error(transparent)]
+    Coordination(#[from] CoordinationError),
+}
+
+/// Why `request_llm_completion` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompletionError {
+    #[error("the conversation is not running")]
+    NotRunning,
+    #[error("the model failed: {0}")]
+    Model(String),
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// Removes a pending call when the caller stops waiting for it.
+struct PendingGuard<'a> {
+    calls: &'a OwnerCalls,
+    id: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.calls.lock().remove(&self.id);
+    }
+}
+
+impl OwnerCalls {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, oneshot::Sender<OwnerReply>>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands a reply from another node to the caller still waiting for it.
+    pub fn complete(&self, id: &str, reply: OwnerReply) {
+        if let Some(waiting) = self.lock().remove(id) {
+            let _ = waiting.send(reply);
+        }
+    }
+}
+
+/// Sends `request` to the conversation's owner and waits for its reply; `None` when nobody runs it.
+pub async fn owner_request(
+    node: &NodeState,
+    conversation: &ConversationId,
+    request: OwnerRequest,
+) -> Result<Option<OwnerReply>, CallError> {
+    if let Some(handle) = node.sessions.get(conversation) {
+        return Ok(Some(serve(node, &handle, request).await));
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (sender, reply) = oneshot::channel();
+    node.calls.lock().insert(id.clone(), sender);
+    let _guard = PendingGuard {
+        calls: &node.calls,
+        id: id.clone(),
+    };
+    let message = NodeMessage::Request {
+        id,
+        reply_to: node.node_id.clone(),
+        conversation: conversation.clone(),
+        request,
+    };
+    let sent = node
+        .coordination
+        .send(&Destination::OwnerOf(conversation.clone()), &message)
+        .await?;
+    if sent.is_none() {
+        return Ok(None);
+    }
+    match tokio::time::timeout(node.timing.owner_call_timeout, reply).await {
+        Ok(Ok(reply)) => Ok(Some(reply)),
+        Ok(Err(_)) | Err(_) => Err(CallError::Timeout),
+    }
+}
+
+/// Serves a request for a loop running here.
+async fn serve(node: &NodeState, handle: &SessionHandle, request: OwnerRequest) -> OwnerReply {
+    match request {
+        OwnerRequest::Stop { reason } => {
+            let (done, stopped) = oneshot::channel();
+            let control = Control::Stop {
+                reason,
+                done: Some(done),
+            };
+            if handle.control.send(control).await.is_err() {
+                return OwnerReply::NotOwner;
+            }
+            match stopped.await {
+                Ok(()) => OwnerReply::Stopped,
+                // The loop ended another way (its lease was lost) or declined the stop.
+                Err(_) => OwnerReply::NotOwner,
+            }
+        }
+        OwnerRequest::Completion { messages } => OwnerReply::Completion {
+            result: node
+                .agent
+                .complete(&messages, &node.metrics)
+                .await
+                .map_err(|error| error.to_string()),
+        },
+    }
+}
+
+/// Answers a request another node sent to this one.
+pub async fn answer(
+    node: &NodeState,
+    id: String,
+    reply_to: NodeId,
+    conversation: ConversationId,
+    request: OwnerRequest,
+) {
+    let reply = match node.sessions.get(&conversation) {
+        Some(handle) => serve(node, &handle, request).await,
+        None => OwnerReply::NotOwner,
+    };
+    let message = NodeMessage::Reply { id, reply };
+    if let Err(error) = node
+        .coordination
+        .send(&Destination::Node(reply_to), &message)
+        .await
+    {
+        tracing::warn!(%conversation, reason = %error, "cannot reply to the calling node");
+    }
+}
+
+/// An extra completion through the conversation's model, run on its owner node.
+pub async fn request_llm_completion(
+    node: &NodeState,
+    conversation: &ConversationId,
+    messages: Vec<ChatMessage>,
+) -> Result<String, CompletionError> {
+    let request = OwnerRequest::Completion { messages };
+    match owner_request(node, conversation, request).await? {
+        Some(OwnerReply::Completion { result }) => result.map_err(CompletionError::Model),
+        Some(OwnerReply::Stopped | OwnerReply::NotOwner) | None => Err(CompletionError::NotRunning),
+    }
+}

@@ -1,0 +1,204 @@
+//! The node's configuration from the environment (see `docs/node.md` for every variable). Secrets are
+//! kept out of `Debug`: this type is never printed whole.
+
+use std::time::Duration;
+
+use shared::config::{self, BusBackend, ConfigError, StoreBackend};
+use shared::ports::coordination::{LimitPolicy, NodeId};
+
+/// How bearer tokens are verified. There is no "off": a node always checks tokens.
+#[derive(Clone)]
+pub enum JwtKeys {
+    /// A shared HS256 secret (local runs, tests).
+    Hs256Secret(String),
+    /// A JWKS URL (e.g. a Keycloak realm's `.../protocol/openid-connect/certs`).
+    JwksUrl(String),
+}
+
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub keys: JwtKeys,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    /// `SESSION_API_KEY`: when set, every client presents it (Socket.IO query `session_api_key`, REST
+    /// header `X-Session-API-Key`).
+    pub session_api_key: Option<String>,
+    /// `INTERNAL_API_KEY`: the key `POST /internal/proactive` requires (header `X-Api-Key`); without it
+    /// the endpoint refuses every call.
+    pub internal_api_key: Option<String>,
+}
+
+/// Per-user limits and idle close.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_running: usize,
+    pub policy: LimitPolicy,
+    pub close_delay: Duration,
+}
+
+/// Cadences of the cluster work, the original's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub lease_ttl: Duration,
+    pub heartbeat: Duration,
+    pub sweep: Duration,
+    /// How long a request to another node's conversation (a stop, an LLM completion) may take.
+    pub owner_call_timeout: Duration,
+    /// How long SIGTERM waits for connections to close before the process exits anyway.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(5),
+            sweep: Duration::from_secs(15),
+            owner_call_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// An OpenAI-compatible chat-completions endpoint.
+#[derive(Clone)]
+pub struct LlmConfig {
+    /// Up to and without `/chat/completions`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+    /// Retries after the first attempt, on 429, 5xx and transport failures.
+    pub num_retries: u32,
+    pub retry_min_wait: Duration,
+    pub retry_max_wait: Duration,
+}
+
+/// Where the cluster state lives.
+#[derive(Clone)]
+pub enum CoordinationBackend {
+    /// In-process: this node alone.
+    Standalone,
+    /// Redis (`REDIS_URL`): a cluster of nodes.
+    Redis { url: String },
+}
+
+#[derive(Clone)]
+pub struct NodeConfig {
+    pub port: u16,
+    pub node_id: NodeId,
+    /// The base URL users open conversations at (links in PR comments).
+    pub public_url: String,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub timing: Timing,
+    /// `None`: the built-in agent answers (no model configured).
+    pub llm: Option<LlmConfig>,
+    pub coordination: CoordinationBackend,
+    pub store: StoreBackend,
+    pub bus: BusBackend,
+}
+
+/// Reads a duration in seconds (decimals allowed: `0.5`).
+pub fn seconds(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    let value = config::parsed(name, default.as_secs_f64())?;
+    Duration::try_from_secs_f64(value).map_err(|_| ConfigError::Invalid {
+        name,
+        reason: "expected a non-negative number of seconds".into(),
+    })
+}
+
+impl NodeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let port = config::parsed("PORT", 3000u16)?;
+        let keys = match (config::var("JWT_HS256_SECRET"), config::var("JWT_JWKS_URL")) {
+            (Some(secret), None) => JwtKeys::Hs256Secret(secret),
+            (None, Some(url)) => JwtKeys::JwksUrl(url),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_JWKS_URL",
+                    reason: "set either JWT_HS256_SECRET or JWT_JWKS_URL, not both".into(),
+                });
+            }
+            (None, None) => return Err(ConfigError::Missing("JWT_HS256_SECRET or JWT_JWKS_URL")),
+        };
+        let policy = match config::var("CONVERSATION_LIMIT_POLICY").as_deref() {
+            None | Some("evict") => LimitPolicy::EvictOldest,
+            Some("reject") => LimitPolicy::Reject,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "CONVERSATION_LIMIT_POLICY",
+                    reason: "expected evict or reject".into(),
+                });
+            }
+        };
+        let max_running = config::parsed("MAX_CONCURRENT_CONVERSATIONS", 3usize)?;
+        if max_running == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_CONCURRENT_CONVERSATIONS",
+                reason: "expected at least 1".into(),
+            });
+        }
+        let defaults = Timing::default();
+        let timing = Timing {
+            lease_ttl: seconds("LEASE_TTL", defaults.lease_ttl)?,
+            heartbeat: seconds("HEARTBEAT_INTERVAL", defaults.heartbeat)?,
+            sweep: seconds("SWEEP_INTERVAL", defaults.sweep)?,
+            owner_call_timeout: seconds("OWNER_CALL_TIMEOUT", defaults.owner_call_timeout)?,
+            shutdown_grace: seconds("SHUTDOWN_GRACE", defaults.shutdown_grace)?,
+        };
+        if timing.heartbeat >= timing.lease_ttl {
+            return Err(ConfigError::Invalid {
+                name: "HEARTBEAT_INTERVAL",
+                reason: "must be shorter than LEASE_TTL".into(),
+            });
+        }
+        Ok(Self {
+            port,
+            node_id: config::var("NODE_ID")
+                .map(|id| NodeId::new(&id))
+                .unwrap_or_else(NodeId::random),
+            public_url: config::var("PUBLIC_URL")
+                .unwrap_or_else(|| format!("http://localhost:{port}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            auth: AuthConfig {
+                keys,
+                issuer: config::var("JWT_ISSUER"),
+                audience: config::var("JWT_AUDIENCE"),
+                session_api_key: config::var("SESSION_API_KEY"),
+                internal_api_key: config::var("INTERNAL_API_KEY"),
+            },
+            limits: Limits {
+                max_running,
+                policy,
+                close_delay: seconds("CLOSE_DELAY", Duration::from_secs(3600))?,
+            },
+            timing,
+            llm: llm_from_env()?,
+            coordination: match config::var("REDIS_URL") {
+                Some(url) => CoordinationBackend::Redis { url },
+                None => CoordinationBackend::Standalone,
+            },
+            store: StoreBackend::from_env(),
+            bus: BusBackend::from_env(),
+        })
+    }
+}
+
+fn llm_from_env() -> Result<Option<LlmConfig>, ConfigError> {
+    let Some(base_url) = config::var("LLM_BASE_URL") else {
+        return Ok(None);
+    };
+    Ok(Some(LlmConfig {
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        model: config::required("LLM_MODEL")?,
+        api_key: config::var("LLM_API_KEY"),
+        timeout: seconds("LLM_TIMEOUT", Duration::from_secs(120))?,
+        num_retries: config::parsed("LLM_NUM_RETRIES", 4u32)?,
+        retry_min_wait: seconds("LLM_RETRY_MIN_WAIT", Duration::from_secs(1))?,
+        retry_max_wait: seconds("LLM_RETRY_MAX_WAIT", Duration::from_secs(30))?,
+    }))
+}

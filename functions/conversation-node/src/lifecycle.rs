@@ -1,0 +1,317 @@
+//! Starting and stopping conversations, and the node's periodic work:
+//! - starting claims the lease (with the per-user limit, evicting the oldest or refusing) and spawns the
+//!   loop; a new conversation's metadata is written only once its lease is claimed;
+//! - user actions go to the inbox, and a message to a conversation nobody runs (re)starts it;
+//! - stops reach the owner wherever it is; with no owner, the metadata is marked stopped here;
+//! - the heartbeat refreshes this node's leases and ends the loops whose lease is lost (or that could
+//!   not be refreshed for nearly a TTL); the sweep stops idle conversations with no client anywhere;
+//! - on shutdown every loop hands its conversation over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use shared::domain::{
+    AgentState, Conversation, ConversationId, ConversationStatus, StatusUpdate, UserAction,
+};
+use shared::ports::WriteOutcome;
+use shared::ports::coordination::{
+    ClaimOutcome, ClaimRequest, CoordinationError, LeaseEnd, OwnerReply, OwnerRequest, RoomMessage,
+    StopReason,
+};
+use shared::ports::StoreError;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::agent::session::Session;
+use crate::calls::{self, CallError};
+use crate::metrics::inc;
+use crate::sessions::{Control, Reservation};
+use crate::state::{Node, NodeState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Coordination(#[from] CoordinationError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// The result of asking for a conversation to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// A loop starts on this node.
+    Now,
+    /// It runs already (here or elsewhere).
+    AlreadyRunning,
+    /// Its user is at the limit and the policy refuses.
+    LimitReached,
+}
+
+/// The result of creating a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Started,
+    /// A conversation with this id exists already (a redelivered trigger); nothing changed.
+    Exists,
+    LimitReached,
+}
+
+fn claim_request(node: &NodeState, conversation: &ConversationId, user_id: &str, min_epoch: u64) -> ClaimRequest {
+    ClaimRequest {
+        conversation: conversation.clone(),
+        user_id: user_id.to_owned(),
+        max_running: node.limits.max_running,
+        policy: node.limits.policy,
+        min_epoch,
+    }
+}
+
+/// Spawns the loop of a claimed conversation.
+fn spawn_loop(node: &Node, meta: Conversation, lease: shared::ports::coordination::Lease, reservation: Reservation<'_>) {
+    let (session, handle) = Session::new(Arc::clone(node), meta, lease);
+    reservation.fill(handle);
+    tokio::spawn(session.run());
+}
+
+/// Makes sure the conversation runs somewhere, starting it here if nobody runs it.
+pub async fn ensure_running(
+    node: &Node,
+    conversation: &ConversationId,
+    user_id: &str,
+) -> Result<Started, LifecycleError> {
+    if node.is_shutting_down() {
+        return Err(LifecycleError::ShuttingDown);
+    }
+    let Some(reservation) = node.sessions.reserve(conversation) else {
+        return Ok(Started::AlreadyRunning);
+    };
+    let head = node.events.head(conversation).await?;
+    let request = claim_request(node, conversation, user_id, head.epoch + 1);
+    match node.coordination.claim(&request).await? {
+        ClaimOutcome::Held { .. } => Ok(Started::AlreadyRunning),
+        ClaimOutcome::LimitReached => Ok(Started::LimitReached),
+        ClaimOutcome::Claimed { lease, evicted } => {
+            // The loop reads the metadata afresh when it starts.
+            let Some(meta) = node.conversations.get_conversation(conversation).await? else {
+                node.coordination
+                    .release(&lease, user_id, LeaseEnd::Stopped)
+                    .await?;
+                return Ok(Started::AlreadyRunning);
+            };
+            evict(node, evicted);
+            spawn_loop(node, meta, lease, reservation);
+            Ok(Started::Now)
+        }
+    }
+}
+
+/// Creates a conversation and starts it, its first message (if any) waiting in its inbox. The lease is
+/// claimed first, so a refused start writes nothing.
+pub async fn create(
+    node: &Node,
+    meta: Conversation,
+    first_message: Option<UserAction>,
+) -> Result<Created, LifecycleError> {
+    if node.is_shutting_down() {
+        return Err(LifecycleError::ShuttingDown);
+    }
+    let Some(reservation) = node.sessions.reserve(&meta.id) else {
+        return Ok(Created::Exists);
+    };
+    let request = claim_request(node, &meta.id, &meta.user_id, 1);
+    let (lease, evicted) = match node.coordination.claim(&request).await? {
+        ClaimOutcome::Held { .. } => return Ok(Created::Exists),
+        ClaimOutcome::LimitReached => return Ok(Created::LimitReached),
+        ClaimOutcome::Claimed { lease, evicted } => (lease, evicted),
+    };
+    match node.conversations.create_conversation(&meta).await {
+        Ok(WriteOutcome::Written) => {}
+        Ok(WriteOutcome::Conflict) => {
+            node.coordination
+                .release(&lease, &meta.user_id, LeaseEnd::Stopped)
+                .await?;
+            return Ok(Created::Exists);
+        }
+        Err(error) => {
+            let _ = node
+                .coordination
+                .release(&lease, &meta.user_id, LeaseEnd::Stopped)
+                .await;
+            return Err(error.into());
+        }
+    }
+    if let Some(message) = first_message {
+        node.coordination.push_action(&meta.id, &message).await?;
+    }
+    evict(node, evicted);
+    spawn_loop(node, meta, lease, reservation);
+    Ok(Created::Started)
+}
+
+/// Asks the owners of evicted conversations to stop them, in the background.
+fn evict(node: &Node, evicted: Vec<ConversationId>) {
+    for conversation in evicted {
+        let node = Arc::clone(node);
+        tokio::spawn(async move {
+            tracing::info!(%conversation, "evicting: the user runs too many conversations");
+            if let Err(error) = stop(&node, &conversation, StopReason::TooManyConversations).await {
+                tracing::warn!(%conversation, reason = %error, "eviction failed");
+            }
+        });
+    }
+}
+
+/// Stops a conversation wherever it runs; with no owner, marks it stopped.
+pub async fn stop(
+    node: &Node,
+    conversation: &ConversationId,
+    reason: StopReason,
+) -> Result<(), LifecycleError> {
+    match calls::owner_request(node, conversation, OwnerRequest::Stop { reason }).await? {
+        Some(OwnerReply::Stopped) => Ok(()),
+        _ => mark_stopped(node, conversation, reason).await,
+    }
+}
+
+/// Records a stop of a conversation no loop runs.
+async fn mark_stopped(
+    node: &Node,
+    conversation: &ConversationId,
+    reason: StopReason,
+) -> Result<(), LifecycleError> {
+    let Some(mut meta) = node.conversations.get_conversation(conversation).await? else {
+        return Ok(());
+    };
+    if reason == StopReason::TooManyConversations {
+        inc(&node.metrics.evictions);
+        let status = RoomMessage::Status(StatusUpdate::too_many_conversations());
+        node.coordination.broadcast(conversation, &status).await?;
+    }
+    if meta.status == ConversationStatus::Running {
+        meta.status = ConversationStatus::Stopped;
+        meta.agent_state = AgentState::Stopped;
+        meta.last_updated_at = Utc::now();
+        node.conversations.update_conversation(&meta).await?;
+    }
+    Ok(())
+}
+
+/// Delivers a user action: durable in the inbox first; a message to a conversation nobody runs
+/// (re)starts it here. A requested stop is a stop. Returns whether the conversation runs.
+pub async fn deliver(
+    node: &Node,
+    conversation: &ConversationId,
+    user_id: &str,
+    action: UserAction,
+) -> Result<Started, LifecycleError> {
+    inc(&node.metrics.user_actions);
+    if let UserAction::ChangeAgentState {
+        agent_state: AgentState::Stopped,
+    } = action
+    {
+        stop(node, conversation, StopReason::Explicit).await?;
+        return Ok(Started::AlreadyRunning);
+    }
+    let pushed = node.coordination.push_action(conversation, &action).await?;
+    match (pushed.owner, action) {
+        (None, UserAction::Message { .. }) => ensure_running(node, conversation, user_id).await,
+        _ => Ok(Started::AlreadyRunning),
+    }
+}
+
+/// Takes a conversation over after its owner left, if it is still meant to run.
+pub async fn take_over(node: &Node, conversation: &ConversationId) -> Result<(), LifecycleError> {
+    if let Some(meta) = node.conversations.get_conversation(conversation).await?
+        && meta.status == ConversationStatus::Running
+    {
+        ensure_running(node, conversation, &meta.user_id).await?;
+    }
+    Ok(())
+}
+
+/// Refreshes this node's leases every heartbeat, ending the loops whose lease is gone. When refreshes
+/// fail for so long that the leases may expire before the next one, every loop ends (fencing: better no
+/// owner for a moment than two).
+pub async fn heartbeat(node: Node) {
+    let (every, ttl) = (node.timing.heartbeat, node.timing.lease_ttl);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_refresh = Instant::now();
+    loop {
+        ticks.tick().await;
+        let handles = node.sessions.running();
+        let leases: Vec<_> = handles.iter().map(|handle| handle.lease.clone()).collect();
+        let lost = match node.coordination.refresh(&leases).await {
+            Ok(lost) => {
+                last_refresh = Instant::now();
+                lost
+            }
+            Err(error) if last_refresh.elapsed() + every >= ttl => {
+                tracing::error!(reason = %error, "leases could not be refreshed: ending every agent loop");
+                leases.into_iter().map(|lease| lease.conversation).collect()
+            }
+            Err(error) => {
+                tracing::warn!(reason = %error, "lease refresh failed");
+                Vec::new()
+            }
+        };
+        for handle in handles {
+            if lost.contains(&handle.lease.conversation) {
+                let _ = handle.control.send(Control::LeaseLost).await;
+            }
+        }
+    }
+}
+
+/// Every sweep interval, stops the loops that are not running, idle longer than `CLOSE_DELAY`, and have
+/// no client on any node.
+pub async fn sweep(node: Node) {
+    let mut ticks = tokio::time::interval(node.timing.sweep);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for handle in node.sessions.running() {
+            let (last_active, agent_state) = handle.activity.read();
+            if agent_state == AgentState::Running
+                || last_active.elapsed() < node.limits.close_delay
+            {
+                continue;
+            }
+            // When presence is unknown, the conversation is spared.
+            match node.coordination.has_clients(&handle.lease.conversation).await {
+                Ok(false) => {
+                    let stop = Control::Stop {
+                        reason: StopReason::Idle,
+                        done: None,
+                    };
+                    let _ = handle.control.try_send(stop);
+                }
+                Ok(true) => {}
+                Err(error) => {
+                    tracing::warn!(reason = %error, "presence unknown: idle close skipped");
+                }
+            }
+        }
+    }
+}
+
+/// Hands every conversation of this node over (SIGTERM), waiting up to `within` for the loops.
+pub async fn hand_over_all(node: &NodeState, within: Duration) {
+    node.begin_shutdown();
+    let mut waiting = Vec::new();
+    for handle in node.sessions.running() {
+        let (done, finished) = oneshot::channel();
+        if handle.control.send(Control::HandOver { done }).await.is_ok() {
+            waiting.push(finished);
+        }
+    }
+    let all = futures::future::join_all(waiting);
+    if tokio::time::timeout(within, all).await.is_err() {
+        tracing::warn!("some agent loops did not hand over in time");
+    }
+}

@@ -1,0 +1,231 @@
+//! `/api/conversations`: create, list, get, page events, send a user action, stop. Every route needs a
+//! bearer token (and the session API key when configured); another user's conversation is a 404.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::domain::user_action::MAX_MESSAGE_BYTES;
+use shared::domain::{
+    AgentState, Conversation, ConversationId, ConversationStatus, UserAction,
+};
+use shared::ports::coordination::StopReason;
+
+use crate::auth::{SESSION_API_KEY_HEADER, bearer};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::lifecycle::{self, Created, LifecycleError, Started};
+use crate::state::Node;
+
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+const MAX_TITLE_CHARS: usize = 200;
+
+/// The authenticated caller of a REST route.
+pub struct Caller {
+    pub user_id: String,
+}
+
+impl FromRequestParts<Node> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Node) -> Result<Self, ApiError> {
+        let session_key = parts
+            .headers
+            .get(SESSION_API_KEY_HEADER)
+            .and_then(|value| value.to_str().ok());
+        node.auth
+            .check_session_key(session_key)
+            .map_err(|_| ApiError::Unauthorized("invalid session API key"))?;
+        let identity = node
+            .auth
+            .verify(bearer(&parts.headers))
+            .await
+            .map_err(|_| ApiError::Unauthorized("a valid bearer token is required"))?;
+        Ok(Self {
+            user_id: identity.user_id,
+        })
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(error: LifecycleError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+/// The caller's conversation `raw`, or 404 (for a malformed id, a missing one, and another user's).
+async fn owned(node: &Node, caller: &Caller, raw: &str) -> Result<Conversation, ApiError> {
+    let not_found = ApiError::NotFound("conversation not found");
+    let Ok(id) = ConversationId::parse(raw) else {
+        return Err(not_found);
+    };
+    match node.conversations.get_conversation(&id).await? {
+        Some(meta) if meta.user_id == caller.user_id => Ok(meta),
+        _ => Err(not_found),
+    }
+}
+
+#[derive(Serialize)]
+struct ConversationInfo<'a> {
+    conversation_id: &'a ConversationId,
+    title: Option<&'a str>,
+    status: ConversationStatus,
+    agent_state: AgentState,
+    created_at: chrono::DateTime<Utc>,
+    last_updated_at: chrono::DateTime<Utc>,
+    selected_repository: Option<&'a str>,
+    trigger_id: Option<&'a str>,
+    url: String,
+}
+
+fn info<'a>(node: &Node, meta: &'a Conversation) -> ConversationInfo<'a> {
+    ConversationInfo {
+        conversation_id: &meta.id,
+        title: meta.title.as_deref(),
+        status: meta.status,
+        agent_state: meta.agent_state,
+        created_at: meta.created_at,
+        last_updated_at: meta.last_updated_at,
+        selected_repository: meta.repository.as_deref(),
+        trigger_id: meta.trigger_id.as_ref().map(|id| id.as_str()),
+        url: format!("{}/conversations/{}", node.public_url, meta.id),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CreateConversation {
+    initial_user_msg: Option<String>,
+    title: Option<String>,
+    #[serde(alias = "selected_repository")]
+    repository: Option<String>,
+}
+
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.trim().is_empty())
+}
+
+pub async fn create(
+    State(node): State<Node>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateConversation>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (message, title, repository) = (
+        non_blank(body.initial_user_msg),
+        non_blank(body.title),
+        non_blank(body.repository),
+    );
+    if message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE_BYTES) {
+        return Err(ApiError::BadRequest(format!(
+            "initial_user_msg is longer than {MAX_MESSAGE_BYTES} bytes"
+        )));
+    }
+    if title.as_ref().is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS)
+        || repository.as_ref().is_some_and(|r| r.chars().count() > MAX_TITLE_CHARS)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "title and repository are at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    let id = ConversationId::random();
+    let now = Utc::now();
+    let meta = Conversation {
+        title: Some(title.unwrap_or_else(|| format!("Conversation {}", &id.as_str()[..5]))),
+        id: id.clone(),
+        user_id: caller.user_id,
+        created_at: now,
+        last_updated_at: now,
+        status: ConversationStatus::Running,
+        agent_state: AgentState::Loading,
+        trigger_id: None,
+        repository,
+    };
+    let first = message.map(|content| UserAction::message(&content));
+    match lifecycle::create(&node, meta, first).await? {
+        Created::Started | Created::Exists => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "status": "ok", "conversation_id": id })),
+        )),
+        Created::LimitReached => Err(ApiError::TooManyConversations(
+            "you run the maximum number of conversations: stop one first",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    State(node): State<Node>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let conversations = node
+        .conversations
+        .list_user_conversations(&caller.user_id, limit)
+        .await?;
+    let results: Vec<_> = conversations.iter().map(|meta| info(&node, meta)).collect();
+    Ok(Json(json!({ "results": results, "next_page_id": null })))
+}
+
+pub async fn get(
+    State(node): State<Node>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let meta = owned(&node, &caller, &id).await?;
+    Ok(Json(json!(info(&node, &meta))))
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    start_id: Option<u64>,
+    limit: Option<usize>,
+}
+
+pub async fn events(
+    State(node): State<Node>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let meta = owned(&node, &caller, &id).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let page = node
+        .events
+        .page(&meta.id, query.start_id.unwrap_or(0), limit)
+        .await?;
+    Ok(Json(json!({ "events": page.events, "has_more": page.has_more })))
+}
+
+pub async fn send_action(
+    State(node): State<Node>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(raw): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let meta = owned(&node, &caller, &id).await?;
+    let action = UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
+    match lifecycle::deliver(&node, &meta.id, &meta.user_id, action).await? {
+        Started::LimitReached => Err(ApiError::TooManyConversations(
+            "the action is queued, but you run the maximum number of conversations: stop one first",
+        )),
+        Started::Now | Started::AlreadyRunning => Ok(Json(json!({ "success": true }))),
+    }
+}
+
+pub async fn stop(
+    State(node): State<Node>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let meta = owned(&node, &caller, &id).await?;
+    lifecycle::stop(&node, &meta.id, StopReason::Explicit).await?;
+    Ok(Json(json!({ "success": true, "conversation_id": meta.id })))
+}

@@ -1,0 +1,200 @@
+//! The Socket.IO side (protocol v5, the official v4 clients), on the default path `/socket.io/`:
+//! - connect: query `conversation_id` (required), `latest_event_id` (default -1), `session_api_key`
+//!   (when configured); a bearer token in the `Authorization` header or the auth payload's `token`.
+//!   Refused (a `connect_error` with a reason) unless the conversation is the caller's.
+//! - then the stored events after `latest_event_id`, then live ones, as `oh_event` (see [`rooms`]).
+//! - `oh_user_action` / `oh_action`: a user action, acknowledged (when the client asks) once durable.
+//! - errors as `oh_event` `{error: true, message}`.
+//!
+//! [`rooms`]: the per-conversation feeds that make replay-then-live gap- and duplicate-free.
+
+pub mod rooms;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::domain::{ConversationId, ConversationStatus, UserAction};
+use socketioxide::extract::{AckSender, Data, Extension, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::SocketIo;
+
+use crate::auth::{AuthError, bearer};
+use crate::lifecycle::{self, Started};
+use crate::metrics::add;
+use crate::state::Node;
+use rooms::{Feed, OH_EVENT};
+
+/// The read buffer of each WebSocket: small, since client messages are small (fewer bytes held per
+/// idle connection).
+const WS_READ_BUFFER: usize = 256;
+
+/// Who a socket is, set by the connect middleware.
+#[derive(Clone)]
+struct Client {
+    conversation: ConversationId,
+    user_id: String,
+    latest_event_id: i64,
+    running: bool,
+}
+
+#[derive(Deserialize)]
+struct ConnectQuery {
+    conversation_id: Option<String>,
+    latest_event_id: Option<String>,
+    session_api_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error("missing conversation_id")]
+    MissingConversation,
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("conversation not found")]
+    NotFound,
+    #[error("service unavailable")]
+    Unavailable,
+}
+
+/// The Socket.IO layer for the node's router, and its handle.
+pub fn layer(node: Node) -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIo::builder()
+        .ws_read_buffer_size(WS_READ_BUFFER)
+        .with_state(node)
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    (layer, io)
+}
+
+fn error_payload(message: &str) -> Value {
+    json!({ "error": true, "message": message })
+}
+
+async fn authenticate(
+    socket: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(node): State<Node>,
+) -> Result<(), Refused> {
+    let parts = socket.req_parts();
+    let query = axum::extract::Query::<ConnectQuery>::try_from_uri(&parts.uri)
+        .map_err(|_| Refused::Invalid("query"))?
+        .0;
+    node.auth
+        .check_session_key(query.session_api_key.as_deref())?;
+    let token = bearer(&parts.headers).map(str::to_owned).or_else(|| {
+        auth.ok()
+            .and_then(|auth| auth.get("token")?.as_str().map(str::to_owned))
+    });
+    let identity = node.auth.verify(token.as_deref()).await?;
+    let raw_id = query
+        .conversation_id
+        .ok_or(Refused::MissingConversation)?;
+    let conversation =
+        ConversationId::parse(&raw_id).map_err(|_| Refused::Invalid("conversation_id"))?;
+    let latest_event_id = match query.latest_event_id.as_deref() {
+        None | Some("") => -1,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id >= -1)
+            .ok_or(Refused::Invalid("latest_event_id"))?,
+    };
+    let meta = node
+        .conversations
+        .get_conversation(&conversation)
+        .await
+        .map_err(|_| Refused::Unavailable)?
+        .filter(|meta| meta.user_id == identity.user_id)
+        .ok_or(Refused::NotFound)?;
+    socket.extensions.insert(Client {
+        conversation,
+        user_id: identity.user_id,
+        latest_event_id,
+        running: meta.status == ConversationStatus::Running,
+    });
+    Ok(())
+}
+
+async fn on_connect(socket: SocketRef, State(node): State<Node>) {
+    let Some(client) = socket.extensions.get::<Client>() else {
+        return;
+    };
+    socket.on("oh_user_action", on_user_action);
+    socket.on("oh_action", on_user_action);
+    socket.on_disconnect(on_disconnect);
+    add(&node.metrics.connections, 1);
+
+    let feed = Arc::new(Feed::new(
+        socket.clone(),
+        client.conversation.clone(),
+        client.latest_event_id,
+    ));
+    node.rooms.add(Arc::clone(&feed));
+    let connection = socket.id.to_string();
+    if let Err(error) = node.coordination.join(&client.conversation, &connection).await {
+        tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot join the room");
+        feed.emit(&error_payload("live events are unavailable"));
+    }
+    if let Err(error) = feed.replay(node.events.as_ref()).await {
+        tracing::warn!(conversation_id = %client.conversation, reason = %error, "replay failed");
+        feed.emit(&error_payload("stored events are unavailable"));
+    }
+    // A running conversation whose owner is gone is taken over by a node with a client; a stopped
+    // one stays stopped until the user prompts it.
+    if client.running
+        && node.sessions.get(&client.conversation).is_none()
+        && let Err(error) = lifecycle::ensure_running(&node, &client.conversation, &client.user_id).await
+    {
+        tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot take the conversation over");
+    }
+}
+
+async fn on_user_action(
+    socket: SocketRef,
+    Data(raw): Data<Value>,
+    ack: AckSender,
+    State(node): State<Node>,
+    Extension(client): Extension<Client>,
+) {
+    let outcome = match UserAction::parse(raw) {
+        Err(invalid) => Err(invalid.to_string()),
+        Ok(action) => {
+            match lifecycle::deliver(&node, &client.conversation, &client.user_id, action).await {
+                Ok(Started::LimitReached) => Err("too many conversations are running".to_owned()),
+                Ok(_) => Ok(()),
+                Err(error) => {
+                    tracing::warn!(conversation_id = %client.conversation, reason = %error, "action not delivered");
+                    Err("the action could not be delivered".to_owned())
+                }
+            }
+        }
+    };
+    let answer = match outcome {
+        Ok(()) => json!({ "success": true }),
+        Err(message) => {
+            if let Err(error) = socket.emit(OH_EVENT, &error_payload(&message)) {
+                tracing::debug!(reason = %error, "cannot send an error to a client");
+            }
+            json!({ "success": false, "message": message })
+        }
+    };
+    // Sends nothing when the client asked for no acknowledgement.
+    let _ = ack.send(&answer);
+}
+
+async fn on_disconnect(
+    socket: SocketRef,
+    State(node): State<Node>,
+    Extension(client): Extension<Client>,
+) {
+    node.rooms.remove(&client.conversation, socket.id);
+    add(&node.metrics.connections, -1);
+    let connection = socket.id.to_string();
+    if let Err(error) = node.coordination.leave(&client.conversation, &connection).await {
+        tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot leave the room");
+    }
+}
