@@ -6,6 +6,7 @@
 //! - [`payload`], [`signature`], [`answer`], [`settings`]: the pieces they share.
 
 pub mod answer;
+pub mod http_route;
 pub mod payload;
 mod registry;
 pub mod service;
