@@ -7,5 +7,8 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     let region = crate::config::var("AWS_REGION")
         .or_else(|| crate::config::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".into());
-    aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region)).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .load()
+        .await
 }

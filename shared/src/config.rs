@@ -34,7 +34,10 @@ where
         Some(raw) => raw
             .trim()
             .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
     }
 }
 
@@ -44,7 +47,10 @@ pub fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
         Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-        Some(_) => Err(ConfigError::Invalid { name, reason: "expected true or false".into() }),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "expected true or false".into(),
+        }),
     }
 }
 
@@ -80,13 +86,21 @@ impl TableNames {
 
 impl StoreBackend {
     pub fn from_env() -> Self {
-        let aws_configured = ["AWS_ENDPOINT_URL", "AWS_LAMBDA_FUNCTION_NAME", "PROACTIVE_TABLE"]
-            .into_iter()
-            .any(|name| var(name).is_some());
+        let aws_configured = [
+            "AWS_ENDPOINT_URL",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "PROACTIVE_TABLE",
+        ]
+        .into_iter()
+        .any(|name| var(name).is_some());
         if aws_configured {
-            Self::DynamoDb { tables: TableNames::from_env() }
+            Self::DynamoDb {
+                tables: TableNames::from_env(),
+            }
         } else {
-            Self::Embedded { data_dir: var("DATA_DIR").unwrap_or_else(|| "./data".into()).into() }
+            Self::Embedded {
+                data_dir: var("DATA_DIR").unwrap_or_else(|| "./data".into()).into(),
+            }
         }
     }
 }
@@ -116,6 +130,9 @@ mod tests {
         // Unset variables fall back to the default without touching the process environment.
         assert_eq!(flag("CONFIG_TEST_UNSET_FLAG", true), Ok(true));
         assert_eq!(parsed::<u32>("CONFIG_TEST_UNSET_NUMBER", 7), Ok(7));
-        assert_eq!(required("CONFIG_TEST_UNSET_VALUE"), Err(ConfigError::Missing("CONFIG_TEST_UNSET_VALUE")));
+        assert_eq!(
+            required("CONFIG_TEST_UNSET_VALUE"),
+            Err(ConfigError::Missing("CONFIG_TEST_UNSET_VALUE"))
+        );
     }
 }

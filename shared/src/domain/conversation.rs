@@ -16,11 +16,16 @@ pub struct ConversationId(String);
 impl ConversationId {
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(InvalidId { kind: "conversation id", reason: "expected 1 to 64 of [A-Za-z0-9_-]" })
+            Err(InvalidId {
+                kind: "conversation id",
+                reason: "expected 1 to 64 of [A-Za-z0-9_-]",
+            })
         }
     }
 
@@ -31,7 +36,10 @@ impl ConversationId {
 
     /// The id of the conversation a proactive trigger starts.
     pub fn for_trigger(trigger: &TriggerId) -> Self {
-        Self(format!("proactive-{}", trigger.as_str().trim_start_matches("trg-")))
+        Self(format!(
+            "proactive-{}",
+            trigger.as_str().trim_start_matches("trg-")
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -106,10 +114,16 @@ pub struct CreatedCursor {
 impl CreatedCursor {
     /// The cursor just before every conversation created at or after `instant`.
     pub fn before(instant: DateTime<Utc>) -> Self {
-        Self { created_at: instant, id: ConversationId(String::new()) }
+        Self {
+            created_at: instant,
+            id: ConversationId(String::new()),
+        }
     }
 
     pub fn of(conversation: &Conversation) -> Self {
-        Self { created_at: conversation.created_at, id: conversation.id.clone() }
+        Self {
+            created_at: conversation.created_at,
+            id: conversation.id.clone(),
+        }
     }
 }

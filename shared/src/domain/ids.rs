@@ -38,7 +38,10 @@ impl TryFrom<String> for RepoId {
             Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
                 Ok(Self(raw))
             }
-            _ => Err(InvalidId { kind: "repository id", reason: "expected github##<digits>" }),
+            _ => Err(InvalidId {
+                kind: "repository id",
+                reason: "expected github##<digits>",
+            }),
         }
     }
 }
@@ -61,7 +64,10 @@ impl HeadSha {
         if well_formed {
             Ok(Self(raw.to_ascii_lowercase()))
         } else {
-            Err(InvalidId { kind: "head sha", reason: "expected 40 or 64 hexadecimal digits" })
+            Err(InvalidId {
+                kind: "head sha",
+                reason: "expected 40 or 64 hexadecimal digits",
+            })
         }
     }
 
@@ -95,10 +101,16 @@ impl DeliveryId {
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         let raw = raw.trim();
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
-            return Err(InvalidId { kind: "delivery id", reason: "expected 1 to 128 characters" });
+            return Err(InvalidId {
+                kind: "delivery id",
+                reason: "expected 1 to 128 characters",
+            });
         }
         if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(InvalidId { kind: "delivery id", reason: "expected printable ASCII" });
+            return Err(InvalidId {
+                kind: "delivery id",
+                reason: "expected printable ASCII",
+            });
         }
         Ok(Self(raw.to_owned()))
     }
@@ -140,7 +152,13 @@ impl GroupKey {
 
 impl fmt::Display for GroupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}#{}", self.repo_id.as_str(), self.pr_number, self.head_sha.as_str())
+        write!(
+            f,
+            "{}#{}#{}",
+            self.repo_id.as_str(),
+            self.pr_number,
+            self.head_sha.as_str()
+        )
     }
 }
 
@@ -165,7 +183,10 @@ impl TryFrom<String> for TriggerId {
         if well_formed {
             Ok(Self(raw))
         } else {
-            Err(InvalidId { kind: "trigger id", reason: "expected trg-<32 hex digits>" })
+            Err(InvalidId {
+                kind: "trigger id",
+                reason: "expected trg-<32 hex digits>",
+            })
         }
     }
 }

@@ -145,7 +145,9 @@ impl WorkflowRunGroup {
     }
 
     pub fn failed_runs(&self) -> impl Iterator<Item = &WorkflowRun> {
-        self.runs.values().filter(|r| r.status == RunStatus::Failure)
+        self.runs
+            .values()
+            .filter(|r| r.status == RunStatus::Failure)
     }
 }
 
@@ -182,7 +184,15 @@ mod tests {
         for failed in ["failure", "timed_out", "startup_failure"] {
             assert_eq!(RunStatus::from_conclusion(Some(failed)), RunStatus::Failure);
         }
-        for done in ["success", "neutral", "skipped", "cancelled", "stale", "action_required", "new"] {
+        for done in [
+            "success",
+            "neutral",
+            "skipped",
+            "cancelled",
+            "stale",
+            "action_required",
+            "new",
+        ] {
             assert_eq!(RunStatus::from_conclusion(Some(done)), RunStatus::Completed);
         }
     }
@@ -194,7 +204,10 @@ mod tests {
         assert!(!g.merge(run(1, None, 1, 3)), "older pending delivery");
         assert!(!g.merge(run(1, None, 1, 5)), "same time, less progress");
         assert!(!g.merge(run(1, Some("failure"), 1, 5)), "exact duplicate");
-        assert!(g.merge(run(1, None, 2, 1)), "a re-run's first delivery wins");
+        assert!(
+            g.merge(run(1, None, 2, 1)),
+            "a re-run's first delivery wins"
+        );
         assert_eq!(g.runs[&1].status, RunStatus::Pending);
     }
 

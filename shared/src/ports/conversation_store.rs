@@ -10,9 +10,15 @@ use crate::ports::WriteOutcome;
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
     /// Creates a conversation; `Conflict` when one with the same id exists (the starter's idempotency).
-    async fn create_conversation(&self, conversation: &Conversation) -> Result<WriteOutcome, StoreError>;
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+    ) -> Result<WriteOutcome, StoreError>;
 
-    async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, StoreError>;
+    async fn get_conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, StoreError>;
 
     /// Replaces an existing conversation's metadata (status, agent state, title, times).
     async fn update_conversation(&self, conversation: &Conversation) -> Result<(), StoreError>;

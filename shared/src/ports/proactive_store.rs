@@ -85,6 +85,7 @@ pub trait ProactiveStore: Send + Sync {
     async fn clean_old_convos(&self, retention: Duration) -> Result<u64, StoreError> {
         let retention = chrono::Duration::from_std(retention)
             .map_err(|_| StoreError::Unavailable("retention out of range".into()))?;
-        self.delete_groups_updated_before(Utc::now() - retention).await
+        self.delete_groups_updated_before(Utc::now() - retention)
+            .await
     }
 }
