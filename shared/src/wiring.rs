@@ -53,9 +53,16 @@ pub async fn proactive_store(
     Ok(match (backend, db) {
         (StoreBackend::DynamoDb { tables }, _) => {
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
-            Arc::new(ProactiveTable::new(client, tables.proactive.clone()))
+            // DynamoDB's TTL is the backstop of the cleanup function's retention pass.
+            let retention = crate::proactive::retention_from_env()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Arc::new(
+                ProactiveTable::new(client, tables.proactive.clone()).with_group_ttl(retention),
+            )
         }
-        (StoreBackend::Embedded { .. }, Some(db)) => Arc::new(EmbeddedProactiveStore::open(db.clone()).await?),
+        (StoreBackend::Embedded { .. }, Some(db)) => {
+            Arc::new(EmbeddedProactiveStore::open(db.clone()).await?)
+        }
         (StoreBackend::Embedded { data_dir }, None) => {
             Arc::new(EmbeddedProactiveStore::open(EmbeddedDb::open(data_dir)?).await?)
         }

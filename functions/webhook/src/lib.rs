@@ -7,7 +7,9 @@ use shared::webhook::{WebhookAnswer, WebhookService};
 /// Answers one API Gateway request. Infallible: every outcome is an HTTP answer with a JSON body.
 pub async fn handle(service: &WebhookService, request: Request) -> Response<Body> {
     // lambda_http has already decoded a base64 body: these are the exact bytes GitHub signed.
-    let answer = service.handle(request.headers(), request.body().as_ref()).await;
+    let answer = service
+        .handle(request.headers(), request.body().as_ref())
+        .await;
     to_response(answer)
 }
 

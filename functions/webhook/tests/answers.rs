@@ -14,7 +14,10 @@ use shared::webhook::signature::sign;
 use shared::webhook::{WebhookService, WebhookSettings};
 
 const SECRET: &str = "answers-test-secret";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/github-webhooks");
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/github-webhooks"
+);
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture beside the checkout")
@@ -30,12 +33,21 @@ struct Harness {
 /// answered before any GitHub call, and a stray call would surface as a 503, failing the test.
 async fn harness(settings: WebhookSettings) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedProactiveStore::open(EmbeddedDb::open(dir.path()).unwrap()).await.unwrap();
-    let bus = InProcessBus::default();
-    let github = GitHubClient::new(GitHubConfig { api_url: "http://127.0.0.1:9".into(), auth: GitHubAuth::Anonymous })
+    let store = EmbeddedProactiveStore::open(EmbeddedDb::open(dir.path()).unwrap())
+        .await
         .unwrap();
+    let bus = InProcessBus::default();
+    let github = GitHubClient::new(GitHubConfig {
+        api_url: "http://127.0.0.1:9".into(),
+        auth: GitHubAuth::Anonymous,
+    })
+    .unwrap();
     let service = WebhookService::new(Arc::new(store), Arc::new(bus.clone()), github, settings);
-    Harness { service, bus, _dir: dir }
+    Harness {
+        service,
+        bus,
+        _dir: dir,
+    }
 }
 
 /// An API Gateway HTTP API (payload 2.0) request, the body base64-encoded as API Gateway does for binary.
@@ -85,10 +97,18 @@ async fn answer(harness: &Harness, request: Request) -> (StatusCode, Value) {
 async fn a_missing_or_wrong_signature_is_401_and_stores_nothing() {
     let h = harness(WebhookSettings::with_secret(SECRET)).await;
     let body = fixture("ping.json");
-    let unsigned = request(json!({"x-github-event": "ping", "x-github-delivery": "d-1"}), &body);
+    let unsigned = request(
+        json!({"x-github-event": "ping", "x-github-delivery": "d-1"}),
+        &body,
+    );
     let (status, json) = answer(&h, unsigned).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(json["error"].as_str().unwrap().contains("X-Hub-Signature-256"));
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-Hub-Signature-256")
+    );
 
     let forged = request(
         json!({"x-github-event": "ping", "x-github-delivery": "d-1",
@@ -109,7 +129,11 @@ async fn ping_is_200_and_a_redelivery_is_a_duplicate() {
         let (status, json) = answer(&h, signed("ping", name, &body)).await;
         assert_eq!(status, StatusCode::OK, "{name}: {json}");
         let (status, json) = answer(&h, signed("ping", name, &body)).await;
-        assert_eq!((status, json), (StatusCode::OK, json!({"duplicate": true})), "{name}");
+        assert_eq!(
+            (status, json),
+            (StatusCode::OK, json!({"duplicate": true})),
+            "{name}"
+        );
     }
 }
 
@@ -117,16 +141,32 @@ async fn ping_is_200_and_a_redelivery_is_a_duplicate() {
 async fn events_and_actions_the_product_does_not_use_are_ignored_with_a_reason() {
     let h = harness(WebhookSettings::with_secret(SECRET)).await;
     let cases = [
-        ("check_suite", "check_suite.completed.json", "event `check_suite` is not used"),
-        ("workflow_job", "workflow_job.completed.failure.with-organization.json", "event `workflow_job` is not used"),
+        (
+            "check_suite",
+            "check_suite.completed.json",
+            "event `check_suite` is not used",
+        ),
+        (
+            "workflow_job",
+            "workflow_job.completed.failure.with-organization.json",
+            "event `workflow_job` is not used",
+        ),
     ];
     for (event, name, reason) in cases {
         let (status, json) = answer(&h, signed(event, name, &fixture(name))).await;
-        assert_eq!((status, json), (StatusCode::ACCEPTED, json!({ "ignored": reason })), "{name}");
+        assert_eq!(
+            (status, json),
+            (StatusCode::ACCEPTED, json!({ "ignored": reason })),
+            "{name}"
+        );
     }
     let mut body: Value = serde_json::from_slice(&fixture("workflow_run.completed.json")).unwrap();
     body["action"] = json!("deleted");
-    let (status, json) = answer(&h, signed("workflow_run", "d-action", body.to_string().as_bytes())).await;
+    let (status, json) = answer(
+        &h,
+        signed("workflow_run", "d-action", body.to_string().as_bytes()),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(json["ignored"], "workflow_run action `deleted` is not used");
 }
@@ -138,11 +178,24 @@ async fn a_run_of_an_unregistered_repository_or_with_proactive_disabled_is_ignor
     let body = fixture("workflow_run.completed.with-pull-requests.json");
     let (status, json) = answer(&h, signed("workflow_run", "d-unreg", &body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(json["ignored"], "repository `octo-org/octo-repo` is not registered");
+    assert_eq!(
+        json["ignored"],
+        "repository `octo-org/octo-repo` is not registered"
+    );
 
-    let disabled = harness(WebhookSettings { proactive_enabled: false, ..WebhookSettings::with_secret(SECRET) }).await;
+    let disabled = harness(WebhookSettings {
+        proactive_enabled: false,
+        ..WebhookSettings::with_secret(SECRET)
+    })
+    .await;
     let (status, json) = answer(&disabled, signed("workflow_run", "d-off", &body)).await;
-    assert_eq!((status, json["ignored"].clone()), (StatusCode::ACCEPTED, json!("proactive conversations are disabled")));
+    assert_eq!(
+        (status, json["ignored"].clone()),
+        (
+            StatusCode::ACCEPTED,
+            json!("proactive conversations are disabled")
+        )
+    );
     assert!(published.try_recv().is_err(), "nothing may be published");
 }
 
@@ -150,27 +203,53 @@ async fn a_run_of_an_unregistered_repository_or_with_proactive_disabled_is_ignor
 async fn malformed_bodies_are_400_naming_the_field() {
     let h = harness(WebhookSettings::with_secret(SECRET)).await;
     let mut body: Value = serde_json::from_slice(&fixture("workflow_run.completed.json")).unwrap();
-    body["workflow_run"].as_object_mut().unwrap().remove("head_sha");
-    let (status, json) = answer(&h, signed("workflow_run", "d-400a", body.to_string().as_bytes())).await;
+    body["workflow_run"]
+        .as_object_mut()
+        .unwrap()
+        .remove("head_sha");
+    let (status, json) = answer(
+        &h,
+        signed("workflow_run", "d-400a", body.to_string().as_bytes()),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(json["field"], "workflow_run.head_sha");
 
     body = serde_json::from_slice(&fixture("workflow_run.completed.json")).unwrap();
     body["repository"]["id"] = json!("186853002");
-    let (status, json) = answer(&h, signed("workflow_run", "d-400b", body.to_string().as_bytes())).await;
-    assert_eq!((status, json["field"].clone()), (StatusCode::BAD_REQUEST, json!("repository.id")));
+    let (status, json) = answer(
+        &h,
+        signed("workflow_run", "d-400b", body.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (status, json["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("repository.id"))
+    );
 
     let truncated = &fixture("workflow_run.completed.json")[..200];
     let (status, json) = answer(&h, signed("workflow_run", "d-400c", truncated)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(json["error"].as_str().unwrap().starts_with("body is not valid JSON"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body is not valid JSON"),
+        "{json}"
+    );
 
     let no_event = request(
         json!({"x-github-delivery": "d-400d", "x-hub-signature-256": sign(SECRET.as_bytes(), b"{}")}),
         b"{}",
     );
     let (status, json) = answer(&h, no_event).await;
-    assert_eq!((status, json), (StatusCode::BAD_REQUEST, json!({"error": "missing header X-GitHub-Event"})));
+    assert_eq!(
+        (status, json),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "missing header X-GitHub-Event"})
+        )
+    );
 
     let no_delivery = request(
         json!({"x-github-event": "ping", "x-hub-signature-256": sign(SECRET.as_bytes(), b"{}")}),
@@ -181,7 +260,11 @@ async fn malformed_bodies_are_400_naming_the_field() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_before_anything_else() {
-    let h = harness(WebhookSettings { max_body_bytes: 1024, ..WebhookSettings::with_secret(SECRET) }).await;
+    let h = harness(WebhookSettings {
+        max_body_bytes: 1024,
+        ..WebhookSettings::with_secret(SECRET)
+    })
+    .await;
     let body = vec![b' '; 1025];
     let (status, json) = answer(&h, signed("ping", "d-big", &body)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -197,16 +280,39 @@ async fn installation_events_maintain_the_registry() {
         "repositories": [{ "id": 186853002, "name": "Hello-World", "full_name": "octo-org/Hello-World" }],
         "sender": { "login": "Codertocat", "id": 21031067 }
     });
-    let (status, json) = answer(&h, signed("installation", "d-inst", installation.to_string().as_bytes())).await;
-    assert_eq!((status, json["repositories"].clone()), (StatusCode::ACCEPTED, json!(1)), "{json}");
+    let (status, json) = answer(
+        &h,
+        signed(
+            "installation",
+            "d-inst",
+            installation.to_string().as_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, json["repositories"].clone()),
+        (StatusCode::ACCEPTED, json!(1)),
+        "{json}"
+    );
 
     // Registered now: the same run is no longer stopped at the registry gate but needs GitHub, whose
     // closed port answers nothing: 503, and the delivery is not remembered.
-    let mut run: Value = serde_json::from_slice(&fixture("workflow_run.completed.with-pull-requests.json")).unwrap();
+    let mut run: Value =
+        serde_json::from_slice(&fixture("workflow_run.completed.with-pull-requests.json")).unwrap();
     run["repository"]["full_name"] = json!("OCTO-ORG/hello-world");
     run["repository"]["name"] = json!("hello-world");
-    let (status, json) = answer(&h, signed("workflow_run", "d-run", run.to_string().as_bytes())).await;
-    assert_eq!((status, json["error"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("GitHub unavailable, retry the delivery")));
+    let (status, json) = answer(
+        &h,
+        signed("workflow_run", "d-run", run.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"].clone()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("GitHub unavailable, retry the delivery")
+        )
+    );
 
     let removed = json!({
         "action": "removed",
@@ -214,8 +320,26 @@ async fn installation_events_maintain_the_registry() {
         "repositories_removed": [{ "id": 186853002, "name": "Hello-World", "full_name": "octo-org/Hello-World" }],
         "sender": { "login": "Codertocat", "id": 21031067 }
     });
-    let (status, _) = answer(&h, signed("installation_repositories", "d-rm", removed.to_string().as_bytes())).await;
+    let (status, _) = answer(
+        &h,
+        signed(
+            "installation_repositories",
+            "d-rm",
+            removed.to_string().as_bytes(),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (status, json) = answer(&h, signed("workflow_run", "d-run", run.to_string().as_bytes())).await;
-    assert_eq!((status, json["ignored"].clone()), (StatusCode::ACCEPTED, json!("repository `OCTO-ORG/hello-world` is not registered")));
+    let (status, json) = answer(
+        &h,
+        signed("workflow_run", "d-run", run.to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (status, json["ignored"].clone()),
+        (
+            StatusCode::ACCEPTED,
+            json!("repository `OCTO-ORG/hello-world` is not registered")
+        )
+    );
 }

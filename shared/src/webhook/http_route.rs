@@ -14,7 +14,9 @@ use super::{WebhookAnswer, WebhookService};
 pub const WEBHOOK_PATH: &str = "/webhooks/github";
 
 pub fn router(service: WebhookService) -> Router {
-    Router::new().route(WEBHOOK_PATH, post(receive)).with_state(service)
+    Router::new()
+        .route(WEBHOOK_PATH, post(receive))
+        .with_state(service)
 }
 
 async fn receive(State(service): State<WebhookService>, request: Request) -> Response {
@@ -28,5 +30,8 @@ async fn receive(State(service): State<WebhookService>, request: Request) -> Res
 
 /// The body, or `None` when it is longer than `limit` bytes.
 async fn read_limited(body: Body, limit: usize) -> Option<bytes::Bytes> {
-    to_bytes(body, limit.saturating_add(1)).await.ok().filter(|bytes| bytes.len() <= limit)
+    to_bytes(body, limit.saturating_add(1))
+        .await
+        .ok()
+        .filter(|bytes| bytes.len() <= limit)
 }

@@ -21,8 +21,19 @@ impl WebhookSettings {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::with_env_settings(config::required("GITHUB_WEBHOOK_SECRET")?)
+    }
+
+    /// For local runs: `GITHUB_WEBHOOK_SECRET` when set, else `local_secret`.
+    pub fn from_env_or_local_secret(local_secret: &str) -> Result<Self, ConfigError> {
+        Self::with_env_settings(
+            config::var("GITHUB_WEBHOOK_SECRET").unwrap_or_else(|| local_secret.into()),
+        )
+    }
+
+    fn with_env_settings(secret: String) -> Result<Self, ConfigError> {
         Ok(Self {
-            secret: config::required("GITHUB_WEBHOOK_SECRET")?.into_bytes(),
+            secret: secret.into_bytes(),
             max_body_bytes: config::parsed("WEBHOOK_MAX_BODY_BYTES", Self::DEFAULT_MAX_BODY_BYTES)?,
             proactive_enabled: config::flag("PROACTIVE_ENABLED", true)?,
             delivery_ttl: Duration::from_secs(

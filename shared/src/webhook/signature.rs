@@ -52,6 +52,9 @@ mod tests {
         assert!(!verify(SECRET, BODY, Some("sha256=not-hex")));
         assert!(!verify(SECRET, b"Hello, World?", Some(EXPECTED)));
         assert!(!verify(b"another secret", BODY, Some(EXPECTED)));
-        assert!(!verify(b"", BODY, Some(&sign(b"", BODY))), "an unset secret must not verify");
+        assert!(
+            !verify(b"", BODY, Some(&sign(b"", BODY))),
+            "an unset secret must not verify"
+        );
     }
 }

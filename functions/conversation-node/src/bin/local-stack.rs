@@ -19,8 +19,8 @@ const LOCAL_WEBHOOK_SECRET: &str = "local-webhook-secret";
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let port: u16 = config::parsed("PORT", 3000)?;
-    let webhook_secret = config::var("GITHUB_WEBHOOK_SECRET").unwrap_or_else(|| LOCAL_WEBHOOK_SECRET.into());
-    let settings = WebhookSettings { secret: webhook_secret.clone().into_bytes(), ..WebhookSettings::from_env_or_defaults()? };
+    let settings = WebhookSettings::from_env_or_local_secret(LOCAL_WEBHOOK_SECRET)?;
+    let webhook_secret = String::from_utf8_lossy(&settings.secret).into_owned();
 
     let backend = StoreBackend::from_env();
     let mut aws = AwsContext::default();
@@ -34,17 +34,23 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(print_events(in_process));
     let app = http_route::router(webhook);
     let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
     println!("webhook: POST http://{address}{}", http_route::WEBHOOK_PATH);
     println!("webhook secret: {webhook_secret}");
     println!("store: {}", describe(&backend));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
 fn describe(backend: &StoreBackend) -> String {
     match backend {
-        StoreBackend::Embedded { data_dir } => format!("embedded, {}", data_dir.join("store.sqlite").display()),
+        StoreBackend::Embedded { data_dir } => {
+            format!("embedded, {}", data_dir.join("store.sqlite").display())
+        }
         StoreBackend::DynamoDb { tables } => format!("DynamoDB, table {}", tables.proactive),
     }
 }
@@ -65,7 +71,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             signal.recv().await;
         }
     };
