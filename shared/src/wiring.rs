@@ -49,13 +49,12 @@ pub async fn proactive_store(
     backend: &StoreBackend,
     db: Option<&EmbeddedDb>,
     aws: &mut AwsContext,
-) -> Result<Arc<dyn ProactiveStore>, StoreError> {
+) -> Result<Arc<dyn ProactiveStore>, WiringError> {
     Ok(match (backend, db) {
         (StoreBackend::DynamoDb { tables }, _) => {
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
             // DynamoDB's TTL is the backstop of the cleanup function's retention pass.
-            let retention = crate::proactive::retention_from_env()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let retention = crate::proactive::retention_from_env()?;
             Arc::new(
                 ProactiveTable::new(client, tables.proactive.clone()).with_group_ttl(retention),
             )
