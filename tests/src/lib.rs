@@ -6,3 +6,4 @@
 pub mod contract;
 pub mod fakes;
 pub mod moto;
+pub mod trigger_scenarios;

@@ -25,7 +25,7 @@ const MAX_CONFLICT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// This delivery turned the group red: the caller publishes the entry, then clears it.
-    Triggered(OutboxEntry),
+    Triggered(Box<OutboxEntry>),
     /// The group had triggered already: nothing was written.
     AlreadyTriggered,
     /// Still collecting (something pending, or nothing failed).
@@ -76,7 +76,7 @@ pub async fn store_workflow_information(
         match store.save_group(&group, expected, outbox.as_ref()).await? {
             WriteOutcome::Written => {
                 return Ok(match outbox {
-                    Some(entry) => Decision::Triggered(entry),
+                    Some(entry) => Decision::Triggered(Box::new(entry)),
                     None => Decision::Collecting(group.tally()),
                 });
             }
