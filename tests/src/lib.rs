@@ -1,4 +1,9 @@
-//! Harness code shared by the integration tests in `tests/tests/`:
+//! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
+//! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
+//! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub).
 
 pub mod contract;
+pub mod fakes;
+pub mod moto;
+pub mod trigger_scenarios;

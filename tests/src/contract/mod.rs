@@ -3,7 +3,9 @@
 //! against one adapter with one macro line, e.g. `e2e::proactive_store_contract!(fresh_store);`,
 //! where `fresh_store` is an async fn returning a store with no data in it.
 
+pub mod conversation_store;
 pub mod event_store;
+pub mod proactive_store;
 
 /// One `#[tokio::test]` per case of a suite, each on a fresh store from `$make`.
 #[macro_export]

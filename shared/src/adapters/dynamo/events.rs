@@ -6,33 +6,46 @@
 //! the head; an append is one `TransactWriteItems`: the head's update, conditional on `next_id` and
 //! `epoch`, and a conditional put of each event.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 
+use super::TableSpec;
+use super::item::{
+    Fields, Item, PK, SK, is_conditional_failure, number, string, unavailable, unbuilt,
+};
 use crate::domain::{ConversationEvent, ConversationId, InboxId};
 use crate::ports::StoreError;
 use crate::ports::event_store::{
     AppendOutcome, EventBatch, EventHead, EventPage, EventStore, FenceOutcome,
 };
 
-const PK: &str = "pk";
-const SK: &str = "sk";
 /// The sort key of a conversation's head item.
-const HEAD_SK: &str = "-1";
+const HEAD_SK: i64 = -1;
+const NEXT_ID: &str = "next_id";
+const EPOCH: &str = "epoch";
+const INBOX_CURSOR: &str = "inbox_cursor";
+const EVENT: &str = "event";
 
+pub(super) fn table_spec(name: &str) -> TableSpec<'_> {
+    TableSpec {
+        name,
+        partition: PK,
+        sort: Some(SK),
+        numeric_sort: true,
+        indexes: &[],
+        ttl: None,
+    }
+}
+
+/// The DynamoDB adapter of [`EventStore`]; cheap to clone.
 #[derive(Clone)]
 pub struct EventTable {
     client: Client,
     table: String,
 }
-
-type Item = HashMap<String, AttributeValue>;
 
 impl EventTable {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -43,35 +56,10 @@ impl EventTable {
     }
 
     fn head_key(conversation: &ConversationId) -> Item {
-        HashMap::from([
-            (
-                PK.to_owned(),
-                AttributeValue::S(conversation.as_str().to_owned()),
-            ),
-            (SK.to_owned(), AttributeValue::N(HEAD_SK.to_owned())),
+        Item::from([
+            (PK.to_owned(), string(conversation.as_str())),
+            (SK.to_owned(), number(HEAD_SK)),
         ])
-    }
-}
-
-fn unavailable<E: ProvideErrorMetadata, R>(operation: &str, error: &SdkError<E, R>) -> StoreError {
-    let cause = match error {
-        SdkError::ServiceError(_) => error.code().unwrap_or("service error"),
-        SdkError::TimeoutError(_) => "timeout",
-        SdkError::DispatchFailure(_) => "network failure",
-        _ => "request failed",
-    };
-    StoreError::Unavailable(format!("DynamoDB {operation}: {cause}"))
-}
-
-fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
-    match item.get(name) {
-        None => Ok(0),
-        Some(AttributeValue::N(raw)) => raw
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("event head: `{name}` is not a number"))),
-        Some(_) => Err(StoreError::Corrupt(format!(
-            "event head: `{name}` is not a number"
-        ))),
     }
 }
 
@@ -79,31 +67,14 @@ fn head_of(item: Option<&Item>) -> Result<EventHead, StoreError> {
     let Some(item) = item else {
         return Ok(EventHead::default());
     };
-    let inbox_cursor = match item.get("inbox_cursor") {
-        Some(AttributeValue::S(raw)) => Some(InboxId(raw.clone())),
-        None | Some(AttributeValue::Null(_)) => None,
-        Some(_) => {
-            return Err(StoreError::Corrupt(
-                "event head: `inbox_cursor` is not a string".into(),
-            ));
-        }
-    };
+    let fields = Fields::of("event head", item);
     Ok(EventHead {
-        next_id: number(item, "next_id")?,
-        epoch: number(item, "epoch")?,
-        inbox_cursor,
+        next_id: fields.opt_number(NEXT_ID)?.unwrap_or(0),
+        epoch: fields.opt_number(EPOCH)?.unwrap_or(0),
+        inbox_cursor: fields
+            .opt_string(INBOX_CURSOR)?
+            .map(|raw| InboxId(raw.to_owned())),
     })
-}
-
-fn event_of(item: &Item) -> Result<ConversationEvent, StoreError> {
-    match item.get("event") {
-        Some(AttributeValue::S(raw)) => {
-            serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("event item: {e}")))
-        }
-        _ => Err(StoreError::Corrupt(
-            "event item: attribute `event` is missing".into(),
-        )),
-    }
 }
 
 #[async_trait]
@@ -133,16 +104,14 @@ impl EventStore for EventTable {
             .set_key(Some(Self::head_key(conversation)))
             .update_expression("SET epoch = :epoch, next_id = if_not_exists(next_id, :zero)")
             .condition_expression("attribute_not_exists(epoch) OR epoch <= :epoch")
-            .expression_attribute_values(":epoch", AttributeValue::N(epoch.to_string()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":epoch", number(epoch))
+            .expression_attribute_values(":zero", number(0))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match answer {
             Ok(answer) => Ok(FenceOutcome::Fenced(head_of(answer.attributes())?)),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
+            Err(error) if is_conditional_failure(&error) => {
                 let head = self.head(conversation).await?;
                 Ok(FenceOutcome::Superseded { epoch: head.epoch })
             }
@@ -168,30 +137,26 @@ impl EventStore for EventTable {
             .table_name(&self.table)
             .set_key(Some(Self::head_key(conversation)))
             .condition_expression(condition)
-            .expression_attribute_values(":expected", AttributeValue::N(first_id.to_string()))
-            .expression_attribute_values(":epoch", AttributeValue::N(owner_epoch.to_string()))
-            .expression_attribute_values(":next", AttributeValue::N(events.next_id().to_string()));
+            .expression_attribute_values(":expected", number(first_id))
+            .expression_attribute_values(":epoch", number(owner_epoch))
+            .expression_attribute_values(":next", number(events.next_id()));
         update = match consumed {
             Some(cursor) => update
                 .update_expression("SET next_id = :next, epoch = :epoch, inbox_cursor = :cursor")
-                .expression_attribute_values(":cursor", AttributeValue::S(cursor.0.clone())),
+                .expression_attribute_values(":cursor", string(cursor.as_str())),
             None => update.update_expression("SET next_id = :next, epoch = :epoch"),
         };
-        let update = update
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("DynamoDB update not built: {e}")))?;
+        let update = update.build().map_err(unbuilt)?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         for event in events.events() {
-            let body = serde_json::to_string(event)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
             let put = Put::builder()
                 .table_name(&self.table)
-                .item(PK, AttributeValue::S(conversation.as_str().to_owned()))
-                .item(SK, AttributeValue::N(event.id.to_string()))
-                .item("event", AttributeValue::S(body))
+                .item(PK, string(conversation.as_str()))
+                .item(SK, number(event.id))
+                .item(EVENT, super::item::json(event)?)
                 .condition_expression("attribute_not_exists(sk)")
                 .build()
-                .map_err(|e| StoreError::Unavailable(format!("DynamoDB put not built: {e}")))?;
+                .map_err(unbuilt)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
         let answer = self
@@ -219,7 +184,7 @@ impl EventStore for EventTable {
                 } else {
                     // Cancelled for another reason (a concurrent transaction on the same items).
                     Err(StoreError::Unavailable(
-                        "DynamoDB TransactWriteItems: transaction conflict".into(),
+                        "dynamodb TransactWriteItems: transaction conflict".into(),
                     ))
                 }
             }
@@ -244,19 +209,16 @@ impl EventStore for EventTable {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND sk BETWEEN :start AND :last")
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(conversation.as_str().to_owned()),
-                )
-                .expression_attribute_values(":start", AttributeValue::N(start_id.to_string()))
-                .expression_attribute_values(":last", AttributeValue::N(last.to_string()))
+                .expression_attribute_values(":pk", string(conversation.as_str()))
+                .expression_attribute_values(":start", number(start_id))
+                .expression_attribute_values(":last", number(last))
                 .consistent_read(true)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
                 .map_err(|e| unavailable("Query", &e))?;
             for item in answer.items() {
-                events.push(event_of(item)?);
+                events.push(Fields::of("event", item).json::<ConversationEvent>(EVENT)?);
             }
             // A page stops at 1 MB; large events can need more than one.
             match answer.last_evaluated_key() {
