@@ -46,10 +46,25 @@ struct Claims {
     sub: String,
 }
 
+/// Verification keys by key id.
+type KeySet = HashMap<String, (DecodingKey, Algorithm)>;
+
+struct FetchedKeys {
+    keys: KeySet,
+    fetched_at: Option<Instant>,
+}
+
+impl FetchedKeys {
+    fn fetched_recently(&self) -> bool {
+        self.fetched_at
+            .is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL)
+    }
+}
+
 struct JwksCache {
     url: String,
     http: reqwest::Client,
-    keys: RwLock<(HashMap<String, (DecodingKey, Algorithm)>, Option<Instant>)>,
+    cached: RwLock<FetchedKeys>,
 }
 
 enum Verifier {
@@ -83,14 +98,19 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
         let verifier = match &config.keys {
-            JwtKeys::Hs256Secret(secret) => Verifier::Hs256(DecodingKey::from_secret(secret.as_bytes())),
+            JwtKeys::Hs256Secret(secret) => {
+                Verifier::Hs256(DecodingKey::from_secret(secret.as_bytes()))
+            }
             JwtKeys::JwksUrl(url) => Verifier::Jwks(JwksCache {
                 url: url.clone(),
                 http: reqwest::Client::builder()
                     .timeout(JWKS_FETCH_TIMEOUT)
                     .build()
                     .unwrap_or_default(),
-                keys: RwLock::new((HashMap::new(), None)),
+                cached: RwLock::new(FetchedKeys {
+                    keys: HashMap::new(),
+                    fetched_at: None,
+                }),
             }),
         };
         Self {
@@ -160,37 +180,31 @@ impl JwksCache {
     /// is unknown, so that a rotated key is picked up.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
         {
-            let cached = self.keys.read().await;
-            if let Some(found) = cached.0.get(kid) {
+            let cached = self.cached.read().await;
+            if let Some(found) = cached.keys.get(kid) {
                 return Ok(found.clone());
             }
-            if cached
-                .1
-                .is_some_and(|fetched| fetched.elapsed() < JWKS_REFETCH_INTERVAL)
-            {
+            if cached.fetched_recently() {
                 return Err(AuthError::InvalidToken);
             }
         }
-        let mut cached = self.keys.write().await;
-        let recently = cached
-            .1
-            .is_some_and(|fetched| fetched.elapsed() < JWKS_REFETCH_INTERVAL);
-        if !recently {
-            cached.1 = Some(Instant::now());
+        let mut cached = self.cached.write().await;
+        if !cached.fetched_recently() {
+            cached.fetched_at = Some(Instant::now());
             match self.fetch().await {
-                Ok(keys) => cached.0 = keys,
+                Ok(keys) => cached.keys = keys,
                 Err(reason) => {
                     tracing::warn!(%reason, "cannot fetch the JWKS");
-                    if cached.0.is_empty() {
+                    if cached.keys.is_empty() {
                         return Err(AuthError::KeysUnavailable);
                     }
                 }
             }
         }
-        cached.0.get(kid).cloned().ok_or(AuthError::InvalidToken)
+        cached.keys.get(kid).cloned().ok_or(AuthError::InvalidToken)
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, String> {
+    async fn fetch(&self) -> Result<KeySet, String> {
         let answer = self
             .http
             .get(&self.url)
@@ -200,7 +214,10 @@ impl JwksCache {
         if !answer.status().is_success() {
             return Err(format!("answered {}", answer.status()));
         }
-        let set: JwkSet = answer.json().await.map_err(|e| format!("not a JWKS: {e}"))?;
+        let set: JwkSet = answer
+            .json()
+            .await
+            .map_err(|e| format!("not a JWKS: {e}"))?;
         Ok(set
             .keys
             .iter()

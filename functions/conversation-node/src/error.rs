@@ -50,7 +50,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), reason = %self, "request failed");
         }
-        (status, Json(json!({ "error": kind, "message": self.to_string() }))).into_response()
+        (
+            status,
+            Json(json!({ "error": kind, "message": self.to_string() })),
+        )
+            .into_response()
     }
 }
 

@@ -14,12 +14,12 @@ use chrono::Utc;
 use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, StatusUpdate, UserAction,
 };
+use shared::ports::StoreError;
 use shared::ports::WriteOutcome;
 use shared::ports::coordination::{
     ClaimOutcome, ClaimRequest, CoordinationError, LeaseEnd, OwnerReply, OwnerRequest, RoomMessage,
     StopReason,
 };
-use shared::ports::StoreError;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -61,7 +61,12 @@ pub enum Created {
     LimitReached,
 }
 
-fn claim_request(node: &NodeState, conversation: &ConversationId, user_id: &str, min_epoch: u64) -> ClaimRequest {
+fn claim_request(
+    node: &NodeState,
+    conversation: &ConversationId,
+    user_id: &str,
+    min_epoch: u64,
+) -> ClaimRequest {
     ClaimRequest {
         conversation: conversation.clone(),
         user_id: user_id.to_owned(),
@@ -72,7 +77,12 @@ fn claim_request(node: &NodeState, conversation: &ConversationId, user_id: &str,
 }
 
 /// Spawns the loop of a claimed conversation.
-fn spawn_loop(node: &Node, meta: Conversation, lease: shared::ports::coordination::Lease, reservation: Reservation<'_>) {
+fn spawn_loop(
+    node: &Node,
+    meta: Conversation,
+    lease: shared::ports::coordination::Lease,
+    reservation: Reservation<'_>,
+) {
     let (session, handle) = Session::new(Arc::clone(node), meta, lease);
     reservation.fill(handle);
     tokio::spawn(session.run());
@@ -277,13 +287,16 @@ pub async fn sweep(node: Node) {
         ticks.tick().await;
         for handle in node.sessions.running() {
             let (last_active, agent_state) = handle.activity.read();
-            if agent_state == AgentState::Running
-                || last_active.elapsed() < node.limits.close_delay
+            if agent_state == AgentState::Running || last_active.elapsed() < node.limits.close_delay
             {
                 continue;
             }
             // When presence is unknown, the conversation is spared.
-            match node.coordination.has_clients(&handle.lease.conversation).await {
+            match node
+                .coordination
+                .has_clients(&handle.lease.conversation)
+                .await
+            {
                 Ok(false) => {
                     let stop = Control::Stop {
                         reason: StopReason::Idle,
@@ -306,7 +319,12 @@ pub async fn hand_over_all(node: &NodeState, within: Duration) {
     let mut waiting = Vec::new();
     for handle in node.sessions.running() {
         let (done, finished) = oneshot::channel();
-        if handle.control.send(Control::HandOver { done }).await.is_ok() {
+        if handle
+            .control
+            .send(Control::HandOver { done })
+            .await
+            .is_ok()
+        {
             waiting.push(finished);
         }
     }

@@ -32,20 +32,68 @@ pub fn add(gauge: &AtomicI64, delta: i64) {
 impl Metrics {
     pub fn render(&self) -> String {
         let gauges = [
-            ("node_socket_connections", "Socket.IO clients connected to this node", &self.connections),
-            ("node_sessions", "conversations whose agent loop runs on this node", &self.sessions),
+            (
+                "node_socket_connections",
+                "Socket.IO clients connected to this node",
+                &self.connections,
+            ),
+            (
+                "node_sessions",
+                "conversations whose agent loop runs on this node",
+                &self.sessions,
+            ),
         ];
         let counters = [
-            ("node_events_appended_total", "events this node appended", &self.events_appended),
-            ("node_user_actions_total", "user actions accepted by this node", &self.user_actions),
-            ("node_llm_requests_total", "chat-completion calls made", &self.llm_requests),
-            ("node_llm_failures_total", "chat-completion calls that failed after retries", &self.llm_failures),
-            ("node_conversations_started_total", "agent loops started on this node", &self.conversations_started),
-            ("node_conversations_stopped_total", "agent loops stopped on this node", &self.conversations_stopped),
-            ("node_evictions_total", "conversations evicted by the per-user limit", &self.evictions),
-            ("node_leases_lost_total", "agent loops ended because their lease was lost", &self.leases_lost),
-            ("node_state_changes_published_total", "ConversationStateChanged events published", &self.state_changes_published),
-            ("node_state_changes_dropped_total", "ConversationStateChanged events dropped (queue full or bus down)", &self.state_changes_dropped),
+            (
+                "node_events_appended_total",
+                "events this node appended",
+                &self.events_appended,
+            ),
+            (
+                "node_user_actions_total",
+                "user actions accepted by this node",
+                &self.user_actions,
+            ),
+            (
+                "node_llm_requests_total",
+                "chat-completion calls made",
+                &self.llm_requests,
+            ),
+            (
+                "node_llm_failures_total",
+                "chat-completion calls that failed after retries",
+                &self.llm_failures,
+            ),
+            (
+                "node_conversations_started_total",
+                "agent loops started on this node",
+                &self.conversations_started,
+            ),
+            (
+                "node_conversations_stopped_total",
+                "agent loops stopped on this node",
+                &self.conversations_stopped,
+            ),
+            (
+                "node_evictions_total",
+                "conversations evicted by the per-user limit",
+                &self.evictions,
+            ),
+            (
+                "node_leases_lost_total",
+                "agent loops ended because their lease was lost",
+                &self.leases_lost,
+            ),
+            (
+                "node_state_changes_published_total",
+                "ConversationStateChanged events published",
+                &self.state_changes_published,
+            ),
+            (
+                "node_state_changes_dropped_total",
+                "ConversationStateChanged events dropped (queue full or bus down)",
+                &self.state_changes_dropped,
+            ),
         ];
         let mut out = String::new();
         for (name, help, gauge) in gauges {

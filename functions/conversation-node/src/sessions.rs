@@ -39,7 +39,9 @@ impl Activity {
     }
 
     fn lock(&self) -> MutexGuard<'_, (Instant, AgentState)> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn touch(&self, state: AgentState) {
@@ -96,7 +98,9 @@ impl Drop for Reservation<'_> {
 
 impl Sessions {
     fn lock(&self) -> MutexGuard<'_, HashMap<ConversationId, Slot>> {
-        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reserves the conversation's slot; `None` when a loop runs or starts here already.

@@ -1,7 +1,8 @@
 //! The proactive starter: for a `ProactiveConversationRequested` trigger, create the conversation (its
 //! id derived from the trigger id, so a redelivery finds the same one) with a first message asking the
 //! agent to fix the failing workflows, then create or edit the one PR comment that links it. Called by
-//! `POST /internal/proactive` and, in the local stack, by the in-process bus subscriber.
+//! `POST /internal/proactive` and, in the local stack, by the in-process bus subscriber (through
+//! `NodeHandle::start_proactive`).
 
 use std::fmt::Write;
 
@@ -45,19 +46,6 @@ pub enum StarterError {
 impl From<StoreError> for StarterError {
     fn from(error: StoreError) -> Self {
         Self::Lifecycle(error.into())
-    }
-}
-
-/// The starter, as the in-process bus subscriber of the local stack holds it.
-#[derive(Clone)]
-pub struct Starter(pub(crate) Node);
-
-impl Starter {
-    pub async fn start(
-        &self,
-        request: &ProactiveConversationRequested,
-    ) -> Result<StarterOutcome, StarterError> {
-        start(&self.0, request).await
     }
 }
 

@@ -10,8 +10,8 @@ use shared::ports::{ConversationStore, Coordination, EventStore};
 
 use crate::agent::Agent;
 use crate::auth::Authenticator;
-use crate::calls::OwnerCalls;
 use crate::callbacks::StateCallbacks;
+use crate::calls::OwnerCalls;
 use crate::config::{Limits, Timing};
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;

@@ -116,10 +116,9 @@ impl LlmClient {
         })?;
         let status = answer.status();
         if status.is_success() {
-            let completion: Completion = answer
-                .json()
-                .await
-                .map_err(|_| Failure::Permanent("the model's answer is not a chat completion".into()))?;
+            let completion: Completion = answer.json().await.map_err(|_| {
+                Failure::Permanent("the model's answer is not a chat completion".into())
+            })?;
             return completion
                 .choices
                 .into_iter()

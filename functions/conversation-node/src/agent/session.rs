@@ -154,12 +154,20 @@ impl Session {
         }
         self.meta.status = ConversationStatus::Running;
         self.meta.last_updated_at = Utc::now();
-        if let Err(error) = self.node.conversations.update_conversation(&self.meta).await {
+        if let Err(error) = self
+            .node
+            .conversations
+            .update_conversation(&self.meta)
+            .await
+        {
             tracing::error!(%conversation, reason = %error, "cannot mark the conversation running");
             return Err(Ending::StoreFailed);
         }
         self.record(
-            vec![Draft::State(Input::Start, ""), Draft::State(Input::Ready, "")],
+            vec![
+                Draft::State(Input::Start, ""),
+                Draft::State(Input::Ready, ""),
+            ],
             None,
         )
         .await
@@ -269,7 +277,8 @@ impl Session {
                     Draft::State(Input::UserMessage, ""),
                 ];
                 self.record(drafts, Some(entry.id)).await?;
-                self.history.push(ChatMessage::new(ChatRole::User, &content));
+                self.history
+                    .push(ChatMessage::new(ChatRole::User, &content));
                 self.take_turn().await
             }
             UserAction::ChangeAgentState { agent_state } => {
@@ -328,7 +337,11 @@ impl Session {
 
     /// Appends the drafts as events (with `consumed` as the inbox cursor), then publishes them, reports
     /// state changes and updates the metadata. Drafts the state machine ignores record nothing.
-    async fn record(&mut self, drafts: Vec<Draft>, consumed: Option<InboxId>) -> Result<(), Ending> {
+    async fn record(
+        &mut self,
+        drafts: Vec<Draft>,
+        consumed: Option<InboxId>,
+    ) -> Result<(), Ending> {
         let mut agent_state = self.meta.agent_state;
         let mut changes = Vec::new();
         let mut events = Vec::new();
@@ -421,7 +434,12 @@ impl Session {
 
     async fn publish(&self, message: RoomMessage) {
         let conversation = &self.lease.conversation;
-        if let Err(error) = self.node.coordination.broadcast(conversation, &message).await {
+        if let Err(error) = self
+            .node
+            .coordination
+            .broadcast(conversation, &message)
+            .await
+        {
             // The events are durable: clients catch up from the store.
             tracing::warn!(%conversation, reason = %error, "cannot publish to the conversation's room");
         }
@@ -438,7 +456,12 @@ impl Session {
     async fn write_final_metadata(&mut self) {
         self.close_metadata_writer().await;
         self.meta.last_updated_at = Utc::now();
-        if let Err(error) = self.node.conversations.update_conversation(&self.meta).await {
+        if let Err(error) = self
+            .node
+            .conversations
+            .update_conversation(&self.meta)
+            .await
+        {
             tracing::error!(conversation_id = %self.meta.id, reason = %error, "cannot write the conversation's metadata");
         }
     }
@@ -470,7 +493,10 @@ impl Session {
                     StopReason::TooManyConversations => "too many conversations",
                     StopReason::Idle => "idle",
                 };
-                match self.record(vec![Draft::State(Input::Stop, reason_text)], None).await {
+                match self
+                    .record(vec![Draft::State(Input::Stop, reason_text)], None)
+                    .await
+                {
                     Err(Ending::LeaseLost) => {
                         if let Some(writer) = self.metadata_writer.take() {
                             writer.abort();

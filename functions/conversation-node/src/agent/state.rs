@@ -25,7 +25,8 @@ pub enum Input {
 pub fn next(from: AgentState, input: Input) -> Option<AgentState> {
     use AgentState::*;
     let to = match (from, input) {
-        (_, Input::Start) => Loading,
+        // A (re)start is always recorded, whatever state the conversation was left in.
+        (_, Input::Start) => return Some(Loading),
         (Loading, Input::Ready) => AwaitingUserInput,
         (Stopped, Input::UserMessage) => return None,
         (_, Input::UserMessage) => Running,
@@ -73,5 +74,6 @@ mod tests {
         assert_eq!(next(Stopped, Input::Stop), None);
         assert_eq!(next(Stopped, Input::UserMessage), None);
         assert_eq!(next(Stopped, Input::Start), Some(Loading));
+        assert_eq!(next(Loading, Input::Start), Some(Loading));
     }
 }

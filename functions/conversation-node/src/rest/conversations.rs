@@ -10,9 +10,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
-use shared::domain::{
-    AgentState, Conversation, ConversationId, ConversationStatus, UserAction,
-};
+use shared::domain::{AgentState, Conversation, ConversationId, ConversationStatus, UserAction};
 use shared::ports::coordination::StopReason;
 
 use crate::auth::{SESSION_API_KEY_HEADER, bearer};
@@ -118,13 +116,20 @@ pub async fn create(
         non_blank(body.title),
         non_blank(body.repository),
     );
-    if message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE_BYTES) {
+    if message
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_MESSAGE_BYTES)
+    {
         return Err(ApiError::BadRequest(format!(
             "initial_user_msg is longer than {MAX_MESSAGE_BYTES} bytes"
         )));
     }
-    if title.as_ref().is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS)
-        || repository.as_ref().is_some_and(|r| r.chars().count() > MAX_TITLE_CHARS)
+    if title
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS)
+        || repository
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_TITLE_CHARS)
     {
         return Err(ApiError::BadRequest(format!(
             "title and repository are at most {MAX_TITLE_CHARS} characters"
@@ -201,7 +206,9 @@ pub async fn events(
         .events
         .page(&meta.id, query.start_id.unwrap_or(0), limit)
         .await?;
-    Ok(Json(json!({ "events": page.events, "has_more": page.has_more })))
+    Ok(Json(
+        json!({ "events": page.events, "has_more": page.has_more }),
+    ))
 }
 
 pub async fn send_action(
@@ -211,7 +218,8 @@ pub async fn send_action(
     ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let meta = owned(&node, &caller, &id).await?;
-    let action = UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
+    let action =
+        UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
     match lifecycle::deliver(&node, &meta.id, &meta.user_id, action).await? {
         Started::LimitReached => Err(ApiError::TooManyConversations(
             "the action is queued, but you run the maximum number of conversations: stop one first",

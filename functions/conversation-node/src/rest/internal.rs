@@ -26,19 +26,25 @@ pub async fn proactive(
         return Err(ApiError::Unauthorized("a valid X-Api-Key is required"));
     }
     let detail = match body {
-        Value::Object(mut event) if event.contains_key("detail") => event.remove("detail").unwrap_or_default(),
+        Value::Object(mut event) if event.contains_key("detail") => {
+            event.remove("detail").unwrap_or_default()
+        }
         other => other,
     };
     let request: ProactiveConversationRequested = serde_json::from_value(detail)
         .map_err(|e| ApiError::BadRequest(format!("not a ProactiveConversationRequested: {e}")))?;
-    let outcome = starter::start(&node, &request).await.map_err(|error| match error {
-        StarterError::LimitReached => {
-            ApiError::TooManyConversations("the repository's user runs too many conversations")
-        }
-        StarterError::GitHub(GitHubError::Unavailable(reason)) => ApiError::Unavailable(format!("GitHub: {reason}")),
-        StarterError::GitHub(error) => ApiError::BadGateway(format!("GitHub: {error}")),
-        StarterError::Lifecycle(error) => ApiError::Unavailable(error.to_string()),
-    })?;
+    let outcome = starter::start(&node, &request)
+        .await
+        .map_err(|error| match error {
+            StarterError::LimitReached => {
+                ApiError::TooManyConversations("the repository's user runs too many conversations")
+            }
+            StarterError::GitHub(GitHubError::Unavailable(reason)) => {
+                ApiError::Unavailable(format!("GitHub: {reason}"))
+            }
+            StarterError::GitHub(error) => ApiError::BadGateway(format!("GitHub: {error}")),
+            StarterError::Lifecycle(error) => ApiError::Unavailable(error.to_string()),
+        })?;
     let comment = match outcome.comment {
         Some(CommentOutcome::Created { .. }) => "created",
         Some(CommentOutcome::Updated { .. }) => "updated",

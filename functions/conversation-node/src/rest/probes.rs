@@ -16,23 +16,45 @@ pub async fn health(State(node): State<Node>) -> Json<Value> {
 
 pub async fn ready(State(node): State<Node>) -> (StatusCode, Json<Value>) {
     // Reads of a conversation that never exists reach each store without touching data.
-    let probe = ConversationId::parse("readiness-probe").unwrap_or_else(|_| ConversationId::random());
+    let probe =
+        ConversationId::parse("readiness-probe").unwrap_or_else(|_| ConversationId::random());
     let checks = [
-        ("conversations", node.conversations.get_conversation(&probe).await.err().map(|e| e.to_string())),
-        ("events", node.events.head(&probe).await.err().map(|e| e.to_string())),
-        ("coordination", node.coordination.check().await.err().map(|e| e.to_string())),
+        (
+            "conversations",
+            node.conversations
+                .get_conversation(&probe)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        ),
+        (
+            "events",
+            node.events.head(&probe).await.err().map(|e| e.to_string()),
+        ),
+        (
+            "coordination",
+            node.coordination.check().await.err().map(|e| e.to_string()),
+        ),
     ];
     let failures: Vec<Value> = checks
         .into_iter()
-        .filter_map(|(name, failure)| failure.map(|reason| json!({ "check": name, "reason": reason })))
+        .filter_map(|(name, failure)| {
+            failure.map(|reason| json!({ "check": name, "reason": reason }))
+        })
         .collect();
     if node.is_shutting_down() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting_down" })));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        );
     }
     if failures.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "failures": failures })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "failures": failures })),
+        )
     }
 }
 

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::domain::{ConversationId, ConversationStatus, UserAction};
+use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::SocketIo;
 
 use crate::auth::{AuthError, bearer};
 use crate::lifecycle::{self, Started};
@@ -90,9 +90,7 @@ async fn authenticate(
             .and_then(|auth| auth.get("token")?.as_str().map(str::to_owned))
     });
     let identity = node.auth.verify(token.as_deref()).await?;
-    let raw_id = query
-        .conversation_id
-        .ok_or(Refused::MissingConversation)?;
+    let raw_id = query.conversation_id.ok_or(Refused::MissingConversation)?;
     let conversation =
         ConversationId::parse(&raw_id).map_err(|_| Refused::Invalid("conversation_id"))?;
     let latest_event_id = match query.latest_event_id.as_deref() {
@@ -135,7 +133,11 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
     ));
     node.rooms.add(Arc::clone(&feed));
     let connection = socket.id.to_string();
-    if let Err(error) = node.coordination.join(&client.conversation, &connection).await {
+    if let Err(error) = node
+        .coordination
+        .join(&client.conversation, &connection)
+        .await
+    {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot join the room");
         feed.emit(&error_payload("live events are unavailable"));
     }
@@ -147,7 +149,8 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
     // one stays stopped until the user prompts it.
     if client.running
         && node.sessions.get(&client.conversation).is_none()
-        && let Err(error) = lifecycle::ensure_running(&node, &client.conversation, &client.user_id).await
+        && let Err(error) =
+            lifecycle::ensure_running(&node, &client.conversation, &client.user_id).await
     {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot take the conversation over");
     }
@@ -194,7 +197,11 @@ async fn on_disconnect(
     node.rooms.remove(&client.conversation, socket.id);
     add(&node.metrics.connections, -1);
     let connection = socket.id.to_string();
-    if let Err(error) = node.coordination.leave(&client.conversation, &connection).await {
+    if let Err(error) = node
+        .coordination
+        .leave(&client.conversation, &connection)
+        .await
+    {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot leave the room");
     }
 }

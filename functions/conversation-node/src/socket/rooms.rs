@@ -78,7 +78,12 @@ impl Feed {
         }
     }
 
-    async fn send_in_order(&self, state: &mut FeedState, store: &dyn EventStore, event: ConversationEvent) {
+    async fn send_in_order(
+        &self,
+        state: &mut FeedState,
+        store: &dyn EventStore,
+        event: ConversationEvent,
+    ) {
         let id = event.id as i64;
         if id <= state.cursor {
             return;
@@ -127,7 +132,9 @@ pub struct Rooms {
 
 impl Rooms {
     fn lock(&self) -> MutexGuard<'_, HashMap<ConversationId, Vec<Arc<Feed>>>> {
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn add(&self, feed: Arc<Feed>) {
@@ -155,7 +162,12 @@ impl Rooms {
         self.lock().get(conversation).cloned().unwrap_or_default()
     }
 
-    pub async fn deliver(&self, store: &dyn EventStore, conversation: &ConversationId, event: ConversationEvent) {
+    pub async fn deliver(
+        &self,
+        store: &dyn EventStore,
+        conversation: &ConversationId,
+        event: ConversationEvent,
+    ) {
         for feed in self.feeds(conversation) {
             feed.offer(store, event.clone()).await;
         }

@@ -1,0 +1,207 @@
+//! The node assembled: its state and background tasks from configuration and ports, the HTTP router
+//! (REST + Socket.IO), and serving with a graceful stop.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use shared::domain::{ChatMessage, ConversationId, ProactiveConversationRequested};
+use shared::github::GitHubClient;
+use shared::ports::coordination::{Incoming, NodeId};
+use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
+use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::agent::Agent;
+use crate::agent::llm::LlmClient;
+use crate::auth::Authenticator;
+use crate::callbacks::StateCallbacks;
+use crate::calls::{self, CompletionError};
+use crate::config::NodeConfig;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::shutdown::Background;
+use crate::starter::{self, StarterError, StarterOutcome};
+use crate::state::{Node, NodeState};
+use crate::{dispatch, lifecycle, rest, socket};
+
+/// The ports a node runs on. `incoming` is the receiving end the coordination adapter was built with.
+pub struct NodeDeps {
+    pub conversations: Arc<dyn ConversationStore>,
+    pub events: Arc<dyn EventStore>,
+    pub bus: Arc<dyn EventBus>,
+    pub coordination: Arc<dyn Coordination>,
+    pub incoming: mpsc::Receiver<Incoming>,
+    /// `None`: the starter leaves no PR comment.
+    pub github: Option<GitHubClient>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the LLM client: {0}")]
+    Llm(#[from] reqwest::Error),
+}
+
+/// A running node: its state, its Socket.IO handle and its background tasks.
+pub struct ConversationNode {
+    node: Node,
+    io: SocketIo,
+    layer: SocketIoLayer,
+    background: Background,
+}
+
+impl ConversationNode {
+    /// Builds the node and starts its background work (the cluster dispatcher, the lease heartbeat, the
+    /// idle sweep, the callbacks worker). Must run inside a tokio runtime.
+    pub fn start(config: &NodeConfig, deps: NodeDeps) -> Result<Self, StartError> {
+        let agent = match &config.llm {
+            Some(llm) => Agent::Model(LlmClient::new(llm.clone())?),
+            None => Agent::Builtin,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (callbacks, callbacks_worker) = StateCallbacks::start(deps.bus, Arc::clone(&metrics));
+        let node: Node = Arc::new(NodeState {
+            node_id: deps.coordination.node_id().clone(),
+            public_url: config.public_url.clone(),
+            limits: config.limits,
+            timing: config.timing,
+            conversations: deps.conversations,
+            events: deps.events,
+            coordination: deps.coordination,
+            agent,
+            auth: Authenticator::new(&config.auth),
+            github: deps.github,
+            sessions: Default::default(),
+            rooms: Default::default(),
+            calls: Default::default(),
+            callbacks,
+            metrics,
+            shutting_down: AtomicBool::new(false),
+        });
+        let mut background = Background::default();
+        background.adopt(callbacks_worker);
+        background.spawn(dispatch::dispatch(Arc::clone(&node), deps.incoming));
+        background.spawn(lifecycle::heartbeat(Arc::clone(&node)));
+        background.spawn(lifecycle::sweep(Arc::clone(&node)));
+        let (layer, io) = socket::layer(Arc::clone(&node));
+        tracing::info!(node_id = %node.node_id, agent = node.agent.label(), "node started");
+        Ok(Self {
+            node,
+            io,
+            layer,
+            background,
+        })
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.node.node_id
+    }
+
+    /// The node's whole HTTP interface. Other routes can be merged in before serving.
+    pub fn router(&self) -> Router {
+        rest::routes(Arc::clone(&self.node))
+            .fallback(async || ApiError::NotFound("no such route"))
+            .layer(self.layer.clone())
+            // Outside the Socket.IO layer: runs first, so the parts socketioxide keeps are owned copies.
+            .layer(axum::middleware::map_request(own_request_parts))
+    }
+
+    /// A handle for in-process callers (an event-bus subscriber, tests), valid while the node serves.
+    pub fn handle(&self) -> NodeHandle {
+        NodeHandle(Arc::clone(&self.node))
+    }
+
+    /// Serves `app` (usually [`ConversationNode::router`]) until `shutdown` resolves, then hands every
+    /// conversation over, closes the sockets and waits for open requests, at most the grace period.
+    pub async fn serve(
+        self,
+        app: Router,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            node,
+            io,
+            background,
+            ..
+        } = self;
+        let grace = node.timing.shutdown_grace;
+        let (signalled, on_signal) = oneshot::channel::<()>();
+        let stopping = Arc::clone(&node);
+        let graceful = async move {
+            shutdown.await;
+            let _ = signalled.send(());
+            tracing::info!("stopping: handing the conversations over");
+            lifecycle::hand_over_all(&stopping, grace / 2).await;
+            io.close().await;
+        };
+        let deadline = async move {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        let served = tokio::select! {
+            served = server.into_future() => served,
+            () = deadline => {
+                tracing::warn!("requests still open after the grace period: stopping anyway");
+                Ok(())
+            }
+        };
+        drop(background);
+        tracing::info!(node_id = %node.node_id, "node stopped");
+        served
+    }
+}
+
+/// What in-process callers may ask of a node.
+#[derive(Clone)]
+pub struct NodeHandle(Node);
+
+impl NodeHandle {
+    /// The proactive starter (what `POST /internal/proactive` runs).
+    pub async fn start_proactive(
+        &self,
+        request: &ProactiveConversationRequested,
+    ) -> Result<StarterOutcome, StarterError> {
+        starter::start(&self.0, request).await
+    }
+
+    /// An extra completion through the conversation's model, run on the node that owns it (over the
+    /// cluster when that is another node).
+    pub async fn request_llm_completion(
+        &self,
+        conversation: &ConversationId,
+        messages: Vec<ChatMessage>,
+    ) -> Result<String, CompletionError> {
+        calls::request_llm_completion(&self.0, conversation, messages).await
+    }
+}
+
+/// Rebuilds a Socket.IO request's URI and headers as owned values. Hyper's point into the connection's
+/// read buffer, and socketioxide keeps each socket's request for the socket's life: without the copy,
+/// every idle connection pins that whole buffer.
+async fn own_request_parts(request: Request) -> Request {
+    if !request.uri().path().starts_with("/socket.io") {
+        return request;
+    }
+    let (mut parts, body) = request.into_parts();
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let owned_name = HeaderName::from_bytes(name.as_str().as_bytes());
+        let owned_value = HeaderValue::from_bytes(value.as_bytes());
+        if let (Ok(name), Ok(value)) = (owned_name, owned_value) {
+            headers.append(name, value);
+        }
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
+}

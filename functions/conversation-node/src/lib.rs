@@ -1,0 +1,36 @@
+//! The conversation node: hosts conversations behind a REST API and a Socket.IO server, runs each
+//! conversation's agent loop on exactly one node (the holder of its lease), and starts proactive
+//! conversations. The same code serves a standalone node and a cluster: everything cluster-wide goes
+//! through the `Coordination` port (`shared::ports::coordination`).
+//!
+//! A map of the crate:
+//! - [`config`]: configuration from the environment.
+//! - [`app`]: the node assembled ([`ConversationNode`]): router, background tasks, graceful serving.
+//! - [`rest`]: the REST routes and probes; [`error`]: their JSON errors; [`auth`]: JWTs and API keys.
+//! - [`socket`]: the Socket.IO namespace, replay-then-live feeds per client.
+//! - [`agent`]: the agent loop's state machine, the loop itself, the LLM client, the built-in agent.
+//! - [`lifecycle`]: starting, stopping, limits, idle close, lease heartbeat, handover.
+//! - [`sessions`]: the loops running on this node; [`calls`]: requests to another node's loop.
+//! - [`dispatch`]: routing what the cluster delivers to this node.
+//! - [`starter`]: the proactive starter; [`callbacks`]: `ConversationStateChanged` on the bus.
+//! - [`metrics`], [`shutdown`], [`state`]: counters, stop signal and background tasks, shared state.
+
+pub mod agent;
+pub mod app;
+pub mod auth;
+pub mod callbacks;
+pub mod calls;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod lifecycle;
+pub mod metrics;
+pub mod rest;
+pub mod sessions;
+pub mod shutdown;
+pub mod socket;
+pub mod starter;
+pub mod state;
+
+pub use app::{ConversationNode, NodeDeps, NodeHandle, StartError};
+pub use config::NodeConfig;

@@ -1,0 +1,49 @@
+// A Socket.IO client driven by a test: the official `socket.io-client`, one process per client.
+// Usage: node sio-client.mjs <base url> '<options JSON>'
+//   options: {query: {...}, auth_token?, header_token?, transports?}
+// Prints one JSON line per happening: {type: "connect"|"connect_error"|"disconnect"|"oh_event"|"ack", ...}.
+// Reads one JSON command per line: {emit, data, ack_id?} (with ack_id, waits for the server's ack and
+// prints {type: "ack", ack_id, data}), or {close: true}.
+import { io } from "socket.io-client";
+import readline from "node:readline";
+
+const [url, rawOptions] = process.argv.slice(2);
+const options = JSON.parse(rawOptions ?? "{}");
+const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
+
+const socket = io(url, {
+  query: options.query ?? {},
+  auth: options.auth_token ? { token: options.auth_token } : undefined,
+  extraHeaders: options.header_token ? { Authorization: `Bearer ${options.header_token}` } : undefined,
+  transports: options.transports ?? ["websocket"],
+  reconnection: false,
+});
+
+socket.on("connect", () => out({ type: "connect", id: socket.id }));
+socket.on("connect_error", (error) => out({ type: "connect_error", message: error.message }));
+socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
+socket.on("oh_event", (data) => out({ type: "oh_event", data }));
+
+readline
+  .createInterface({ input: process.stdin })
+  .on("line", async (line) => {
+    const command = JSON.parse(line);
+    if (command.close) {
+      socket.close();
+      return;
+    }
+    if (command.ack_id === undefined) {
+      socket.emit(command.emit, command.data);
+      return;
+    }
+    try {
+      const reply = await socket.timeout(30000).emitWithAck(command.emit, command.data);
+      out({ type: "ack", ack_id: command.ack_id, data: reply });
+    } catch (error) {
+      out({ type: "ack", ack_id: command.ack_id, error: String(error) });
+    }
+  })
+  .on("close", () => {
+    socket.close();
+    process.exit(0);
+  });

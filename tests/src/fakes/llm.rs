@@ -1,0 +1,181 @@
+//! A local fake of an OpenAI-compatible chat-completions API (`POST /v1/chat/completions`), as the
+//! OpenAI API reference documents it: bearer-key authentication (401 with an `error` object), the
+//! `chat.completion` answer shape, 429 with `Retry-After`, 5xx. Answers follow a script; once it is
+//! exhausted every call is answered with `model says: <last user message>`. Every request is recorded.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// One scripted answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmReply {
+    /// 200 with this content.
+    Answer(String),
+    /// 429, with `Retry-After` in seconds when set.
+    RateLimited { retry_after_secs: Option<u64> },
+    /// This 5xx status.
+    ServerError(u16),
+}
+
+#[derive(Default)]
+struct Script {
+    replies: VecDeque<LlmReply>,
+    /// After the script: `None` answers by echo, `Some` repeats this reply forever.
+    then: Option<LlmReply>,
+    requests: Vec<Value>,
+}
+
+struct Shared {
+    api_key: String,
+    script: Mutex<Script>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Script> {
+        self.script.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running fake; the server stops when this is dropped.
+pub struct FakeLlm {
+    url: String,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeLlm {
+    /// A fake on a free loopback port that accepts `api_key`.
+    pub async fn start(api_key: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("binding a loopback port for the LLM fake");
+        let url = format!(
+            "http://{}/v1",
+            listener.local_addr().expect("a bound address")
+        );
+        let shared = Arc::new(Shared {
+            api_key: api_key.to_owned(),
+            script: Mutex::default(),
+        });
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .with_state(Arc::clone(&shared));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            shared,
+            server,
+        }
+    }
+
+    /// The base URL to configure (`LLM_BASE_URL`), ending in `/v1`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Queues replies, answered in order before the default.
+    pub fn script(&self, replies: impl IntoIterator<Item = LlmReply>) {
+        self.shared.lock().replies.extend(replies);
+    }
+
+    /// What to answer once the script is used up (`None`: echo the last user message).
+    pub fn then_always(&self, reply: Option<LlmReply>) {
+        self.shared.lock().then = reply;
+    }
+
+    /// The JSON bodies of the authenticated requests answered so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.lock().requests.clone()
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body =
+        json!({ "error": { "message": message, "type": kind, "param": null, "code": null } });
+    (status, Json(body)).into_response()
+}
+
+async fn complete(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if presented != Some(shared.api_key.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "Incorrect API key provided",
+        );
+    }
+    let reply = {
+        let mut script = shared.lock();
+        script.requests.push(body.clone());
+        script.replies.pop_front().or_else(|| script.then.clone())
+    };
+    let content = match reply {
+        Some(LlmReply::Answer(content)) => content,
+        Some(LlmReply::RateLimited { retry_after_secs }) => {
+            let mut answer = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "Rate limit reached",
+            );
+            if let Some(seconds) = retry_after_secs {
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, seconds.into());
+            }
+            return answer;
+        }
+        Some(LlmReply::ServerError(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return error(
+                status,
+                "server_error",
+                "The server had an error processing your request",
+            );
+        }
+        None => {
+            let last_user = body["messages"]
+                .as_array()
+                .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+                .and_then(|message| message["content"].as_str())
+                .unwrap_or_default();
+            format!("model says: {last_user}")
+        }
+    };
+    Json(json!({
+        "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        "object": "chat.completion",
+        "created": chrono::Utc::now().timestamp(),
+        "model": body["model"],
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": content },
+            "finish_reason": "stop"
+        }],
+        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 }
+    }))
+    .into_response()
+}

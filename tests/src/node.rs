@@ -1,0 +1,351 @@
+//! Conversation nodes in the test process: each [`TestNode`] is a real node (`ConversationNode`) serving
+//! HTTP and Socket.IO on a loopback port, on shared stores and a shared in-process cluster, so that a test
+//! runs one node or several. Also: HS256 tokens for test users, and REST calls with JSON answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conversation_node::config::{
+    AuthConfig, CoordinationBackend, JwtKeys, Limits, LlmConfig, NodeConfig, Timing,
+};
+use conversation_node::{ConversationNode, NodeDeps, NodeHandle};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::adapters::dynamo::{ConversationTable, EventTable};
+use shared::adapters::in_process_bus::InProcessBus;
+use shared::adapters::local_cluster::LocalCluster;
+use shared::config::{BusBackend, StoreBackend};
+use shared::github::GitHubClient;
+use shared::ports::coordination::{LimitPolicy, NodeId};
+use shared::ports::{ConversationStore, EventBus, EventStore};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::moto;
+use crate::socketio::PATIENCE;
+
+/// The HS256 secret every test node verifies tokens with.
+pub const JWT_SECRET: &str = "conversation-node-tests-secret";
+/// How often [`TestNode::wait_for`] looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    exp: u64,
+}
+
+/// A valid bearer token for `user`, signed with [`JWT_SECRET`].
+pub fn token(user: &str) -> String {
+    token_signed_with(user, JWT_SECRET)
+}
+
+/// A token for `user` signed with another secret (refused by the nodes).
+pub fn token_signed_with(user: &str, secret: &str) -> String {
+    let exp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0) + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &Claims { sub: user, exp },
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("a token is encoded")
+}
+
+/// The stores every node of a test shares.
+#[derive(Clone)]
+pub struct Stores {
+    pub conversations: Arc<dyn ConversationStore>,
+    pub events: Arc<dyn EventStore>,
+}
+
+impl Stores {
+    /// Fresh DynamoDB tables on the moto server.
+    pub async fn dynamo() -> Self {
+        let client = moto::dynamodb().await;
+        let tables = moto::unique_tables(&client).await;
+        Self {
+            conversations: Arc::new(ConversationTable::new(client.clone(), tables.conversations)),
+            events: Arc::new(EventTable::new(client, tables.events)),
+        }
+    }
+}
+
+/// Everything a test may change about a node; [`NodeOptions::new`] gives the defaults.
+pub struct NodeOptions {
+    pub config: NodeConfig,
+    pub bus: Arc<dyn EventBus>,
+    pub github: Option<GitHubClient>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NodeOptions {
+    pub fn new() -> Self {
+        Self {
+            config: NodeConfig {
+                port: 0,
+                node_id: NodeId::random(),
+                public_url: "http://conversations.test".into(),
+                auth: AuthConfig {
+                    keys: JwtKeys::Hs256Secret(JWT_SECRET.into()),
+                    issuer: None,
+                    audience: None,
+                    session_api_key: None,
+                    internal_api_key: None,
+                },
+                limits: Limits {
+                    max_running: 3,
+                    policy: LimitPolicy::EvictOldest,
+                    close_delay: Duration::from_secs(3600),
+                },
+                timing: Timing {
+                    shutdown_grace: Duration::from_secs(5),
+                    ..Timing::default()
+                },
+                llm: None,
+                coordination: CoordinationBackend::Standalone,
+                store: StoreBackend::Embedded {
+                    data_dir: "unused".into(),
+                },
+                bus: BusBackend::InProcess,
+            },
+            bus: Arc::new(InProcessBus::default()),
+            github: None,
+        }
+    }
+
+    /// The model at `base_url` (a fake), retrying quickly.
+    pub fn with_model(mut self, base_url: &str, api_key: &str) -> Self {
+        self.config.llm = Some(LlmConfig {
+            base_url: base_url.into(),
+            model: "fake-model".into(),
+            api_key: Some(api_key.into()),
+            timeout: Duration::from_secs(10),
+            num_retries: 2,
+            retry_min_wait: Duration::from_millis(20),
+            retry_max_wait: Duration::from_millis(200),
+        });
+        self
+    }
+}
+
+/// A node serving on a loopback port; shut down (gracefully) when dropped or by [`TestNode::stop`].
+pub struct TestNode {
+    pub url: String,
+    pub node_id: NodeId,
+    pub handle: NodeHandle,
+    http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    served: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+impl TestNode {
+    /// A node on `stores`, one more member of `cluster`.
+    pub async fn start(stores: &Stores, cluster: &LocalCluster, options: NodeOptions) -> Self {
+        let node_id = options.config.node_id.clone();
+        let (coordination, incoming) = cluster.join(node_id.clone());
+        let deps = NodeDeps {
+            conversations: Arc::clone(&stores.conversations),
+            events: Arc::clone(&stores.events),
+            bus: options.bus,
+            coordination: Arc::new(coordination),
+            incoming,
+            github: options.github,
+        };
+        let node = ConversationNode::start(&options.config, deps).expect("the node starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let handle = node.handle();
+        let app = node.router();
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let served = tokio::spawn(node.serve(app, listener, async move {
+            let _ = signal.await;
+        }));
+        Self {
+            url,
+            node_id,
+            handle,
+            http: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            served: Some(served),
+        }
+    }
+
+    /// A standalone node: a cluster of one.
+    pub async fn standalone(stores: &Stores, options: NodeOptions) -> Self {
+        Self::start(stores, &LocalCluster::new(Duration::from_secs(15)), options).await
+    }
+
+    /// Stops the node as SIGTERM would, and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let stopped = tokio::time::timeout(PATIENCE, served).await;
+            assert!(stopped.is_ok(), "the node did not stop within {PATIENCE:?}");
+        }
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let answer = request.send().await.expect("the node answers");
+        let status = answer.status();
+        let text = answer.text().await.expect("an answer body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("answer {status} is not JSON: {text:?}"));
+        (status, body)
+    }
+
+    fn authorised(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let request = self.http.get(format!("{}{path}", self.url));
+        self.call(self.authorised(request, token)).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let request = self.http.post(format!("{}{path}", self.url)).json(body);
+        self.call(self.authorised(request, token)).await
+    }
+
+    /// A raw request, for the cases the helpers do not cover (headers, bodies that are not JSON).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.url))
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        self.call(request).await
+    }
+
+    /// Creates a conversation for `token`'s user; returns its id.
+    pub async fn create_conversation(&self, token: &str, first_message: Option<&str>) -> String {
+        let (status, body) = self
+            .post(
+                "/api/conversations",
+                Some(token),
+                &json!({ "initial_user_msg": first_message }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create answered {body}");
+        body["conversation_id"]
+            .as_str()
+            .expect("a conversation id")
+            .to_owned()
+    }
+
+    pub async fn conversation(&self, token: &str, id: &str) -> Value {
+        let (status, body) = self
+            .get(&format!("/api/conversations/{id}"), Some(token))
+            .await;
+        assert_eq!(status, StatusCode::OK, "get answered {body}");
+        body
+    }
+
+    /// Every stored event of a conversation, through the REST pages.
+    pub async fn all_events(&self, token: &str, id: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let path = format!(
+                "/api/conversations/{id}/events?start_id={}&limit=100",
+                events.len()
+            );
+            let (status, body) = self.get(&path, Some(token)).await;
+            assert_eq!(status, StatusCode::OK, "events answered {body}");
+            events.extend(body["events"].as_array().cloned().unwrap_or_default());
+            if body["has_more"] != true {
+                return events;
+            }
+        }
+    }
+
+    /// Polls the conversation until `condition` holds; panics after [`PATIENCE`].
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        id: &str,
+        condition: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let conversation = self.conversation(token, id).await;
+            if condition(&conversation) {
+                return conversation;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not met within {PATIENCE:?}: {conversation}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Polls the events until `condition` holds for them; returns them.
+    pub async fn wait_for_events(
+        &self,
+        token: &str,
+        id: &str,
+        condition: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let events = self.all_events(token, id).await;
+            if condition(&events) {
+                return events;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "events not as expected within {PATIENCE:?}: {events:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// One value of `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+    }
+}
+
+/// Whether a REST conversation is stopped.
+pub fn is_stopped(conversation: &Value) -> bool {
+    conversation["status"] == "stopped"
+}
+
+/// Whether an event is the agent's answer.
+pub fn is_agent_message(event: &Value) -> bool {
+    event["source"] == "agent" && event["action"] == "message"
+}

@@ -1,0 +1,220 @@
+//! Driving the official Socket.IO client (`socket.io-client` from npm) from a test: each
+//! [`SocketClient`] is a `node tests/js/sio-client.mjs` process whose JSON lines (connect, errors,
+//! `oh_event`s, acks) the test reads, and to which it writes what to emit.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// How long a test waits for something it expects from the server.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/js/sio-client.mjs");
+
+/// How to connect.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConnectOptions {
+    /// The connect query (`conversation_id`, `latest_event_id`, `session_api_key`).
+    pub query: serde_json::Map<String, Value>,
+    /// A bearer token sent in the auth payload.
+    pub auth_token: Option<String>,
+    /// A bearer token sent in the `Authorization` header.
+    pub header_token: Option<String>,
+}
+
+impl ConnectOptions {
+    /// The usual options: a conversation, a token in the auth payload, and the replay start if any.
+    pub fn conversation(conversation_id: &str, token: &str, latest_event_id: Option<i64>) -> Self {
+        let mut query = serde_json::Map::new();
+        query.insert("conversation_id".into(), json!(conversation_id));
+        if let Some(latest) = latest_event_id {
+            query.insert("latest_event_id".into(), json!(latest.to_string()));
+        }
+        Self {
+            query,
+            auth_token: Some(token.to_owned()),
+            header_token: None,
+        }
+    }
+}
+
+/// One official client, connected (or refused) in its own process; killed when dropped.
+pub struct SocketClient {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<Value>,
+    /// Lines read while looking for something else, in order.
+    unread: Vec<Value>,
+    next_ack: u64,
+}
+
+impl Drop for SocketClient {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl SocketClient {
+    /// Starts a client against `base_url` (the node's `http://host:port`).
+    pub fn start(base_url: &str, options: &ConnectOptions) -> Self {
+        let options = serde_json::to_string(options).expect("options serialise");
+        let mut child = Command::new("node")
+            .arg(SCRIPT)
+            .arg(base_url)
+            .arg(options)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("`node` runs (the test stack installs it with socket.io-client)");
+        let stdin = child.stdin.take().expect("the client's stdin");
+        let stdout = child.stdout.take().expect("the client's stdout");
+        let (sender, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                match serde_json::from_str(&line) {
+                    Ok(value) => {
+                        if sender.send(value).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => eprintln!("socket client printed a non-JSON line: {line}"),
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            unread: Vec::new(),
+            next_ack: 0,
+        }
+    }
+
+    /// Starts a client and waits for its connection; panics when refused.
+    pub async fn connect(base_url: &str, options: &ConnectOptions) -> Self {
+        let mut client = Self::start(base_url, options);
+        if let Err(reason) = client.connection().await {
+            panic!("the connection was refused: {reason}");
+        }
+        client
+    }
+
+    /// Waits for the outcome of the connection: `Ok` on connect, `Err(message)` on `connect_error`.
+    pub async fn connection(&mut self) -> Result<(), String> {
+        let line = self
+            .next_matching(|line| {
+                matches!(line["type"].as_str(), Some("connect" | "connect_error"))
+            })
+            .await;
+        match line["type"].as_str() {
+            Some("connect") => Ok(()),
+            _ => Err(line["message"].as_str().unwrap_or_default().to_owned()),
+        }
+    }
+
+    /// The next line satisfying `wanted`; other lines stay unread for later calls.
+    async fn next_matching(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(position) = self.unread.iter().position(&wanted) {
+            return self.unread.remove(position);
+        }
+        loop {
+            let line = match tokio::time::timeout(PATIENCE, self.lines.recv()).await {
+                Ok(Some(line)) => line,
+                Ok(None) => panic!("the socket client exited; unread: {:?}", self.unread),
+                Err(_) => panic!(
+                    "not received within {PATIENCE:?}; unread: {:?}",
+                    self.unread
+                ),
+            };
+            if wanted(&line) {
+                return line;
+            }
+            self.unread.push(line);
+        }
+    }
+
+    /// The next `oh_event` payload.
+    pub async fn next_event(&mut self) -> Value {
+        let line = self.next_matching(|line| line["type"] == "oh_event").await;
+        line["data"].clone()
+    }
+
+    /// `oh_event` payloads up to and including the first one `last` accepts.
+    pub async fn events_until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let event = self.next_event().await;
+            let done = last(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+
+    /// Stored events (with an `id`) up to and including the one with id `last_id`.
+    pub async fn events_through(&mut self, last_id: u64) -> Vec<Value> {
+        self.events_until(|event| event["id"].as_u64() == Some(last_id))
+            .await
+    }
+
+    async fn write(&mut self, command: Value) {
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("write to the socket client");
+        self.stdin.flush().await.expect("flush the socket client");
+    }
+
+    /// Emits without asking for an acknowledgement.
+    pub async fn emit(&mut self, event: &str, data: Value) {
+        self.write(json!({ "emit": event, "data": data })).await;
+    }
+
+    /// Emits and waits for the server's acknowledgement.
+    pub async fn emit_with_ack(&mut self, event: &str, data: Value) -> Value {
+        self.next_ack += 1;
+        let id = self.next_ack;
+        self.write(json!({ "emit": event, "data": data, "ack_id": id }))
+            .await;
+        let line = self
+            .next_matching(|line| line["type"] == "ack" && line["ack_id"] == id)
+            .await;
+        assert!(line.get("error").is_none(), "no ack: {line}");
+        line["data"].clone()
+    }
+
+    /// Waits for the server to end the connection; returns the reason the client saw.
+    pub async fn disconnection(&mut self) -> String {
+        let line = self
+            .next_matching(|line| line["type"] == "disconnect")
+            .await;
+        line["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Closes the connection from the client's side.
+    pub async fn close(mut self) {
+        self.write(json!({ "close": true })).await;
+        let _ = self.disconnection().await;
+    }
+}
+
+/// A user message action, as the original's clients send it.
+pub fn message_action(content: &str) -> Value {
+    json!({ "action": "message", "args": { "content": content } })
+}
+
+/// Whether an `oh_event` is an agent state change to `state`.
+pub fn is_state(event: &Value, state: &str) -> bool {
+    event["observation"] == "agent_state_changed" && event["extras"]["agent_state"] == state
+}
