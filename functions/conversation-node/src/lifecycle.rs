@@ -310,6 +310,7 @@ pub async fn sweep(node: Node) {
                 }
             }
         }
+        inc(&node.metrics.sweeps);
     }
 }
 

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub conversations_stopped: AtomicU64,
     pub evictions: AtomicU64,
     pub leases_lost: AtomicU64,
+    pub sweeps: AtomicU64,
     pub state_changes_published: AtomicU64,
     pub state_changes_dropped: AtomicU64,
 }
@@ -84,6 +85,7 @@ impl Metrics {
                 "agent loops ended because their lease was lost",
                 &self.leases_lost,
             ),
+            ("node_sweeps_total", "idle sweeps completed", &self.sweeps),
             (
                 "node_state_changes_published_total",
                 "ConversationStateChanged events published",

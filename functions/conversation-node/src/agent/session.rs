@@ -78,6 +78,8 @@ impl Session {
             user_id: meta.user_id.clone(),
             activity: Arc::clone(&activity),
         };
+        // Counted from now, so that a loop shows in the gauge as soon as it is registered.
+        add(&node.metrics.sessions, 1);
         let (metadata, updates) = watch::channel(meta.clone());
         let writer = tokio::spawn(write_metadata(Arc::clone(&node.conversations), updates));
         let session = Self {
@@ -97,7 +99,6 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        add(&self.node.metrics.sessions, 1);
         inc(&self.node.metrics.conversations_started);
         tracing::info!(conversation_id = %self.lease.conversation, epoch = self.lease.epoch, "agent loop starts");
         let ending = match self.resume().await {

@@ -141,18 +141,19 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot join the room");
         feed.emit(&error_payload("live events are unavailable"));
     }
-    if let Err(error) = feed.replay(node.events.as_ref()).await {
-        tracing::warn!(conversation_id = %client.conversation, reason = %error, "replay failed");
-        feed.emit(&error_payload("stored events are unavailable"));
-    }
     // A running conversation whose owner is gone is taken over by a node with a client; a stopped
-    // one stays stopped until the user prompts it.
+    // one stays stopped until the user prompts it. Decided before the replay, so that a client that
+    // has its replay knows the outcome.
     if client.running
         && node.sessions.get(&client.conversation).is_none()
         && let Err(error) =
             lifecycle::ensure_running(&node, &client.conversation, &client.user_id).await
     {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot take the conversation over");
+    }
+    if let Err(error) = feed.replay(node.events.as_ref()).await {
+        tracing::warn!(conversation_id = %client.conversation, reason = %error, "replay failed");
+        feed.emit(&error_payload("stored events are unavailable"));
     }
 }
 

@@ -1,0 +1,182 @@
+//! The agent with a model: the chat-completions client against a local OpenAI-compatible fake, through
+//! the node (success with the conversation's history, 429 then success, a model that stays down ends the
+//! turn in `error`, persistent 429 in `rate_limited`, a refused key), and `request_llm_completion`.
+
+use e2e::fakes::llm::{FakeLlm, LlmReply};
+use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
+use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
+use serde_json::{Value, json};
+use shared::domain::{ChatMessage, ChatRole, ConversationId};
+
+const KEY: &str = "sk-test-key";
+
+async fn node_with_model(llm: &FakeLlm) -> TestNode {
+    let options = NodeOptions::new().with_model(llm.url(), KEY);
+    TestNode::standalone(&Stores::dynamo().await, options).await
+}
+
+/// Connects to a new conversation of `token`'s user and waits for its loop to be ready.
+async fn ready_conversation(node: &TestNode, token: &str) -> (String, SocketClient) {
+    let id = node.create_conversation(token, None).await;
+    let mut client =
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, token, None)).await;
+    client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+    (id, client)
+}
+
+/// Sends a message and returns the turn's events, through the state it ends in.
+async fn turn(client: &mut SocketClient, text: &str, ends_in: &str) -> Vec<Value> {
+    client
+        .emit_with_ack("oh_user_action", message_action(text))
+        .await;
+    client.events_until(|e| is_state(e, ends_in)).await
+}
+
+fn answer_of(events: &[Value]) -> String {
+    events
+        .iter()
+        .find(|e| is_agent_message(e))
+        .and_then(|e| e["args"]["content"].as_str())
+        .expect("an answer")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_answers_with_the_conversations_history() {
+    let llm = FakeLlm::start(KEY).await;
+    let node = node_with_model(&llm).await;
+    let (_, mut client) = ready_conversation(&node, &token("alice")).await;
+
+    let first = turn(&mut client, "hello model", "awaiting_user_input").await;
+    assert_eq!(answer_of(&first), "model says: hello model");
+    let second = turn(&mut client, "and again", "awaiting_user_input").await;
+    assert_eq!(answer_of(&second), "model says: and again");
+
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1]["model"], "fake-model");
+    assert_eq!(
+        requests[1]["messages"],
+        json!([
+            { "role": "user", "content": "hello model" },
+            { "role": "assistant", "content": "model says: hello model" },
+            { "role": "user", "content": "and again" },
+        ])
+    );
+    let (_, health) = node.get("/health", None).await;
+    assert_eq!(health["agent"], "fake-model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_after_the_wait_the_model_asks_for() {
+    let llm = FakeLlm::start(KEY).await;
+    llm.script([
+        LlmReply::RateLimited {
+            retry_after_secs: Some(0),
+        },
+        LlmReply::ServerError(502),
+        LlmReply::Answer("after retrying".into()),
+    ]);
+    let node = node_with_model(&llm).await;
+    let (_, mut client) = ready_conversation(&node, &token("alice")).await;
+    let events = turn(&mut client, "try hard", "awaiting_user_input").await;
+    assert_eq!(answer_of(&events), "after retrying");
+    assert_eq!(llm.requests().len(), 3);
+    assert!(events.iter().all(|e| !is_state(e, "error")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_stays_down_ends_the_turn_in_error_and_a_later_message_retries() {
+    let llm = FakeLlm::start(KEY).await;
+    llm.then_always(Some(LlmReply::ServerError(503)));
+    let node = node_with_model(&llm).await;
+    let (id, mut client) = ready_conversation(&node, &token("alice")).await;
+
+    client
+        .emit_with_ack("oh_user_action", message_action("anyone?"))
+        .await;
+    let events = client.events_until(|e| is_state(e, "error")).await;
+    assert!(events.iter().any(|e| is_state(e, "running")));
+    assert!(!events.iter().any(is_agent_message));
+    let status = events
+        .iter()
+        .find(|e| e["status_update"] == true)
+        .expect("a status update tells the client");
+    assert_eq!(status["type"], "error");
+    assert_eq!(status["id"], "STATUS$ERROR_LLM_SERVICE_UNAVAILABLE");
+    assert_eq!(llm.requests().len(), 3, "the first attempt and two retries");
+    let conversation = node.conversation(&token("alice"), &id).await;
+    assert_eq!(conversation["status"], "running");
+
+    llm.then_always(None);
+    let recovered = turn(&mut client, "now?", "awaiting_user_input").await;
+    assert_eq!(answer_of(&recovered), "model says: now?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_429_ends_the_turn_rate_limited() {
+    let llm = FakeLlm::start(KEY).await;
+    llm.then_always(Some(LlmReply::RateLimited {
+        retry_after_secs: None,
+    }));
+    let node = node_with_model(&llm).await;
+    let (_, mut client) = ready_conversation(&node, &token("alice")).await;
+    client
+        .emit_with_ack("oh_user_action", message_action("busy?"))
+        .await;
+    let events = client.events_until(|e| is_state(e, "rate_limited")).await;
+    let status = events.iter().find(|e| e["status_update"] == true).unwrap();
+    assert_eq!(status["id"], "STATUS$ERROR_LLM_RATE_LIMITED");
+    assert_eq!(llm.requests().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_is_not_retried() {
+    let llm = FakeLlm::start("another-key").await;
+    let node = node_with_model(&llm).await;
+    let (_, mut client) = ready_conversation(&node, &token("alice")).await;
+    client
+        .emit_with_ack("oh_user_action", message_action("let me in"))
+        .await;
+    let events = client.events_until(|e| is_state(e, "error")).await;
+    let status = events.iter().find(|e| e["status_update"] == true).unwrap();
+    assert!(
+        status["message"].as_str().unwrap().contains("401"),
+        "{status}"
+    );
+    assert!(
+        llm.requests().is_empty(),
+        "the fake records authenticated requests only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_llm_completion_goes_through_the_conversations_model() {
+    let llm = FakeLlm::start(KEY).await;
+    let node = node_with_model(&llm).await;
+    let (id, _client) = ready_conversation(&node, &token("alice")).await;
+    let conversation = ConversationId::parse(&id).unwrap();
+    let messages = vec![
+        ChatMessage::new(ChatRole::System, "Summarise the conversation."),
+        ChatMessage::new(ChatRole::User, "a title please"),
+    ];
+    let answer = node
+        .handle
+        .request_llm_completion(&conversation, messages)
+        .await
+        .expect("a completion");
+    assert_eq!(answer, "model says: a title please");
+    assert_eq!(llm.requests()[0]["messages"][0]["role"], "system");
+
+    let stopped = ConversationId::parse("never-started").unwrap();
+    let refused = node
+        .handle
+        .request_llm_completion(&stopped, vec![ChatMessage::new(ChatRole::User, "hi")])
+        .await;
+    assert!(
+        refused.is_err(),
+        "a conversation nobody runs has no model to ask"
+    );
+}
