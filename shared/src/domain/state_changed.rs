@@ -19,5 +19,8 @@ pub struct ConversationStateChanged {
     pub old_state: Option<AgentState>,
     pub new_state: AgentState,
     pub trigger_id: Option<TriggerId>,
+    /// The id of the `agent_state_changed` event that records the change: orders a conversation's
+    /// changes however the bus delivers them.
+    pub event_id: u64,
     pub changed_at: DateTime<Utc>,
 }

@@ -355,7 +355,8 @@ impl Session {
                 Draft::State(input, reason) => {
                     if let Some(to) = state::next(agent_state, input) {
                         events.push(ConversationEvent::agent_state_changed(id, to, reason));
-                        changes.push((agent_state, to));
+                        // The very first event of a conversation has no state before it.
+                        changes.push((id, (id > 0).then_some(agent_state), to));
                         agent_state = to;
                     }
                 }
@@ -380,13 +381,14 @@ impl Session {
             self.publish(RoomMessage::Event(event)).await;
         }
         let now = Utc::now();
-        for (old, new) in changes {
+        for (event_id, old, new) in changes {
             self.node.callbacks.notify(ConversationStateChanged {
                 conversation_id: self.meta.id.clone(),
                 user_id: self.meta.user_id.clone(),
-                old_state: Some(old),
+                old_state: old,
                 new_state: new,
                 trigger_id: self.meta.trigger_id.clone(),
+                event_id,
                 changed_at: now,
             });
         }

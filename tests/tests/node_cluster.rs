@@ -1,0 +1,170 @@
+//! Several nodes on one in-process cluster (`LocalCluster`) and shared stores: the paths a Redis cluster
+//! takes, with the same node code. A client on one node talks to a conversation owned by another; stops,
+//! evictions and `request_llm_completion` reach the owner; a node that leaves hands its conversations
+//! over to the node holding their clients.
+
+use std::time::Duration;
+
+use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, is_stopped, token};
+use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
+use reqwest::StatusCode;
+use serde_json::json;
+use shared::adapters::local_cluster::LocalCluster;
+use shared::domain::{ChatMessage, ChatRole, ConversationId};
+
+async fn two_nodes(options: impl Fn() -> NodeOptions) -> (TestNode, TestNode) {
+    let stores = Stores::dynamo().await;
+    let cluster = LocalCluster::new(Duration::from_secs(15));
+    let a = TestNode::start(&stores, &cluster, options()).await;
+    let b = TestNode::start(&stores, &cluster, options()).await;
+    (a, b)
+}
+
+/// A conversation started on `owner`, with its loop ready.
+async fn owned_by(owner: &TestNode, token: &str) -> String {
+    let id = owner.create_conversation(token, None).await;
+    owner
+        .wait_for_events(token, &id, |events| {
+            events
+                .last()
+                .is_some_and(|e| is_state(e, "awaiting_user_input"))
+        })
+        .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_another_node_talks_to_the_owner() {
+    let (a, b) = two_nodes(NodeOptions::new).await;
+    let alice = token("alice");
+    let id = owned_by(&a, &alice).await;
+    let appended_by_a = a.metric("node_events_appended_total").await;
+
+    let mut client =
+        SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+    assert_eq!(
+        b.metric("node_sessions").await,
+        0.0,
+        "B does not take over a running conversation"
+    );
+    let ack = client
+        .emit_with_ack("oh_user_action", message_action("from node B"))
+        .await;
+    assert_eq!(ack["success"], true);
+    let turn = client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+    assert_eq!(turn[0]["args"]["content"], "from node B");
+    assert!(turn.iter().any(is_agent_message));
+    assert_eq!(
+        a.metric("node_events_appended_total").await,
+        appended_by_a + 4.0
+    );
+    assert_eq!(b.metric("node_events_appended_total").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_llm_completion_runs_on_the_owner() {
+    let (a, b) = two_nodes(NodeOptions::new).await;
+    let alice = token("alice");
+    let id = ConversationId::parse(&owned_by(&a, &alice).await).unwrap();
+    let answer = b
+        .handle
+        .request_llm_completion(&id, vec![ChatMessage::new(ChatRole::User, "name this")])
+        .await
+        .expect("the owner answers");
+    assert!(answer.starts_with("[built-in agent"), "{answer}");
+    assert!(answer.contains("name this"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_on_one_node_stops_the_loop_on_the_other_and_stays() {
+    let (a, b) = two_nodes(|| {
+        let mut options = NodeOptions::new();
+        options.config.timing.sweep = Duration::from_millis(50);
+        options
+    })
+    .await;
+    let alice = token("alice");
+    let id = owned_by(&a, &alice).await;
+    let mut client =
+        SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+
+    let (status, body) = b
+        .post(
+            &format!("/api/conversations/{id}/stop"),
+            Some(&alice),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(is_stopped(&b.conversation(&alice, &id).await));
+    assert_eq!(a.metric("node_sessions").await, 0.0);
+    assert!(is_state(&client.next_event().await, "stopped"));
+
+    // B holds a client and sweeps, yet neither node restarts it.
+    let sweeps = b.metric("node_sweeps_total").await;
+    while b.metric("node_sweeps_total").await < sweeps + 3.0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        a.metric("node_sessions").await + b.metric("node_sessions").await,
+        0.0
+    );
+    assert!(is_stopped(&a.conversation(&alice, &id).await));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_node_hands_its_conversations_to_the_node_with_their_clients() {
+    let (a, b) = two_nodes(NodeOptions::new).await;
+    let alice = token("alice");
+    let id = owned_by(&a, &alice).await;
+    let mut client =
+        SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    let replayed = client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+
+    a.stop().await;
+    // B takes over at once: its loop starts from the store, after what A wrote.
+    let resumed = client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+    assert!(is_state(&resumed[0], "loading"), "{resumed:?}");
+    assert_eq!(resumed[0]["id"].as_u64(), Some(replayed.len() as u64));
+    assert_eq!(b.metric("node_sessions").await, 1.0);
+    assert_eq!(b.conversation(&alice, &id).await["status"], "running");
+
+    client
+        .emit_with_ack("oh_user_action", message_action("still there?"))
+        .await;
+    let turn = client.events_until(is_agent_message).await;
+    assert_eq!(turn[0]["args"]["content"], "still there?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_counts_a_users_conversations_on_every_node() {
+    let (a, b) = two_nodes(|| {
+        let mut options = NodeOptions::new();
+        options.config.limits.max_running = 2;
+        options
+    })
+    .await;
+    let alice = token("alice");
+    let on_a = owned_by(&a, &alice).await;
+    let on_b = owned_by(&b, &alice).await;
+    // A third one started on A evicts the oldest (on A); a fourth evicts the one on B.
+    let third = owned_by(&a, &alice).await;
+    a.wait_for(&alice, &on_a, is_stopped).await;
+    assert_eq!(b.conversation(&alice, &on_b).await["status"], "running");
+    owned_by(&a, &alice).await;
+    b.wait_for(&alice, &on_b, is_stopped).await;
+    assert_eq!(b.metric("node_sessions").await, 0.0);
+    assert_eq!(a.conversation(&alice, &third).await["status"], "running");
+}

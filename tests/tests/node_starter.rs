@@ -1,0 +1,228 @@
+//! The proactive starter through `POST /internal/proactive` against the GitHub fake: one conversation
+//! and one PR comment per trigger however often it is delivered (the comment edited, never duplicated),
+//! the API key, and a 5xx while GitHub fails so that EventBridge retries.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use e2e::fakes::github::{FakeGitHub, FakePullRequest, Fault, FaultRule};
+use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shared::domain::trigger::{FailedRun, TriggerPullRequest, TriggerRepository};
+use shared::domain::{GroupKey, HeadSha, ProactiveConversationRequested, RepoId};
+use shared::github::{ClientOptions, GitHubAuth, GitHubClient, GitHubConfig};
+
+const REPO: &str = "octo-org/widgets";
+const PR: u64 = 7;
+const USER: &str = "keycloak-user-1";
+const INTERNAL_KEY: &str = "internal-test-key";
+const GITHUB_TOKEN: &str = "gh-test-token";
+
+fn sha(digit: char) -> HeadSha {
+    HeadSha::parse(&digit.to_string().repeat(40)).unwrap()
+}
+
+fn trigger(head: &HeadSha) -> ProactiveConversationRequested {
+    let key = GroupKey {
+        repo_id: RepoId::from_github(4242),
+        pr_number: PR,
+        head_sha: head.clone(),
+    };
+    ProactiveConversationRequested {
+        trigger_id: key.trigger_id(),
+        repository: TriggerRepository {
+            id: key.repo_id.clone(),
+            owner: "octo-org".into(),
+            name: "widgets".into(),
+        },
+        pull_request: TriggerPullRequest {
+            number: PR,
+            head_sha: head.clone(),
+            head_branch: "fix-widgets".into(),
+        },
+        installation_id: None,
+        user_id: USER.into(),
+        failed_runs: vec![
+            FailedRun {
+                id: 11,
+                name: "CI / unit tests".into(),
+                conclusion: "failure".into(),
+                url: "https://github.com/octo-org/widgets/actions/runs/11".into(),
+            },
+            FailedRun {
+                id: 12,
+                name: "Lint".into(),
+                conclusion: "timed_out".into(),
+                url: "https://github.com/octo-org/widgets/actions/runs/12".into(),
+            },
+        ],
+        run_count: 3,
+        decided_at: Utc::now(),
+    }
+}
+
+/// The event as EventBridge's API destination delivers it: the whole envelope.
+fn envelope(request: &ProactiveConversationRequested) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "ProactiveConversationRequested",
+        "source": "proactive.github",
+        "account": "000000000000",
+        "time": Utc::now(),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": request,
+    })
+}
+
+async fn world() -> (FakeGitHub, TestNode) {
+    let github = FakeGitHub::start().await;
+    github.require_token(GITHUB_TOKEN);
+    github.put_pull_request(
+        REPO,
+        FakePullRequest::open(PR, sha('a').as_str(), "fix-widgets"),
+    );
+    let config = GitHubConfig {
+        api_url: github.url().to_owned(),
+        auth: GitHubAuth::Token(GITHUB_TOKEN.into()),
+    };
+    let options = ClientOptions {
+        retry_backoff: Duration::from_millis(10),
+        ..ClientOptions::default()
+    };
+    let mut node_options = NodeOptions::new();
+    node_options.github =
+        Some(GitHubClient::with_options(config, options).expect("a GitHub client"));
+    node_options.config.auth.internal_api_key = Some(INTERNAL_KEY.into());
+    let node = TestNode::standalone(&Stores::dynamo().await, node_options).await;
+    (github, node)
+}
+
+async fn deliver(node: &TestNode, body: &Value) -> (StatusCode, Value) {
+    node.send(
+        node.request(Method::POST, "/internal/proactive")
+            .header("X-Api-Key", INTERNAL_KEY)
+            .json(body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_trigger_twice_makes_one_conversation_and_one_edited_comment() {
+    let (github, node) = world().await;
+    let request = trigger(&sha('a'));
+
+    let (status, first) = deliver(&node, &envelope(&request)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["comment"], "created");
+    let id = first["conversation_id"].as_str().unwrap().to_owned();
+    let comments = github.comments(REPO, PR);
+    assert_eq!(comments.len(), 1);
+    let body = &comments[0].body;
+    assert!(
+        body.starts_with("Looks like there are a few issues preventing this PR from being merged!")
+    );
+    assert!(
+        body.contains("[CI / unit tests](https://github.com/octo-org/widgets/actions/runs/11)")
+    );
+    assert!(body.contains("[Lint]"));
+    assert!(body.contains(&format!("http://conversations.test/conversations/{id}")));
+
+    // A redelivery (here the bare detail) finds the same conversation and edits the same comment.
+    let (status, second) = deliver(&node, &serde_json::to_value(&request).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["conversation_id"], id.as_str());
+    assert_eq!(second["created"], false);
+    assert_eq!(second["comment"], "updated");
+    let again = github.comments(REPO, PR);
+    assert_eq!(again.len(), 1, "edited, not duplicated");
+    assert_eq!(again[0].id, comments[0].id);
+
+    let user = token(USER);
+    let (_, listed) = node.get("/api/conversations", Some(&user)).await;
+    let results = listed["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["trigger_id"], request.trigger_id.as_str());
+    assert_eq!(results[0]["selected_repository"], REPO);
+    let events = node
+        .wait_for_events(&user, &id, |events| events.iter().any(is_agent_message))
+        .await;
+    let first_message = events
+        .iter()
+        .find(|e| e["source"] == "user")
+        .and_then(|e| e["args"]["content"].as_str())
+        .unwrap();
+    assert!(first_message.contains("PR #7"), "{first_message}");
+    assert!(first_message.contains("`fix-widgets`"));
+    assert!(first_message.contains("CI / unit tests, Lint"));
+    assert_eq!(events.iter().filter(|e| e["source"] == "user").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_red_commit_links_its_own_conversation_in_the_same_comment() {
+    let (github, node) = world().await;
+    let (_, first) = deliver(&node, &envelope(&trigger(&sha('a')))).await;
+    let (status, second) = deliver(&node, &envelope(&trigger(&sha('b')))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(first["conversation_id"], second["conversation_id"]);
+    assert_eq!(second["comment"], "updated");
+    let comments = github.comments(REPO, PR);
+    assert_eq!(comments.len(), 1);
+    let link = format!(
+        "/conversations/{}",
+        second["conversation_id"].as_str().unwrap()
+    );
+    assert!(comments[0].body.contains(&link));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_without_the_internal_key_are_refused() {
+    let (github, node) = world().await;
+    let body = envelope(&trigger(&sha('a')));
+    let (status, answer) = node
+        .send(
+            node.request(Method::POST, "/internal/proactive")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer["error"], "unauthorized");
+    let (status, _) = node
+        .send(
+            node.request(Method::POST, "/internal/proactive")
+                .header("X-Api-Key", "guessed")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = deliver(&node, &json!({ "detail": { "trigger_id": "nope" } })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(github.comments(REPO, PR).is_empty());
+    let (_, listed) = node.get("/api/conversations", Some(&token(USER))).await;
+    assert!(listed["results"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_failure_answers_5xx_and_the_retry_completes_the_work() {
+    let (github, node) = world().await;
+    // Every attempt of the client's first call fails.
+    github.inject(FaultRule::next(3, Fault::ServerError(502)));
+    let body = envelope(&trigger(&sha('a')));
+    let (status, failed) = deliver(&node, &body).await;
+    assert!(status.is_server_error(), "{status} {failed}");
+    assert!(github.comments(REPO, PR).is_empty());
+
+    let (status, retried) = deliver(&node, &body).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(
+        retried["created"], false,
+        "the conversation was created by the first delivery"
+    );
+    assert_eq!(retried["comment"], "created");
+    assert_eq!(github.comments(REPO, PR).len(), 1);
+    let (_, listed) = node.get("/api/conversations", Some(&token(USER))).await;
+    assert_eq!(listed["results"].as_array().unwrap().len(), 1);
+}
