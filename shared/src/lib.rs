@@ -8,6 +8,7 @@
 //! - [`webhook`]: the GitHub webhook endpoint's logic (signature, payloads, gates, answers).
 //! - [`github`]: the GitHub REST client.
 //! - [`config`], [`aws`], [`telemetry`]: configuration from the environment, the AWS SDK setup, logging.
+//! - [`wiring`]: building the configured adapters and services once per process.
 
 pub mod adapters;
 pub mod aws;
@@ -18,3 +19,4 @@ pub mod ports;
 pub mod proactive;
 pub mod telemetry;
 pub mod webhook;
+pub mod wiring;
