@@ -2,8 +2,12 @@
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub).
+//! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
+//! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
 pub mod contract;
 pub mod fakes;
 pub mod moto;
 pub mod trigger_scenarios;
+pub mod webhook_samples;
+pub mod webhook_sender;
