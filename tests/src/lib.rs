@@ -2,6 +2,7 @@
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub).
+//! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
@@ -9,5 +10,6 @@ pub mod contract;
 pub mod fakes;
 pub mod moto;
 pub mod trigger_scenarios;
+pub mod trigger_world;
 pub mod webhook_samples;
 pub mod webhook_sender;
