@@ -8,7 +8,6 @@ use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
 use chrono::Utc;
 use futures::future::join_all;
 use http::StatusCode;
-use rand::seq::SliceRandom;
 use serde_json::json;
 use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::in_process_bus::InProcessBus;
@@ -19,7 +18,8 @@ use shared::proactive::republish_pending;
 
 use crate::fakes::github::FakePullRequest;
 use crate::trigger_world::{
-    ACTOR, BRANCH, Delivery, REPO, Run, TriggerWorld, delivery, lifecycle, sha, triggered_count,
+    ACTOR, BRANCH, Delivery, REPO, Run, TriggerWorld, delivery, lifecycle, sha,
+    shuffled_with_repeats, triggered_count,
 };
 
 pub use crate::trigger_world::Store;
@@ -77,17 +77,8 @@ pub async fn two_hundred_concurrent_shuffled_duplicated_deliveries_trigger_once(
             lifecycle(run(&head, id, name), conclusion)
         })
         .collect();
-    // 200 deliveries: every distinct one at least once, the rest repeats, half of them redeliveries
-    // (same delivery id) and half duplicates under a fresh id; then shuffled and sent all at once.
-    let mut deliveries = distinct.clone();
-    for n in 0..(200 - distinct.len()) {
-        let mut repeat = distinct[n % distinct.len()].clone();
-        if n % 2 == 1 {
-            repeat.id = format!("{}-dup{n}", repeat.id);
-        }
-        deliveries.push(repeat);
-    }
-    deliveries.shuffle(&mut rand::rng());
+    // 200 deliveries, duplicated and redelivered, shuffled, and sent all at once.
+    let deliveries = shuffled_with_repeats(distinct, 200);
     let answers = join_all(deliveries.iter().map(|d| world.send(d))).await;
 
     for answer in &answers {

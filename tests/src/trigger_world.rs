@@ -98,6 +98,22 @@ pub fn lifecycle(run: Run<'_>, conclusion: &str) -> Vec<Delivery> {
     ]
 }
 
+/// `count` deliveries of the given lifecycles: every distinct delivery at least once, the rest repeats
+/// (half redeliveries under the same id, half duplicates under a fresh id), shuffled.
+pub fn shuffled_with_repeats(distinct: Vec<Delivery>, count: usize) -> Vec<Delivery> {
+    use rand::seq::SliceRandom;
+    let mut deliveries = distinct.clone();
+    for n in 0..count.saturating_sub(distinct.len()) {
+        let mut repeat = distinct[n % distinct.len()].clone();
+        if n % 2 == 1 {
+            repeat.id = format!("{}-dup{n}", repeat.id);
+        }
+        deliveries.push(repeat);
+    }
+    deliveries.shuffle(&mut rand::rng());
+    deliveries
+}
+
 /// The fake GitHub, the service under test, and what reached the observed bus.
 pub struct TriggerWorld {
     pub github: FakeGitHub,
