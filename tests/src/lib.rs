@@ -3,6 +3,9 @@
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, an OpenAI-compatible model).
 //! - [`node`]: conversation nodes served in the test process; [`socketio`]: the official Socket.IO client.
+//! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
+//! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
+//! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
 pub mod contract;
 pub mod fakes;
@@ -10,3 +13,6 @@ pub mod moto;
 pub mod node;
 pub mod socketio;
 pub mod trigger_scenarios;
+pub mod trigger_world;
+pub mod webhook_samples;
+pub mod webhook_sender;

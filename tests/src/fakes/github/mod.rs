@@ -194,6 +194,18 @@ pub enum Presented {
     Invalid,
 }
 
+impl std::fmt::Display for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Nothing => f.write_str("anonymous"),
+            Self::Token => f.write_str("token"),
+            Self::InstallationToken { installation } => write!(f, "installation {installation}"),
+            Self::AppJwt => f.write_str("App JWT"),
+            Self::Invalid => f.write_str("invalid credential"),
+        }
+    }
+}
+
 /// One request the fake answered.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
