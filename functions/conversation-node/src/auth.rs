@@ -223,11 +223,11 @@ impl JwksCache {
             .iter()
             .filter_map(|jwk| {
                 let kid = jwk.common.key_id.clone()?;
-                let algorithm = jwk
-                    .common
-                    .key_algorithm
-                    .and_then(|a| a.to_string().parse().ok())
-                    .unwrap_or(Algorithm::RS256);
+                // Keys for encryption (Keycloak publishes `RSA-OAEP` ones beside) are not for tokens.
+                let algorithm = match jwk.common.key_algorithm {
+                    Some(algorithm) => algorithm.to_string().parse().ok()?,
+                    None => Algorithm::RS256,
+                };
                 let key = DecodingKey::from_jwk(jwk).ok()?;
                 Some((kid, (key, algorithm)))
             })
