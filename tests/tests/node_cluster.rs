@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use e2e::fakes::llm::FakeLlm;
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, is_stopped, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
 use reqwest::StatusCode;
@@ -146,6 +147,36 @@ async fn a_leaving_node_hands_its_conversations_to_the_node_with_their_clients()
         .await;
     let turn = client.events_until(is_agent_message).await;
     assert_eq!(turn[0]["args"]["content"], "still there?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_interrupted_by_a_handover_is_answered_by_the_new_owner() {
+    let llm = FakeLlm::start("key").await;
+    llm.delay(Duration::from_millis(1500));
+    let (a, b) = two_nodes(|| NodeOptions::new().with_model(llm.url(), "key")).await;
+    let alice = token("alice");
+    let id = owned_by(&a, &alice).await;
+    let mut client =
+        SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    client
+        .events_until(|e| is_state(e, "awaiting_user_input"))
+        .await;
+
+    client
+        .emit_with_ack("oh_user_action", message_action("slow question"))
+        .await;
+    client.events_until(|e| is_state(e, "running")).await;
+    // A leaves while the model is still thinking: the acknowledged message must still be answered.
+    a.stop().await;
+    let answer = client.events_until(is_agent_message).await;
+    assert_eq!(
+        answer.last().unwrap()["args"]["content"],
+        "model says: slow question"
+    );
+    let events = b.all_events(&alice, &id).await;
+    let questions = events.iter().filter(|e| e["source"] == "user").count();
+    let answers = events.iter().filter(|e| is_agent_message(e)).count();
+    assert_eq!((questions, answers), (1, 1), "recorded once, answered once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,8 +155,21 @@ pub async fn create(
             return Err(error.into());
         }
     }
-    if let Some(message) = first_message {
-        node.coordination.push_action(&meta.id, &message).await?;
+    if let Some(message) = first_message
+        && let Err(error) = node.coordination.push_action(&meta.id, &message).await
+    {
+        // Without its first message the conversation does not start: it is recorded stopped.
+        let _ = node
+            .coordination
+            .release(&lease, &meta.user_id, LeaseEnd::Stopped)
+            .await;
+        let stopped = Conversation {
+            status: ConversationStatus::Stopped,
+            agent_state: AgentState::Stopped,
+            ..meta
+        };
+        let _ = node.conversations.update_conversation(&stopped).await;
+        return Err(error.into());
     }
     evict(node, evicted);
     spawn_loop(node, meta, lease, reservation);

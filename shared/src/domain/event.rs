@@ -82,6 +82,20 @@ impl ConversationEvent {
         }
     }
 
+    /// The state an `agent_state_changed` event records, `None` for any other event.
+    pub fn agent_state(&self) -> Option<AgentState> {
+        match &self.body {
+            EventBody::Observation {
+                observation,
+                extras,
+                ..
+            } if observation == AGENT_STATE_CHANGED => {
+                serde_json::from_value(extras.get("agent_state")?.clone()).ok()
+            }
+            _ => None,
+        }
+    }
+
     /// The content of a chat message event, `None` for any other event.
     pub fn message_content(&self) -> Option<&str> {
         match &self.body {
@@ -127,6 +141,7 @@ mod tests {
         assert!(json.get("action").is_none());
         let back: ConversationEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+        assert_eq!(back.agent_state(), Some(AgentState::AwaitingUserInput));
 
         let message = ConversationEvent::message(4, EventSource::User, "fix it");
         let json = serde_json::to_value(&message).unwrap();
@@ -135,5 +150,6 @@ mod tests {
         assert_eq!(json["message"], "fix it");
         let back: ConversationEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back.message_content(), Some("fix it"));
+        assert_eq!(back.agent_state(), None);
     }
 }

@@ -31,6 +31,8 @@ struct Script {
     replies: VecDeque<LlmReply>,
     /// After the script: `None` answers by echo, `Some` repeats this reply forever.
     then: Option<LlmReply>,
+    /// How long each answer takes.
+    delay: std::time::Duration,
     requests: Vec<Value>,
 }
 
@@ -100,6 +102,11 @@ impl FakeLlm {
         self.shared.lock().then = reply;
     }
 
+    /// Makes every answer take `delay` (a slow model).
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.shared.lock().delay = delay;
+    }
+
     /// The JSON bodies of the authenticated requests answered so far.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.lock().requests.clone()
@@ -128,11 +135,13 @@ async fn complete(
             "Incorrect API key provided",
         );
     }
-    let reply = {
+    let (reply, delay) = {
         let mut script = shared.lock();
         script.requests.push(body.clone());
-        script.replies.pop_front().or_else(|| script.then.clone())
+        let reply = script.replies.pop_front().or_else(|| script.then.clone());
+        (reply, script.delay)
     };
+    tokio::time::sleep(delay).await;
     let content = match reply {
         Some(LlmReply::Answer(content)) => content,
         Some(LlmReply::RateLimited { retry_after_secs }) => {

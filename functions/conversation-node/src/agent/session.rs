@@ -128,6 +128,7 @@ impl Session {
             }
         }
         let mut start_id = 0;
+        let mut last_state = None;
         loop {
             let page = self
                 .node
@@ -139,6 +140,10 @@ impl Session {
                     Ending::StoreFailed
                 })?;
             for event in &page.events {
+                start_id = event.id + 1;
+                if let Some(state) = event.agent_state() {
+                    last_state = Some(state);
+                }
                 let role = match event.source {
                     EventSource::User => ChatRole::User,
                     EventSource::Agent => ChatRole::Assistant,
@@ -147,7 +152,6 @@ impl Session {
                 if let Some(content) = event.message_content() {
                     self.history.push(ChatMessage::new(role, content));
                 }
-                start_id = event.id + 1;
             }
             if !page.has_more || page.events.is_empty() {
                 break;
@@ -171,7 +175,19 @@ impl Session {
             ],
             None,
         )
-        .await
+        .await?;
+        // A turn the previous owner recorded but did not answer (it left or died) is answered now.
+        let interrupted = last_state == Some(AgentState::Running)
+            && self
+                .history
+                .last()
+                .is_some_and(|message| message.role == ChatRole::User);
+        if interrupted {
+            self.record(vec![Draft::State(Input::UserMessage, "resumed")], None)
+                .await?;
+            self.take_turn().await?;
+        }
+        Ok(())
     }
 
     async fn serve(&mut self) -> Ending {
