@@ -123,11 +123,17 @@ async fn idle_conversations_close_unless_a_client_is_connected() {
     let node = TestNode::standalone(&Stores::dynamo().await, options).await;
     let alice = token("alice");
     let watched = node.create_conversation(&alice, None).await;
-    let client = SocketClient::connect(
+    let mut client = SocketClient::connect(
         &node.url,
         &ConnectOptions::conversation(&watched, &alice, None),
     )
     .await;
+    // The conversation may idle out before the client's process has connected; a prompt from the
+    // connected client (re)starts it either way, and from then on it has a client.
+    client
+        .emit_with_ack("oh_user_action", message_action("stay with me"))
+        .await;
+    client.events_until(is_agent_message).await;
     let unwatched = node.create_conversation(&alice, None).await;
 
     let closed = node.wait_for(&alice, &unwatched, is_stopped).await;
