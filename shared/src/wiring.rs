@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::adapters::dynamo::{EventTable, ProactiveTable};
+use crate::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable};
 use crate::adapters::embedded::{EmbeddedDb, EmbeddedEventStore, EmbeddedProactiveStore};
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
 use crate::config::{BusBackend, ConfigError, StoreBackend};
 use crate::github::{GitHubClient, GitHubConfig};
-use crate::ports::{EventBus, EventStore, ProactiveStore, StoreError};
+use crate::ports::{ConversationStore, EventBus, EventStore, ProactiveStore, StoreError};
 use crate::webhook::{WebhookService, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,27 @@ pub async fn proactive_store(
             Arc::new(EmbeddedProactiveStore::open(EmbeddedDb::open(data_dir)?).await?)
         }
     })
+}
+
+/// The conversation metadata store.
+// MERGE NOTE (node): the embedded arm becomes `EmbeddedConversationStore::open(db)` once the sync
+// branch's embedded conversation store is in main.
+pub async fn conversation_store(
+    backend: &StoreBackend,
+    aws: &mut AwsContext,
+) -> Result<Arc<dyn ConversationStore>, WiringError> {
+    match backend {
+        StoreBackend::DynamoDb { tables } => {
+            let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
+            Ok(Arc::new(ConversationTable::new(
+                client,
+                tables.conversations.clone(),
+            )))
+        }
+        StoreBackend::Embedded { .. } => Err(WiringError::Store(StoreError::Unavailable(
+            "no embedded conversation store in this build: configure DynamoDB".into(),
+        ))),
+    }
 }
 
 /// The conversation event store.

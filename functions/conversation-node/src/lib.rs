@@ -14,6 +14,7 @@
 //! - [`dispatch`]: routing what the cluster delivers to this node.
 //! - [`starter`]: the proactive starter; [`callbacks`]: `ConversationStateChanged` on the bus.
 //! - [`metrics`], [`shutdown`], [`state`]: counters, stop signal and background tasks, shared state.
+//! - [`wiring`]: the ports the environment names (what `main` and the local stack build the node from).
 
 pub mod agent;
 pub mod app;
@@ -31,6 +32,7 @@ pub mod shutdown;
 pub mod socket;
 pub mod starter;
 pub mod state;
+pub mod wiring;
 
 pub use app::{ConversationNode, NodeDeps, NodeHandle, StartError};
 pub use config::NodeConfig;
