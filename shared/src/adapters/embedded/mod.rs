@@ -2,9 +2,15 @@
 //! Each adapter owns its tables and creates them on open; all share one [`EmbeddedDb`].
 //!
 //! - [`proactive`]: the proactive store (registry, groups, deliveries, outbox).
+//! - [`conversations`]: the conversation store (metadata, per-user and creation-order listings).
+//! - [`sync_state`]: a sync's watermark and run lease.
 
+pub mod conversations;
 mod db;
 pub mod proactive;
+pub mod sync_state;
 
+pub use conversations::EmbeddedConversationStore;
 pub use db::EmbeddedDb;
 pub use proactive::EmbeddedProactiveStore;
+pub use sync_state::EmbeddedSyncState;
