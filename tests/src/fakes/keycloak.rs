@@ -102,6 +102,11 @@ impl KeycloakFake {
         self.state.outage.store(on, Ordering::SeqCst);
     }
 
+    /// Invalidates every token granted so far (as a restart or a key rotation would).
+    pub fn revoke_tokens(&self) {
+        lock(&self.state.tokens).clear();
+    }
+
     pub fn token_grants(&self) -> usize {
         self.state.token_grants.load(Ordering::SeqCst)
     }
