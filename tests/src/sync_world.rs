@@ -294,3 +294,8 @@ pub async fn rate_bench(count: usize, rate: f64, faults: Faults) -> BenchFigures
         conversations: count,
     }
 }
+
+/// A fresh directory under the system's temp dir.
+pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-{:08x}", rand::random::<u32>()))
+}
