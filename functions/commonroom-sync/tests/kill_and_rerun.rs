@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -24,13 +24,13 @@ use shared::sync::SYNC_NAME;
 const RATE: f64 = 10.0;
 const CONVERSATIONS: usize = 60;
 
-fn spawn(env: &[(&'static str, String)], data_dir: &Path, logs: &Path) -> std::process::Child {
+fn spawn(env: &[(&'static str, String)], data_dir: &Path, logs: &Path) -> tokio::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(logs)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_commonroom-sync"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_commonroom-sync"))
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DATA_DIR", data_dir)
@@ -52,7 +52,7 @@ fn last_summary(logs: &Path) -> Value {
         .expect("a summary line")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
     let world = SyncWorld::start(Faults::misbehaving(7)).await;
     let users = world.add_users(10);
@@ -77,8 +77,7 @@ async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill().await.unwrap(); // SIGKILL, then reaped
     let stored_at_kill = world.common_room.activities();
     assert!(stored_at_kill.len() < CONVERSATIONS, "killed half-way");
     let watermark_at_kill = state.watermark().await.unwrap();
@@ -97,7 +96,7 @@ async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
     let summary = loop {
         attempts += 1;
         assert!(attempts <= 40, "the rerun never got the lease");
-        let status = spawn(&env, &data_dir, &logs).wait().unwrap();
+        let status = spawn(&env, &data_dir, &logs).wait().await.unwrap();
         assert!(status.success(), "the rerun failed");
         let summary = last_summary(&logs);
         if summary["outcome"] == "completed" {
