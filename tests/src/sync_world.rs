@@ -104,7 +104,10 @@ impl SyncWorld {
             ),
             ("SYNC_PAGE_SIZE", settings.page_size.to_string()),
             ("SYNC_IN_FLIGHT", settings.in_flight.to_string()),
-            ("SYNC_LEASE_SECONDS", settings.lease_ttl.as_secs().to_string()),
+            (
+                "SYNC_LEASE_SECONDS",
+                settings.lease_ttl.as_secs().to_string(),
+            ),
         ]
     }
 }
@@ -289,7 +292,9 @@ pub async fn rate_bench(count: usize, rate: f64, faults: Faults) -> BenchFigures
         } else {
             0.0
         },
-        max_in_any_second: world.common_room.max_requests_in_any(Duration::from_secs(1)),
+        max_in_any_second: world
+            .common_room
+            .max_requests_in_any(Duration::from_secs(1)),
         activities_stored: world.common_room.activities().len(),
         conversations: count,
     }

@@ -116,7 +116,10 @@ async fn registers_users_once_and_activities_once_with_exact_payloads(backend: B
     assert_eq!(summary.users_without_email, 1);
     assert_eq!(summary.conversations_skipped, 18 - deliverable.len() as u64);
     assert_eq!(summary.permanent_failures, 0);
-    assert_eq!(summary.watermark, Some(CreatedCursor::of(all.last().unwrap())));
+    assert_eq!(
+        summary.watermark,
+        Some(CreatedCursor::of(all.last().unwrap()))
+    );
     assert_eq!(stores.state.watermark().await.unwrap(), summary.watermark);
 
     let stored_users = world.common_room.users();
@@ -210,9 +213,12 @@ async fn a_refused_activity_is_recorded_and_passed() {
         .common_room
         .refuse_activity(&format!("conversation_{}", all[2].id));
 
-    let summary = run_sync(&deps(&world, &stores, test_settings(50.0)), SyncOptions::default())
-        .await
-        .unwrap();
+    let summary = run_sync(
+        &deps(&world, &stores, test_settings(50.0)),
+        SyncOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.permanent_failures, 1);
     assert_eq!(summary.activities_registered, 4);
     assert_eq!(summary.retries, 0, "a 400 is not retried");
@@ -268,7 +274,10 @@ async fn a_dry_run_sends_nothing_and_moves_no_watermark() {
     assert_eq!(summary.outcome, RunOutcome::DryRun);
     assert_eq!(summary.activities_registered, 4);
     assert!(world.common_room.requests().is_empty());
-    assert!(world.keycloak.user_lookups() >= 2, "a dry run looks users up");
+    assert!(
+        world.keycloak.user_lookups() >= 2,
+        "a dry run looks users up"
+    );
     assert_eq!(stores.state.watermark().await.unwrap(), None);
 }
 
@@ -289,9 +298,12 @@ async fn a_run_while_another_holds_the_lease_does_nothing() {
             .await
             .unwrap()
     );
-    let summary = run_sync(&deps(&world, &stores, test_settings(50.0)), SyncOptions::default())
-        .await
-        .unwrap();
+    let summary = run_sync(
+        &deps(&world, &stores, test_settings(50.0)),
+        SyncOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.outcome, RunOutcome::LeaseHeld);
     assert!(world.common_room.requests().is_empty());
     assert_eq!(stores.state.watermark().await.unwrap(), None);
@@ -358,7 +370,11 @@ async fn keycloak_lookups_are_concurrent_but_bounded_and_the_token_is_reused() {
 async fn the_token_is_refreshed_before_expiry_and_after_a_401() {
     let world = SyncWorld::start(Faults::none()).await;
     let user = world.add_users(1).remove(0);
-    let deps = deps(&world, &stores(Backend::Embedded).await, test_settings(10.0));
+    let deps = deps(
+        &world,
+        &stores(Backend::Embedded).await,
+        test_settings(10.0),
+    );
     let found = deps.keycloak.user(&user.id).await.unwrap().unwrap();
     assert_eq!(found.email, user.email);
     assert_eq!(found.github_login, user.github);

@@ -95,10 +95,21 @@ async fn embedded_sync_states_of_different_syncs_are_apart_and_survive_a_reopen(
     let db = EmbeddedDb::open(&dir).unwrap();
     let one = EmbeddedSyncState::open(db.clone(), "one").await.unwrap();
     let two = EmbeddedSyncState::open(db, "two").await.unwrap();
-    assert!(one.acquire_run_lease("run", Duration::from_secs(60)).await.unwrap());
-    assert!(two.acquire_run_lease("other", Duration::from_secs(60)).await.unwrap());
+    assert!(
+        one.acquire_run_lease("run", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        two.acquire_run_lease("other", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
     let at = cursor("2024-05-01T12:00:00Z", "x");
-    assert_eq!(one.advance_watermark("run", &at).await.unwrap(), Advance::Moved);
+    assert_eq!(
+        one.advance_watermark("run", &at).await.unwrap(),
+        Advance::Moved
+    );
     assert_eq!(two.watermark().await.unwrap(), None);
 
     let reopened = EmbeddedSyncState::open(EmbeddedDb::open(&dir).unwrap(), "one")

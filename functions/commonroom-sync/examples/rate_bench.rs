@@ -35,7 +35,11 @@ async fn main() {
         }
         figures.sort_by(|a, b| a.achieved.total_cmp(&b.achieved));
         let median = &figures[figures.len() / 2];
-        let worst_window = figures.iter().map(|f| f.max_in_any_second).max().unwrap_or(0);
+        let worst_window = figures
+            .iter()
+            .map(|f| f.max_in_any_second)
+            .max()
+            .unwrap_or(0);
         println!(
             "{:<10} {:>9} {:>12.3} {:>8.1}% {:>14} {:>5}/{:<5}",
             case,

@@ -168,7 +168,10 @@ mod tests {
         let Ok(Command::Run(options)) = args("--since=2024-04-30") else {
             panic!("a date is a valid --since");
         };
-        assert_eq!(options.since.unwrap().to_rfc3339(), "2024-04-30T00:00:00+00:00");
+        assert_eq!(
+            options.since.unwrap().to_rfc3339(),
+            "2024-04-30T00:00:00+00:00"
+        );
         assert!(args("--since 2024-04-30T10:00:00+02:00").is_ok());
         assert_eq!(args("--help"), Ok(Command::Help));
         assert!(args("--since yesterday").is_err());
@@ -179,9 +182,10 @@ mod tests {
 
     #[test]
     fn events_in_both_envelopes() {
-        let classic: serde_json::Value =
-            serde_json::from_str(include_str!("../../../events/commonroom-sync/scheduled.json"))
-                .unwrap();
+        let classic: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/commonroom-sync/scheduled.json"
+        ))
+        .unwrap();
         assert_eq!(
             options_from_event(&classic, now()),
             Ok(SyncOptions::default())

@@ -52,7 +52,12 @@ async fn missing_or_invalid_configuration_fails_at_start_naming_the_variable() {
     assert!(!zero_rate.status.success());
     assert!(stderr(&zero_rate).contains("SYNC_RATE_LIMIT"));
 
-    let bad_args = run(&world.env(&test_settings(2.0)), &dir, &["--minutes", "soon"]).await;
+    let bad_args = run(
+        &world.env(&test_settings(2.0)),
+        &dir,
+        &["--minutes", "soon"],
+    )
+    .await;
     assert!(!bad_args.status.success());
     assert!(stderr(&bad_args).contains("--minutes"));
     // Nothing was sent by any of these.

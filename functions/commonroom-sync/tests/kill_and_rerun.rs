@@ -46,9 +46,9 @@ fn last_summary(logs: &Path) -> Value {
     std::fs::read_to_string(logs)
         .unwrap()
         .lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|value| value.get("outcome").is_some())
-        .last()
+        .find(|value| value.get("outcome").is_some())
         .expect("a summary line")
 }
 
@@ -62,7 +62,11 @@ async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
     let db = EmbeddedDb::open(&data_dir).unwrap();
     let store = EmbeddedConversationStore::open(db.clone()).await.unwrap();
     let state = EmbeddedSyncState::open(db, SYNC_NAME).await.unwrap();
-    let all = conversations(&ids, CONVERSATIONS, Utc::now() - chrono::Duration::minutes(10));
+    let all = conversations(
+        &ids,
+        CONVERSATIONS,
+        Utc::now() - chrono::Duration::minutes(10),
+    );
     store_all(&store, &all).await;
     let settings = test_settings(RATE);
     let env = world.env(&settings);
@@ -105,7 +109,10 @@ async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
         assert_eq!(summary["outcome"], "lease_held");
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    assert!(summary["retries"].as_u64().unwrap() > 0, "the fake misbehaved");
+    assert!(
+        summary["retries"].as_u64().unwrap() > 0,
+        "the fake misbehaved"
+    );
 
     // Every activity stored once, exactly as specified.
     let activities = world.common_room.activities();
@@ -124,7 +131,10 @@ async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
             if let Some(id) = request.activity_id() {
                 *accepted.entry(id.to_owned()).or_default() += 1;
             } else if request.path.ends_with("/user") {
-                let id = request.body.as_ref().unwrap()["id"].as_str().unwrap().to_owned();
+                let id = request.body.as_ref().unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 *accepted.entry(id).or_default() += 1;
             }
         }
@@ -140,7 +150,9 @@ async fn killed_half_way_then_rerun_delivers_everything_once_within_the_rate() {
         state.watermark().await.unwrap(),
         Some(CreatedCursor::of(all.last().unwrap()))
     );
-    let most = world.common_room.max_requests_in_any(Duration::from_secs(1));
+    let most = world
+        .common_room
+        .max_requests_in_any(Duration::from_secs(1));
     assert!(most <= RATE as usize, "{most} requests within one second");
 
     let logged = std::fs::read_to_string(&logs).unwrap();

@@ -2,7 +2,6 @@
 //! puts more requests than the limit into any second. (Its throughput figure is printed by the example,
 //! not asserted here.)
 
-
 use e2e::fakes::commonroom::Faults;
 use e2e::sync_world::rate_bench;
 

@@ -87,8 +87,12 @@ impl CommonRoomClient {
 
     /// `POST /source/{source}/user`: creates or updates the user (keyed by its id).
     pub async fn upsert_user(&self, user: &CommonRoomUser) -> Result<(), CommonRoomError> {
-        self.send(reqwest::Method::POST, &["source", &self.config.source_id, "user"], Some(user))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            &["source", &self.config.source_id, "user"],
+            Some(user),
+        )
+        .await
     }
 
     /// `POST /source/{source}/activity`: creates or updates the activity (keyed by id and type).

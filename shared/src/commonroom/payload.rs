@@ -80,7 +80,10 @@ impl Activity {
         user: CommonRoomUser,
         public_url: &str,
     ) -> Self {
-        let title = conversation.title.as_deref().filter(|t| !t.trim().is_empty());
+        let title = conversation
+            .title
+            .as_deref()
+            .filter(|t| !t.trim().is_empty());
         Self {
             id: format!("conversation_{}", conversation.id),
             activity_type: STARTED_SESSION,

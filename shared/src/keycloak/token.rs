@@ -55,7 +55,13 @@ impl TokenCache {
 async fn fetch(http: &reqwest::Client, config: &KeycloakConfig) -> Result<Cached, KeycloakError> {
     let requested = Instant::now();
     let response = http
-        .post(config.url(&["realms", &config.realm, "protocol", "openid-connect", "token"]))
+        .post(config.url(&[
+            "realms",
+            &config.realm,
+            "protocol",
+            "openid-connect",
+            "token",
+        ]))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", config.client_id.as_str()),

@@ -30,8 +30,11 @@ pub trait SyncStateStore: Send + Sync {
     async fn acquire_run_lease(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Moves the watermark forward to `to`, only while `owner` holds the lease.
-    async fn advance_watermark(&self, owner: &str, to: &CreatedCursor)
-    -> Result<Advance, StoreError>;
+    async fn advance_watermark(
+        &self,
+        owner: &str,
+        to: &CreatedCursor,
+    ) -> Result<Advance, StoreError>;
 
     /// Gives the lease up (no-op when `owner` no longer holds it).
     async fn release_run_lease(&self, owner: &str) -> Result<(), StoreError>;

@@ -45,7 +45,10 @@ pub async fn run_sync(deps: &SyncDeps, options: SyncOptions) -> Result<SyncSumma
     let result = if run.delivery.is_some() {
         let acquired = deps
             .retrier
-            .run(|| deps.state.acquire_run_lease(&run_id, deps.settings.lease_ttl))
+            .run(|| {
+                deps.state
+                    .acquire_run_lease(&run_id, deps.settings.lease_ttl)
+            })
             .await;
         match acquired {
             Ok(true) => {
@@ -60,7 +63,9 @@ pub async fn run_sync(deps: &SyncDeps, options: SyncOptions) -> Result<SyncSumma
             Err(error) => Err(SyncError::Store(error)),
         }
     } else {
-        run.execute(options.since).await.map(|()| RunOutcome::DryRun)
+        run.execute(options.since)
+            .await
+            .map(|()| RunOutcome::DryRun)
     };
 
     let outcome = *result.as_ref().unwrap_or(&RunOutcome::Failed);
@@ -127,19 +132,21 @@ impl Run<'_> {
             public_url: deps.settings.public_url.clone(),
             tally: Arc::clone(&self.tally),
         });
-        let mut finished = std::pin::pin!(pages(deps, start, Arc::clone(&self.tally))
-            .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, SyncError>)))
-            .try_flatten()
-            .map(move |item| {
-                let context = Arc::clone(&context);
-                // Spawned as soon as it enters the window, so that it progresses while the loop below
-                // writes the watermark; aborted if the run stops before it finishes.
-                let task = item.map(|(conversation, user)| {
-                    AbortOnDrop(tokio::spawn(context.deliver(conversation, user)))
-                });
-                async move { task?.await }
-            })
-            .buffered(deps.settings.in_flight));
+        let mut finished = std::pin::pin!(
+            pages(deps, start, Arc::clone(&self.tally))
+                .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, SyncError>)))
+                .try_flatten()
+                .map(move |item| {
+                    let context = Arc::clone(&context);
+                    // Spawned as soon as it enters the window, so that it progresses while the loop below
+                    // writes the watermark; aborted if the run stops before it finishes.
+                    let task = item.map(|(conversation, user)| {
+                        AbortOnDrop(tokio::spawn(context.deliver(conversation, user)))
+                    });
+                    async move { task?.await }
+                })
+                .buffered(deps.settings.in_flight)
+        );
 
         let mut heartbeat = tokio::time::interval(deps.settings.lease_ttl / 3);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -284,7 +291,9 @@ impl Delivery {
                     status,
                     "Common Room refused the conversation for good"
                 );
-                self.tally.permanent_failures.fetch_add(1, Ordering::Relaxed);
+                self.tally
+                    .permanent_failures
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(Finished { cursor })

@@ -192,7 +192,11 @@ impl FakeState {
         source: Option<&str>,
         body: Option<Value>,
     ) -> (usize, Result<(Fault, bool), Response>) {
-        let path = uri.path().strip_prefix(PREFIX).unwrap_or(uri.path()).to_owned();
+        let path = uri
+            .path()
+            .strip_prefix(PREFIX)
+            .unwrap_or(uri.path())
+            .to_owned();
         let index = {
             let mut requests = lock(&self.requests);
             requests.push(Recorded {
@@ -210,10 +214,22 @@ impl FakeState {
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|key| key == self.api_key);
         if !authorised {
-            return (index, Err(reason(StatusCode::UNAUTHORIZED, "Unauthorized: invalid API token")));
+            return (
+                index,
+                Err(reason(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: invalid API token",
+                )),
+            );
         }
         if source.is_some_and(|s| s != self.source_id) {
-            return (index, Err(reason(StatusCode::NOT_FOUND, "Destination source not found")));
+            return (
+                index,
+                Err(reason(
+                    StatusCode::NOT_FOUND,
+                    "Destination source not found",
+                )),
+            );
         }
         let (fault, slow) = {
             let mut rng = lock(&self.rng);
@@ -285,7 +301,7 @@ impl FakeState {
         headers: HeaderMap,
         source: String,
         raw: Bytes,
-        store: impl FnOnce(&Self, &Value) -> Result<(), Response>,
+        store: impl FnOnce(&Self, &Value) -> Result<(), &'static str>,
     ) -> Response {
         let body: Option<Value> = serde_json::from_slice(&raw).ok();
         let (index, admitted) = self.admit(&method, &uri, &headers, Some(&source), body.clone());
@@ -294,11 +310,13 @@ impl FakeState {
             Ok((fault, slow)) => {
                 let response = match (fault, &body) {
                     (Fault::RateLimited, _) => self.rate_limited(),
-                    (Fault::ServerError, _) => reason(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+                    (Fault::ServerError, _) => {
+                        reason(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+                    }
                     (Fault::None, None) => reason(StatusCode::BAD_REQUEST, "Body is not JSON"),
                     (Fault::None, Some(body)) => match store(self, body) {
                         Ok(()) => StatusCode::ACCEPTED.into_response(),
-                        Err(refused) => refused,
+                        Err(why) => reason(StatusCode::BAD_REQUEST, why),
                     },
                 };
                 return self.answer(index, slow, response).await;
@@ -325,7 +343,7 @@ async fn upsert_user(
 ) -> Response {
     state
         .write(method, uri, headers, source, raw, |state, body| {
-            let id = text(body, "/id").ok_or_else(|| reason(StatusCode::BAD_REQUEST, "id is required"))?;
+            let id = text(body, "/id").ok_or("id is required")?;
             lock(&state.users).insert(id, body.clone());
             Ok(())
         })
@@ -348,13 +366,10 @@ async fn add_activity(
                 text(body, "/user/id"),
                 text(body, "/timestamp"),
             ) else {
-                return Err(reason(
-                    StatusCode::BAD_REQUEST,
-                    "id, activityType, user.id and timestamp are required",
-                ));
+                return Err("id, activityType, user.id and timestamp are required");
             };
             if lock(&state.refused).contains(&id) {
-                return Err(reason(StatusCode::BAD_REQUEST, "Invalid activity"));
+                return Err("Invalid activity");
             }
             lock(&state.activities).insert((id, kind), body.clone());
             Ok(())

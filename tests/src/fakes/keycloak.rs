@@ -72,10 +72,7 @@ impl KeycloakFake {
             lookup_delay: Duration::from_millis(20),
         });
         let router = Router::new()
-            .route(
-                "/realms/{realm}/protocol/openid-connect/token",
-                post(token),
-            )
+            .route("/realms/{realm}/protocol/openid-connect/token", post(token))
             .route("/admin/realms/{realm}/users/{id}", get(user))
             .route(
                 "/admin/realms/{realm}/users/{id}/federated-identity",
@@ -150,7 +147,11 @@ async fn token(
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outage");
     }
     if realm != state.realm {
-        return error(StatusCode::NOT_FOUND, "Realm does not exist", "unknown realm");
+        return error(
+            StatusCode::NOT_FOUND,
+            "Realm does not exist",
+            "unknown realm",
+        );
     }
     if form.grant_type != "client_credentials" {
         return error(
@@ -186,13 +187,16 @@ fn uuid_like() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// Why a request was refused: status, error, description.
+type Refusal = (StatusCode, &'static str, &'static str);
+
 /// Checks the outage switch, the realm and the bearer token.
-fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Response> {
+fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Refusal> {
     if state.outage.load(Ordering::SeqCst) {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outage"));
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outage"));
     }
     if realm != state.realm {
-        return Err(error(StatusCode::NOT_FOUND, "Realm not found.", "unknown realm"));
+        return Err((StatusCode::NOT_FOUND, "Realm not found.", "unknown realm"));
     }
     let token = headers
         .get("authorization")
@@ -204,7 +208,11 @@ fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Resp
     if live {
         Ok(())
     } else {
-        Err(error(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized", "token missing, unknown or expired"))
+        Err((
+            StatusCode::UNAUTHORIZED,
+            "HTTP 401 Unauthorized",
+            "token missing, unknown or expired",
+        ))
     }
 }
 
@@ -213,8 +221,8 @@ async fn user(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = admit(&state, &realm, &headers) {
-        return refused;
+    if let Err((status, kind, description)) = admit(&state, &realm, &headers) {
+        return error(status, kind, description);
     }
     state.user_lookups.fetch_add(1, Ordering::SeqCst);
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -248,8 +256,8 @@ async fn federated_identity(
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = admit(&state, &realm, &headers) {
-        return refused;
+    if let Err((status, kind, description)) = admit(&state, &realm, &headers) {
+        return error(status, kind, description);
     }
     match lock(&state.users).get(&id) {
         None => (

@@ -109,9 +109,11 @@ impl ConversationStore for EmbeddedConversationStore {
         let body: Option<String> = self
             .db
             .run(move |conn| {
-                conn.query_row("SELECT body FROM conversations WHERE id = ?1", [id], |row| {
-                    row.get(0)
-                })
+                conn.query_row(
+                    "SELECT body FROM conversations WHERE id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(unavailable)
             })
@@ -134,7 +136,9 @@ impl ConversationStore for EmbeddedConversationStore {
                 if updated == 1 {
                     Ok(())
                 } else {
-                    Err(StoreError::Corrupt(format!("no conversation {id} to update")))
+                    Err(StoreError::Corrupt(format!(
+                        "no conversation {id} to update"
+                    )))
                 }
             })
             .await
@@ -260,6 +264,9 @@ mod tests {
             .map(|c| c.id.as_str().to_owned())
             .collect();
         assert_eq!(mine, ["second", "first"]);
-        assert_eq!(store.list_user_conversations("u1", 1).await.unwrap().len(), 1);
+        assert_eq!(
+            store.list_user_conversations("u1", 1).await.unwrap().len(),
+            1
+        );
     }
 }
