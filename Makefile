@@ -2,7 +2,7 @@
 
 # The whole product locally, embedded defaults.
 run:
-	cargo run -p conversation-node -- --local-stack
+	cargo run -p conversation-node --bin local-stack
 
 # Every test, installing and starting what it needs.
 test:

@@ -12,6 +12,7 @@
 //! - [`rate_limit`], [`retry`], [`http_client`]: what every third-party client shares.
 //! - [`secret`]: a string that never prints.
 //! - [`config`], [`aws`], [`telemetry`]: configuration from the environment, the AWS SDK setup, logging.
+//! - [`wiring`]: building the configured adapters and services once per process.
 
 pub mod adapters;
 pub mod aws;
@@ -29,3 +30,4 @@ pub mod secret;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;
+pub mod wiring;

@@ -1,4 +1,4 @@
-//! Logging: `tracing` with JSON lines, filtered by `RUST_LOG` (default `info`). Log fields carry ids,
+//! Logging: `tracing` with JSON lines on standard error, filtered by `RUST_LOG` (default `info`). Log fields carry ids,
 //! never secrets, tokens or e-mail addresses.
 
 use tracing_subscriber::EnvFilter;
@@ -11,5 +11,6 @@ pub fn init() {
         .with_env_filter(filter)
         .with_current_span(false)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }

@@ -1,4 +1,17 @@
-//! Test harness shared by the integration tests: third-party fakes and the sync test world.
+//! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
+//! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
+//! - [`contract`]: the store ports' contract suites, run against every adapter.
+//! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, Keycloak, Common Room).
+//! - [`sync_world`]: the Common Room sync's test world (fakes, users, conversations) and rate benchmark.
+//! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
+//! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
+//! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
+pub mod contract;
 pub mod fakes;
+pub mod moto;
 pub mod sync_world;
+pub mod trigger_scenarios;
+pub mod trigger_world;
+pub mod webhook_samples;
+pub mod webhook_sender;

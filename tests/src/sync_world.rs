@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use shared::adapters::dynamo::SyncStateItem;
+use shared::adapters::dynamo::{ConversationTable, SyncStateItem};
 use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
 use shared::commonroom::CommonRoomConfig;
 use shared::domain::{AgentState, Conversation, ConversationId, ConversationStatus};
@@ -19,6 +19,7 @@ use shared::sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, SyncSettings, r
 
 use crate::fakes::commonroom::{CommonRoomFake, Faults};
 use crate::fakes::keycloak::{FakeUser, KeycloakFake};
+use crate::moto;
 
 pub const REALM: &str = "allhands";
 pub const CLIENT_ID: &str = "sync-client";
@@ -191,51 +192,15 @@ pub fn expected_activity(conversation: &Conversation, user: &FakeUser) -> Value 
     })
 }
 
-/// The sync state in a fresh DynamoDB table (`pk`/`sk` strings, like the proactive table) on the
-/// server named by `TEST_AWS_ENDPOINT_URL`.
-pub async fn dynamo_sync_state() -> SyncStateItem {
-    let endpoint = std::env::var("TEST_AWS_ENDPOINT_URL").expect(
-        "TEST_AWS_ENDPOINT_URL must name a DynamoDB-compatible server (make test starts moto)",
-    );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = format!("proactive-sync-{:08x}", rand::random::<u32>());
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("attribute definition")
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key schema")
-    };
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("create the sync state table");
-    SyncStateItem::new(client, &table, SYNC_NAME)
+/// The conversation store and the sync state on fresh DynamoDB tables of the moto server (the sync
+/// state is an item of the proactive table, as in production).
+pub async fn dynamo_stores() -> (ConversationTable, SyncStateItem) {
+    let client = moto::dynamodb().await;
+    let tables = moto::unique_tables(&client).await;
+    (
+        ConversationTable::new(client.clone(), tables.conversations),
+        SyncStateItem::new(client, &tables.proactive, SYNC_NAME),
+    )
 }
 
 /// What the rate benchmark measured.

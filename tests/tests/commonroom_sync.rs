@@ -1,6 +1,6 @@
 //! The Common Room sync, in process, against the Keycloak and Common Room fakes: exact payloads, once per
-//! run, missing users, permanent refusals, outages, dry runs, overlapping runs. Each scenario runs on the
-//! embedded stores and on the DynamoDB sync state (moto).
+//! run, missing users, permanent refusals, outages, dry runs, overlapping runs. The main scenarios run on
+//! both store adapters: embedded, and DynamoDB (moto).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use chrono::Utc;
 use e2e::fakes::commonroom::Faults;
 use e2e::fakes::keycloak::FakeUser;
 use e2e::sync_world::{
-    SyncWorld, conversations, dynamo_sync_state, expected_activity, expected_user, store_all,
+    SyncWorld, conversations, dynamo_stores, expected_activity, expected_user, store_all,
     test_settings,
 };
 use serde_json::Value;
@@ -24,8 +24,8 @@ use shared::sync::{
 #[derive(Clone, Copy, Debug)]
 enum Backend {
     Embedded,
-    /// The sync state in DynamoDB (moto); conversations embedded.
-    DynamoState,
+    /// `ConversationTable` and `SyncStateItem` on moto.
+    Dynamo,
 }
 
 struct Stores {
@@ -34,15 +34,21 @@ struct Stores {
 }
 
 async fn stores(backend: Backend) -> Stores {
-    let db = EmbeddedDb::in_memory().unwrap();
-    let conversations = Arc::new(EmbeddedConversationStore::open(db.clone()).await.unwrap());
-    let state: Arc<dyn SyncStateStore> = match backend {
-        Backend::Embedded => Arc::new(EmbeddedSyncState::open(db, SYNC_NAME).await.unwrap()),
-        Backend::DynamoState => Arc::new(dynamo_sync_state().await),
-    };
-    Stores {
-        conversations,
-        state,
+    match backend {
+        Backend::Embedded => {
+            let db = EmbeddedDb::in_memory().unwrap();
+            Stores {
+                conversations: Arc::new(EmbeddedConversationStore::open(db.clone()).await.unwrap()),
+                state: Arc::new(EmbeddedSyncState::open(db, SYNC_NAME).await.unwrap()),
+            }
+        }
+        Backend::Dynamo => {
+            let (conversations, state) = dynamo_stores().await;
+            Stores {
+                conversations: Arc::new(conversations),
+                state: Arc::new(state),
+            }
+        }
     }
 }
 
@@ -155,8 +161,8 @@ async fn registers_users_once_and_activities_once_with_exact_payloads_embedded()
 }
 
 #[tokio::test]
-async fn registers_users_once_and_activities_once_with_exact_payloads_dynamo_state() {
-    registers_users_once_and_activities_once_with_exact_payloads(Backend::DynamoState).await;
+async fn registers_users_once_and_activities_once_with_exact_payloads_dynamo() {
+    registers_users_once_and_activities_once_with_exact_payloads(Backend::Dynamo).await;
 }
 
 async fn keycloak_outage_fails_the_run_without_moving_the_watermark(backend: Backend) {
@@ -198,8 +204,8 @@ async fn keycloak_outage_fails_the_run_without_moving_the_watermark_embedded() {
 }
 
 #[tokio::test]
-async fn keycloak_outage_fails_the_run_without_moving_the_watermark_dynamo_state() {
-    keycloak_outage_fails_the_run_without_moving_the_watermark(Backend::DynamoState).await;
+async fn keycloak_outage_fails_the_run_without_moving_the_watermark_dynamo() {
+    keycloak_outage_fails_the_run_without_moving_the_watermark(Backend::Dynamo).await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use e2e::sync_world::{dynamo_sync_state, scratch_dir};
+use e2e::sync_world::{dynamo_stores, scratch_dir};
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedSyncState};
 use shared::domain::{ConversationId, CreatedCursor};
 use shared::ports::{Advance, SyncStateStore};
@@ -121,5 +121,5 @@ async fn embedded_sync_states_of_different_syncs_are_apart_and_survive_a_reopen(
 
 #[tokio::test]
 async fn dynamo_sync_state_keeps_the_contract() {
-    contract(&dynamo_sync_state().await).await;
+    contract(&dynamo_stores().await.1).await;
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use shared::adapters::dynamo::{ConversationTable, SyncStateItem};
 use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
 use shared::config::StoreBackend;
 use shared::ports::{ConversationStore, StoreError, SyncStateStore};
@@ -133,9 +134,14 @@ pub async fn open_stores(
             let state = EmbeddedSyncState::open(db, SYNC_NAME).await?;
             Ok((Arc::new(conversations), Arc::new(state)))
         }
-        StoreBackend::DynamoDb { .. } => Err(StoreError::Unavailable(
-            "the DynamoDB conversation store is not in this build yet".into(),
-        )),
+        StoreBackend::DynamoDb { tables } => {
+            let client = aws_sdk_dynamodb::Client::new(&shared::aws::sdk_config().await);
+            let conversations =
+                ConversationTable::new(client.clone(), tables.conversations.clone());
+            // The watermark and lease are an item of the proactive table.
+            let state = SyncStateItem::new(client, &tables.proactive, SYNC_NAME);
+            Ok((Arc::new(conversations), Arc::new(state)))
+        }
     }
 }
 

@@ -1,9 +1,23 @@
 //! The GitHub REST client: App (JWT -> installation token, cached) or token auth, workflow runs of a
 //! commit (all pages), collaborator permission, pull requests, and one PR comment found by a hidden marker.
 //!
-//! SKELETON: signatures fixed; bodies to be written (see the helper's task).
+//! - `config`: `GitHubConfig::from_env` and the redacting `Debug` of credentials.
+//! - `transport`: one call with GitHub's headers, rate-limit waits, bounded retries and error mapping.
+//! - `pages`: `Link: rel="next"` pagination.
+//! - `auth`: the App's JWT and the per-installation token cache.
+//! - `types`: the shapes of GitHub's answers and their mapping to domain types.
+//! - `client`: `GitHubClient`, the calls the product makes.
 
-use crate::domain::{HeadSha, WorkflowRun};
+mod auth;
+mod client;
+mod config;
+mod pages;
+mod transport;
+mod types;
+
+pub use client::GitHubClient;
+pub use transport::ClientOptions;
+pub use types::ApiWorkflowRun;
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -55,6 +69,32 @@ impl Permission {
     pub fn can_write(self) -> bool {
         matches!(self, Self::Admin | Self::Maintain | Self::Write)
     }
+
+    /// Parses a role or legacy permission name as GitHub spells it (`admin`, `maintain`, `write`,
+    /// `triage`, `read`, `none`); custom role names are not known here.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "admin" => Some(Self::Admin),
+            "maintain" => Some(Self::Maintain),
+            "write" => Some(Self::Write),
+            "triage" => Some(Self::Triage),
+            "read" => Some(Self::Read),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    /// The role name GitHub uses (`role_name` in the permission answer).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Maintain => "maintain",
+            Self::Write => "write",
+            Self::Triage => "triage",
+            Self::Read => "read",
+            Self::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,61 +117,4 @@ pub struct RepoRef<'a> {
     pub owner: &'a str,
     pub name: &'a str,
     pub installation_id: Option<u64>,
-}
-
-#[derive(Clone)]
-pub struct GitHubClient {}
-
-impl GitHubClient {
-    pub fn new(_config: GitHubConfig) -> Result<Self, GitHubError> {
-        todo!()
-    }
-
-    /// Every workflow run of a commit (`GET /repos/{o}/{r}/actions/runs?head_sha=`, all pages).
-    pub async fn workflow_runs_for_commit(
-        &self,
-        _repo: RepoRef<'_>,
-        _head_sha: &HeadSha,
-    ) -> Result<Vec<WorkflowRun>, GitHubError> {
-        todo!()
-    }
-
-    /// A user's permission; a non-collaborator (404) is `Permission::None`.
-    pub async fn collaborator_permission(
-        &self,
-        _repo: RepoRef<'_>,
-        _user: &str,
-    ) -> Result<Permission, GitHubError> {
-        todo!()
-    }
-
-    /// One pull request, `None` when it does not exist.
-    pub async fn pull_request(
-        &self,
-        _repo: RepoRef<'_>,
-        _number: u64,
-    ) -> Result<Option<PullRequest>, GitHubError> {
-        todo!()
-    }
-
-    /// Open pull requests whose head is `head_owner:branch` (for fork PRs).
-    pub async fn open_pull_requests_by_head(
-        &self,
-        _repo: RepoRef<'_>,
-        _head_owner: &str,
-        _branch: &str,
-    ) -> Result<Vec<PullRequest>, GitHubError> {
-        todo!()
-    }
-
-    /// Creates the PR comment holding `marker` (an HTML comment) or edits the existing one.
-    pub async fn upsert_pr_comment(
-        &self,
-        _repo: RepoRef<'_>,
-        _number: u64,
-        _marker: &str,
-        _body: &str,
-    ) -> Result<CommentOutcome, GitHubError> {
-        todo!()
-    }
 }

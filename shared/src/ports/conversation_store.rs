@@ -1,5 +1,5 @@
 //! The conversation store port: conversation metadata, with the `created_at` order the sync reads.
-//! Adapters: embedded (SQLite) and DynamoDB; both pass `tests/tests/conversation_store_contract.rs`.
+//! Adapters: embedded (SQLite) and DynamoDB; both pass `tests/src/contract/conversation_store.rs`.
 
 use async_trait::async_trait;
 

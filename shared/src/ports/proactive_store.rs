@@ -1,6 +1,7 @@
 //! The proactive store port: the repository registry, workflow-run groups, processed delivery ids and
-//! the trigger outbox. Adapters: `adapters::dynamo::ProactiveTable` and `adapters::embedded::EmbeddedStore`;
-//! both pass the contract suite in `tests/tests/proactive_store_contract.rs`.
+//! the trigger outbox. Adapters: `adapters::dynamo::ProactiveTable` and
+//! `adapters::embedded::EmbeddedProactiveStore`; both pass the contract suite in
+//! `tests/src/contract/proactive_store.rs` (run by `tests/tests/proactive_store_{dynamo,embedded}.rs`).
 
 use std::time::Duration;
 

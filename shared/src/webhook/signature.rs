@@ -13,8 +13,11 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Whether `header` is the signature of `body` under `secret`.
+/// Whether `header` is the signature of `body` under `secret`. An empty secret verifies nothing.
 pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
     let Some(given) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
         return false;
     };
@@ -49,5 +52,9 @@ mod tests {
         assert!(!verify(SECRET, BODY, Some("sha256=not-hex")));
         assert!(!verify(SECRET, b"Hello, World?", Some(EXPECTED)));
         assert!(!verify(b"another secret", BODY, Some(EXPECTED)));
+        assert!(
+            !verify(b"", BODY, Some(&sign(b"", BODY))),
+            "an unset secret must not verify"
+        );
     }
 }

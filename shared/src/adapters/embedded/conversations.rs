@@ -126,20 +126,14 @@ impl ConversationStore for EmbeddedConversationStore {
         let (id, user_id, created_at, body) = columns(conversation)?;
         self.db
             .run(move |conn| {
-                let updated = conn
-                    .execute(
-                        "UPDATE conversations SET user_id = ?2, created_at = ?3, body = ?4
-                         WHERE id = ?1",
-                        params![id, user_id, created_at, body],
-                    )
-                    .map_err(unavailable)?;
-                if updated == 1 {
-                    Ok(())
-                } else {
-                    Err(StoreError::Corrupt(format!(
-                        "no conversation {id} to update"
-                    )))
-                }
+                // A conversation that does not exist is left absent (the contract: no upsert).
+                conn.execute(
+                    "UPDATE conversations SET user_id = ?2, created_at = ?3, body = ?4
+                     WHERE id = ?1",
+                    params![id, user_id, created_at, body],
+                )
+                .map_err(unavailable)?;
+                Ok(())
             })
             .await
     }
@@ -254,7 +248,8 @@ mod tests {
             Some(stopped)
         );
         let missing = conversation("missing", "u1", t0);
-        assert!(store.update_conversation(&missing).await.is_err());
+        store.update_conversation(&missing).await.unwrap();
+        assert_eq!(store.get_conversation(&missing.id).await.unwrap(), None);
 
         let mine: Vec<_> = store
             .list_user_conversations("u1", 10)

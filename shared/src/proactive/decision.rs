@@ -1,0 +1,135 @@
+//! The trigger decision (`store_workflow_information`): record one workflow run in its group and decide,
+//! atomically, whether this delivery is the one that turns the group red. Exactly one delivery per
+//! (repository, PR, head commit) ever gets `Decision::Triggered`, whatever the order, repetition or
+//! concurrency of deliveries: every write is conditional on the version read, and the write that sets
+//! `triggered` also records the outbox entry.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+
+use crate::domain::{
+    GroupKey, GroupState, OutboxEntry, ProactiveConversationRequested, Repository, RunTally,
+    WorkflowRun, WorkflowRunGroup,
+};
+use crate::github::{GitHubClient, GitHubError, RepoRef};
+use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
+
+/// How many conditional writes one delivery attempts before giving up (503, nothing half-written).
+const MAX_WRITE_ATTEMPTS: u32 = 64;
+/// Backoff between conflicting writes: jittered, doubling from 1 ms up to this cap.
+const MAX_CONFLICT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What one delivery did to its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// This delivery turned the group red: the caller publishes the entry, then clears it.
+    Triggered(Box<OutboxEntry>),
+    /// The group had triggered already: nothing was written.
+    AlreadyTriggered,
+    /// Still collecting (something pending, or nothing failed).
+    Collecting(RunTally),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("GitHub snapshot of the commit's runs failed: {0}")]
+    GitHub(#[from] GitHubError),
+    #[error("gave up after {0} conflicting writes")]
+    Contention(u32),
+}
+
+/// One run to record, with what the event needs besides the group.
+pub struct RunDelivery<'a> {
+    pub repository: &'a Repository,
+    pub key: GroupKey,
+    pub head_branch: &'a str,
+    pub run: WorkflowRun,
+}
+
+/// Records `delivery.run` in its group and decides. See the module documentation.
+pub async fn store_workflow_information(
+    store: &dyn ProactiveStore,
+    github: &GitHubClient,
+    delivery: RunDelivery<'_>,
+) -> Result<Decision, DecisionError> {
+    for attempt in 0..MAX_WRITE_ATTEMPTS {
+        let (group, expected) = match store.get_group(&delivery.key).await? {
+            Some(group) if group.state == GroupState::Triggered => {
+                return Ok(Decision::AlreadyTriggered);
+            }
+            Some(mut group) => {
+                if !group.merge(delivery.run.clone()) {
+                    // Nothing new: the decision cannot have changed, so there is nothing to write.
+                    return Ok(Decision::Collecting(group.tally()));
+                }
+                let read_version = group.version;
+                group.version += 1;
+                (group, Expected::Version(read_version))
+            }
+            None => (first_snapshot(github, &delivery).await?, Expected::Absent),
+        };
+        let (group, outbox) = decide(group, &delivery);
+        match store.save_group(&group, expected, outbox.as_ref()).await? {
+            WriteOutcome::Written => {
+                return Ok(match outbox {
+                    Some(entry) => Decision::Triggered(Box::new(entry)),
+                    None => Decision::Collecting(group.tally()),
+                });
+            }
+            WriteOutcome::Conflict => conflict_backoff(attempt).await,
+        }
+    }
+    Err(DecisionError::Contention(MAX_WRITE_ATTEMPTS))
+}
+
+/// A new group: every run GitHub knows for the commit (fetched outside any transaction), plus this one.
+async fn first_snapshot(
+    github: &GitHubClient,
+    delivery: &RunDelivery<'_>,
+) -> Result<WorkflowRunGroup, GitHubError> {
+    let repo = RepoRef {
+        owner: &delivery.repository.owner,
+        name: &delivery.repository.name,
+        installation_id: delivery.repository.installation_id,
+    };
+    let known = github
+        .workflow_runs_for_commit(repo, &delivery.key.head_sha)
+        .await?;
+    let mut group = WorkflowRunGroup::new(delivery.key.clone(), Utc::now());
+    group.version = 1;
+    for run in known {
+        group.merge(run);
+    }
+    group.merge(delivery.run.clone());
+    Ok(group)
+}
+
+/// Stamps the write and, when the group is red, marks it triggered with its outbox entry.
+fn decide(
+    mut group: WorkflowRunGroup,
+    delivery: &RunDelivery<'_>,
+) -> (WorkflowRunGroup, Option<OutboxEntry>) {
+    let now = Utc::now();
+    group.last_updated_at = now;
+    if !group.is_red() {
+        return (group, None);
+    }
+    group.state = GroupState::Triggered;
+    let event = ProactiveConversationRequested::for_group(
+        &group,
+        delivery.repository,
+        delivery.head_branch,
+        now,
+    );
+    (group, Some(OutboxEntry { event }))
+}
+
+async fn conflict_backoff(attempt: u32) {
+    let ceiling = Duration::from_millis(1 << attempt.min(6)).min(MAX_CONFLICT_BACKOFF);
+    let jittered = rand::rng().random_range(Duration::ZERO..=ceiling);
+    tokio::time::sleep(jittered).await;
+}

@@ -1,0 +1,240 @@
+//! `workflow_run`: the gates a run must pass, then the trigger decision per pull request, then the
+//! publish of a decided trigger.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::answer::WebhookAnswer;
+use super::payload::WorkflowRunEvent;
+use super::service::WebhookService;
+use crate::domain::{GroupKey, HeadSha, Repository, RunStatus, WorkflowRun};
+use crate::github::{GitHubError, RepoRef};
+use crate::proactive::{
+    Decision, DecisionError, PublishError, RunDelivery, publish_trigger, store_workflow_information,
+};
+
+/// Why a gate stopped a delivery (202 ignored), or what failed underneath (503).
+enum Stop {
+    Ignored(String),
+    Unavailable(&'static str),
+    /// The trigger is decided and kept in the outbox, but the bus refused it: 503, re-published later.
+    PublishFailed(String),
+}
+
+impl From<GitHubError> for Stop {
+    fn from(error: GitHubError) -> Self {
+        warn!(%error, "GitHub call failed");
+        Stop::Unavailable("GitHub")
+    }
+}
+
+impl From<crate::ports::StoreError> for Stop {
+    fn from(error: crate::ports::StoreError) -> Self {
+        warn!(%error, "store call failed");
+        Stop::Unavailable("store")
+    }
+}
+
+pub(super) async fn on_workflow_run(
+    service: &WebhookService,
+    event: WorkflowRunEvent,
+) -> WebhookAnswer {
+    match handle(service, &event).await {
+        Ok(answer) => answer,
+        Err(Stop::Ignored(reason)) => WebhookAnswer::ignored(reason),
+        Err(Stop::Unavailable(what)) => WebhookAnswer::unavailable(what),
+        Err(Stop::PublishFailed(trigger_id)) => WebhookAnswer::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "error": "event bus unavailable; the trigger is kept in the outbox and will be re-published",
+                "trigger_id": trigger_id,
+            }),
+        ),
+    }
+}
+
+async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<WebhookAnswer, Stop> {
+    let run = &event.workflow_run;
+    let action = event.action.as_str();
+    if !matches!(action, "requested" | "in_progress" | "completed") {
+        return Err(Stop::Ignored(format!(
+            "workflow_run action `{action}` is not used"
+        )));
+    }
+    let head_sha = HeadSha::parse(&run.head_sha)
+        .map_err(|_| Stop::Ignored("workflow_run.head_sha is not a commit id".into()))?;
+    if !service.settings.proactive_enabled {
+        return Err(Stop::Ignored("proactive conversations are disabled".into()));
+    }
+    let repository = registered_repository(service, event).await?;
+    let repo = RepoRef {
+        owner: &repository.owner,
+        name: &repository.name,
+        installation_id: event
+            .installation
+            .as_ref()
+            .map(|i| i.id)
+            .or(repository.installation_id),
+    };
+    let actor = run.triggering_actor.as_ref().unwrap_or(&event.sender);
+    if !service
+        .github
+        .collaborator_permission(repo, &actor.login)
+        .await?
+        .can_write()
+    {
+        return Err(Stop::Ignored(format!(
+            "actor `{}` has no write permission",
+            actor.login
+        )));
+    }
+    let pull_requests = open_pull_requests_at(service, event, repo, &head_sha).await?;
+    if pull_requests.is_empty() {
+        return Err(Stop::Ignored(
+            "no open pull request has this commit as its head".into(),
+        ));
+    }
+
+    let recorded = recorded_run(event);
+    let mut summaries = Vec::with_capacity(pull_requests.len());
+    for (number, head_branch) in pull_requests {
+        let key = GroupKey {
+            repo_id: repository.id.clone(),
+            pr_number: number,
+            head_sha: head_sha.clone(),
+        };
+        let delivery = RunDelivery {
+            repository: &repository,
+            key,
+            head_branch: &head_branch,
+            run: recorded.clone(),
+        };
+        let decision =
+            store_workflow_information(service.store.as_ref(), &service.github, delivery)
+                .await
+                .map_err(|error| match error {
+                    DecisionError::Store(error) => Stop::from(error),
+                    DecisionError::GitHub(error) => Stop::from(error),
+                    DecisionError::Contention(attempts) => {
+                        warn!(attempts, "group write contention");
+                        Stop::Unavailable("store")
+                    }
+                })?;
+        summaries.push(summary(service, number, decision).await?);
+    }
+    Ok(WebhookAnswer::new(
+        StatusCode::ACCEPTED,
+        json!({
+            "event": "workflow_run",
+            "repository": repository.full_name(),
+            "head_sha": head_sha.as_str(),
+            "run_id": run.id,
+            "pull_requests": summaries,
+        }),
+    ))
+}
+
+/// Gate: the repository is registered and its `proactive_enabled` flag is on.
+async fn registered_repository(
+    service: &WebhookService,
+    event: &WorkflowRunEvent,
+) -> Result<Repository, Stop> {
+    let (owner, name) = (event.repository.owner(), event.repository.name.as_str());
+    let Some(id) = service.store.get_repo_id(owner, name).await? else {
+        return Err(Stop::Ignored(format!(
+            "repository `{owner}/{name}` is not registered"
+        )));
+    };
+    match service.store.get_repository(&id).await? {
+        Some(repository) if repository.proactive_enabled => Ok(repository),
+        Some(_) => Err(Stop::Ignored(
+            "proactive conversations are disabled for this repository".into(),
+        )),
+        None => Err(Stop::Ignored(format!(
+            "repository `{owner}/{name}` is not registered"
+        ))),
+    }
+}
+
+/// Gate: the open pull requests whose current head is this commit, as `(number, head branch)`.
+/// `pull_requests[]` names them for same-repository PRs; fork PRs are looked up by head owner and branch.
+async fn open_pull_requests_at(
+    service: &WebhookService,
+    event: &WorkflowRunEvent,
+    repo: RepoRef<'_>,
+    head_sha: &HeadSha,
+) -> Result<Vec<(u64, String)>, Stop> {
+    let run = &event.workflow_run;
+    let candidates = if run.pull_requests.is_empty() {
+        let (Some(head_owner), Some(branch)) =
+            (run.head_repository.as_ref(), run.head_branch.as_deref())
+        else {
+            return Ok(Vec::new());
+        };
+        service
+            .github
+            .open_pull_requests_by_head(repo, &head_owner.owner.login, branch)
+            .await?
+    } else {
+        let mut found = Vec::with_capacity(run.pull_requests.len());
+        for listed in &run.pull_requests {
+            found.extend(service.github.pull_request(repo, listed.number).await?);
+        }
+        found
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|pr| pr.open && pr.head_sha.eq_ignore_ascii_case(head_sha.as_str()))
+        .map(|pr| (pr.number, pr.head_ref))
+        .collect())
+}
+
+/// The run as the group records it: `requested`/`in_progress` deliveries are pending whatever they say.
+fn recorded_run(event: &WorkflowRunEvent) -> WorkflowRun {
+    let run = &event.workflow_run;
+    let conclusion = if event.action == "completed" {
+        run.conclusion.clone()
+    } else {
+        None
+    };
+    WorkflowRun {
+        id: run.id,
+        name: run.name.clone().unwrap_or_default(),
+        status: RunStatus::from_conclusion(conclusion.as_deref()),
+        conclusion,
+        attempt: run.run_attempt.unwrap_or(1),
+        updated_at: run.updated_at,
+        html_url: run.html_url.clone(),
+    }
+}
+
+/// One PR's line of the answer. A decided trigger is published here; when that fails, the entry stays
+/// in the outbox (the decision is durable) for the cleanup function to re-publish.
+async fn summary(service: &WebhookService, number: u64, decision: Decision) -> Result<Value, Stop> {
+    Ok(match decision {
+        Decision::Triggered(entry) => {
+            let trigger_id = entry.event.trigger_id.to_string();
+            match publish_trigger(service.store.as_ref(), service.bus.as_ref(), &entry).await {
+                Ok(()) => {}
+                Err(PublishError::Bus(error)) => {
+                    warn!(%error, trigger_id, "trigger publish failed; left in the outbox");
+                    return Err(Stop::PublishFailed(trigger_id));
+                }
+                // Published; the lingering entry may be re-published once, which consumers drop by trigger id.
+                Err(error @ PublishError::Clear(_)) => {
+                    warn!(%error, trigger_id, "outbox entry not cleared")
+                }
+            }
+            info!(pr = number, trigger_id, "proactive conversation triggered");
+            json!({ "number": number, "state": "triggered", "triggered": true, "trigger_id": trigger_id })
+        }
+        Decision::AlreadyTriggered => {
+            json!({ "number": number, "state": "triggered", "triggered": false })
+        }
+        Decision::Collecting(tally) => json!({
+            "number": number, "state": "collecting", "triggered": false,
+            "runs": tally.total, "pending": tally.pending, "failed": tally.failed,
+        }),
+    })
+}

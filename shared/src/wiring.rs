@@ -1,0 +1,94 @@
+//! Building adapters from configuration, once per process: DynamoDB/EventBridge when AWS is configured
+//! (see [`crate::config::StoreBackend`] and [`crate::config::BusBackend`]), embedded ones otherwise.
+
+use std::sync::Arc;
+
+use crate::adapters::dynamo::ProactiveTable;
+use crate::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
+use crate::adapters::eventbridge::EventBridgeBus;
+use crate::adapters::in_process_bus::InProcessBus;
+use crate::config::{BusBackend, ConfigError, StoreBackend};
+use crate::github::{GitHubClient, GitHubConfig};
+use crate::ports::{EventBus, ProactiveStore, StoreError};
+use crate::webhook::{WebhookService, WebhookSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("GitHub client: {0}")]
+    GitHub(#[from] crate::github::GitHubError),
+}
+
+/// The AWS SDK configuration, loaded only when some adapter needs it.
+#[derive(Default)]
+pub struct AwsContext {
+    sdk: Option<aws_config::SdkConfig>,
+}
+
+impl AwsContext {
+    pub async fn sdk(&mut self) -> &aws_config::SdkConfig {
+        if self.sdk.is_none() {
+            self.sdk = Some(crate::aws::sdk_config().await);
+        }
+        self.sdk.as_ref().expect("just loaded")
+    }
+}
+
+/// The embedded database of a local run, opened once and shared by every embedded adapter.
+pub fn embedded_db(backend: &StoreBackend) -> Result<Option<EmbeddedDb>, StoreError> {
+    match backend {
+        StoreBackend::Embedded { data_dir } => EmbeddedDb::open(data_dir).map(Some),
+        StoreBackend::DynamoDb { .. } => Ok(None),
+    }
+}
+
+pub async fn proactive_store(
+    backend: &StoreBackend,
+    db: Option<&EmbeddedDb>,
+    aws: &mut AwsContext,
+) -> Result<Arc<dyn ProactiveStore>, WiringError> {
+    Ok(match (backend, db) {
+        (StoreBackend::DynamoDb { tables }, _) => {
+            let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
+            // DynamoDB's TTL is the backstop of the cleanup function's retention pass.
+            let retention = crate::proactive::retention_from_env()?;
+            Arc::new(
+                ProactiveTable::new(client, tables.proactive.clone()).with_group_ttl(retention),
+            )
+        }
+        (StoreBackend::Embedded { .. }, Some(db)) => {
+            Arc::new(EmbeddedProactiveStore::open(db.clone()).await?)
+        }
+        (StoreBackend::Embedded { data_dir }, None) => {
+            Arc::new(EmbeddedProactiveStore::open(EmbeddedDb::open(data_dir)?).await?)
+        }
+    })
+}
+
+/// The configured bus. A local run passes its own [`InProcessBus`] so that it can subscribe to it.
+pub async fn event_bus(
+    backend: &BusBackend,
+    in_process: &InProcessBus,
+    aws: &mut AwsContext,
+) -> Arc<dyn EventBus> {
+    match backend {
+        BusBackend::EventBridge { bus_name } => {
+            let client = aws_sdk_eventbridge::Client::new(aws.sdk().await);
+            Arc::new(EventBridgeBus::new(client, bus_name.clone()))
+        }
+        BusBackend::InProcess => Arc::new(in_process.clone()),
+    }
+}
+
+/// The webhook function's service, everything read from the environment.
+pub async fn webhook_service_from_env() -> Result<WebhookService, WiringError> {
+    let settings = WebhookSettings::from_env()?;
+    let github = GitHubClient::new(GitHubConfig::from_env()?)?;
+    let mut aws = AwsContext::default();
+    let store = proactive_store(&StoreBackend::from_env(), None, &mut aws).await?;
+    let bus = event_bus(&BusBackend::from_env(), &InProcessBus::default(), &mut aws).await;
+    Ok(WebhookService::new(store, bus, github, settings))
+}

@@ -1,0 +1,282 @@
+//! The conversation store contract: idempotent creation, reads and updates, a user's listing newest
+//! first, and the `(created_at, id)` order the sync pages through. Each case takes an empty store.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use shared::domain::{
+    AgentState, Conversation, ConversationId, ConversationStatus, CreatedCursor, GroupKey, HeadSha,
+    RepoId,
+};
+use shared::ports::{ConversationStore, WriteOutcome};
+
+/// Every case of this suite as a test of one adapter; `$make` is an async fn returning a fresh,
+/// empty `Arc<dyn ConversationStore>`.
+#[macro_export]
+macro_rules! conversation_store_contract {
+    ($make:path) => {
+        $crate::contract_tests!(
+            conversation_store,
+            $make,
+            [
+                conversation_round_trip,
+                creating_an_existing_conversation_conflicts,
+                update_replaces_the_metadata,
+                updating_a_missing_conversation_creates_nothing,
+                user_listing_is_newest_first_and_isolated_by_user,
+                created_after_is_oldest_first_with_ties_broken_by_id,
+                created_after_is_strictly_after_the_cursor,
+                created_after_pages_with_limit,
+            ]
+        );
+    };
+}
+
+type Store = Arc<dyn ConversationStore>;
+
+/// The instant the cases' conversations are created around: fixed, so that every call names the
+/// same instant, with milliseconds, the precision every adapter keeps.
+fn base() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_767_225_600_123).expect("a valid instant")
+}
+
+fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation {
+    Conversation {
+        id: ConversationId::parse(id).expect("a conversation id"),
+        user_id: user.into(),
+        title: Some(format!("conversation {id}")),
+        created_at,
+        last_updated_at: created_at,
+        status: ConversationStatus::Running,
+        agent_state: AgentState::Loading,
+        trigger_id: None,
+        repository: None,
+    }
+}
+
+async fn create_all(store: &Store, conversations: &[Conversation]) {
+    for conversation in conversations {
+        let outcome = store.create_conversation(conversation).await;
+        assert_eq!(
+            outcome.expect("create a conversation"),
+            WriteOutcome::Written
+        );
+    }
+}
+
+fn ids(conversations: &[Conversation]) -> Vec<&str> {
+    conversations.iter().map(|c| c.id.as_str()).collect()
+}
+
+async fn after(store: &Store, cursor: &CreatedCursor, limit: usize) -> Vec<Conversation> {
+    store
+        .list_created_after(cursor, limit)
+        .await
+        .expect("list conversations created after a cursor")
+}
+
+pub async fn conversation_round_trip(store: Store) {
+    let key = GroupKey {
+        repo_id: RepoId::from_github(7),
+        pr_number: 3,
+        head_sha: HeadSha::parse(&"c".repeat(40)).unwrap(),
+    };
+    let proactive = Conversation {
+        trigger_id: Some(key.trigger_id()),
+        repository: Some("octo/hello".into()),
+        agent_state: AgentState::AwaitingUserInput,
+        ..conversation(
+            &ConversationId::for_trigger(&key.trigger_id()).to_string(),
+            "alice",
+            base(),
+        )
+    };
+    let bare = Conversation {
+        title: None,
+        status: ConversationStatus::Stopped,
+        agent_state: AgentState::RateLimited,
+        ..conversation(&ConversationId::random().to_string(), "bob", base())
+    };
+    create_all(&store, &[proactive.clone(), bare.clone()]).await;
+    assert_eq!(
+        store.get_conversation(&proactive.id).await.unwrap(),
+        Some(proactive)
+    );
+    assert_eq!(store.get_conversation(&bare.id).await.unwrap(), Some(bare));
+    let unknown = ConversationId::random();
+    assert_eq!(store.get_conversation(&unknown).await.unwrap(), None);
+}
+
+pub async fn creating_an_existing_conversation_conflicts(store: Store) {
+    let first = conversation("c1", "alice", base());
+    create_all(&store, std::slice::from_ref(&first)).await;
+    let again = Conversation {
+        title: Some("another title".into()),
+        ..conversation("c1", "bob", base() + TimeDelta::seconds(1))
+    };
+    let outcome = store.create_conversation(&again).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Conflict);
+    assert_eq!(
+        store.get_conversation(&first.id).await.unwrap(),
+        Some(first)
+    );
+    assert!(
+        store
+            .list_user_conversations("bob", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn update_replaces_the_metadata(store: Store) {
+    let created = conversation("c1", "alice", base());
+    create_all(&store, std::slice::from_ref(&created)).await;
+    let updated = Conversation {
+        title: Some("Fix the failing workflows".into()),
+        status: ConversationStatus::Stopped,
+        agent_state: AgentState::Finished,
+        last_updated_at: base() + TimeDelta::minutes(5),
+        ..created.clone()
+    };
+    store.update_conversation(&updated).await.unwrap();
+    assert_eq!(
+        store.get_conversation(&created.id).await.unwrap(),
+        Some(updated.clone())
+    );
+    // The update keeps the conversation's place in both orders.
+    assert_eq!(
+        store.list_user_conversations("alice", 10).await.unwrap(),
+        vec![updated.clone()]
+    );
+    let everything = CreatedCursor::before(base() - TimeDelta::days(1));
+    assert_eq!(after(&store, &everything, 10).await, vec![updated]);
+}
+
+pub async fn updating_a_missing_conversation_creates_nothing(store: Store) {
+    let missing = conversation("c1", "alice", base());
+    store.update_conversation(&missing).await.unwrap();
+    assert_eq!(store.get_conversation(&missing.id).await.unwrap(), None);
+    assert!(
+        store
+            .list_user_conversations("alice", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn user_listing_is_newest_first_and_isolated_by_user(store: Store) {
+    let at = |minutes| base() + TimeDelta::minutes(minutes);
+    create_all(
+        &store,
+        &[
+            conversation("a1", "alice", at(1)),
+            conversation("a3", "alice", at(3)),
+            conversation("b1", "bob", at(2)),
+            conversation("a2", "alice", at(2)),
+            conversation("b2", "bob", at(4)),
+        ],
+    )
+    .await;
+    let alice = store.list_user_conversations("alice", 10).await.unwrap();
+    assert_eq!(ids(&alice), ["a3", "a2", "a1"]);
+    let first_two = store.list_user_conversations("alice", 2).await.unwrap();
+    assert_eq!(ids(&first_two), ["a3", "a2"]);
+    let bob = store.list_user_conversations("bob", 10).await.unwrap();
+    assert_eq!(ids(&bob), ["b2", "b1"]);
+    assert!(
+        store
+            .list_user_conversations("carol", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_user_conversations("alice", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn created_after_is_oldest_first_with_ties_broken_by_id(store: Store) {
+    let (t0, t1, t2) = (
+        base(),
+        base() + TimeDelta::seconds(1),
+        base() + TimeDelta::seconds(2),
+    );
+    create_all(
+        &store,
+        &[
+            conversation("c", "carol", t2),
+            conversation("b", "alice", t1),
+            conversation("z", "bob", t0),
+            conversation("a", "bob", t1),
+            conversation("ab", "alice", t1),
+        ],
+    )
+    .await;
+    let everything = after(&store, &CreatedCursor::before(t0), 10).await;
+    assert_eq!(ids(&everything), ["z", "a", "ab", "b", "c"]);
+}
+
+pub async fn created_after_is_strictly_after_the_cursor(store: Store) {
+    let (t1, t2) = (base(), base() + TimeDelta::seconds(1));
+    let (a, b, c) = (
+        conversation("a", "alice", t1),
+        conversation("b", "alice", t1),
+        conversation("c", "bob", t2),
+    );
+    create_all(&store, &[a.clone(), b.clone(), c.clone()]).await;
+    assert_eq!(
+        ids(&after(&store, &CreatedCursor::of(&a), 10).await),
+        ["b", "c"]
+    );
+    assert_eq!(ids(&after(&store, &CreatedCursor::of(&b), 10).await), ["c"]);
+    assert!(after(&store, &CreatedCursor::of(&c), 10).await.is_empty());
+    // `before(t)` takes in everything created at `t`; a cursor after all of them takes nothing.
+    assert_eq!(
+        ids(&after(&store, &CreatedCursor::before(t1), 10).await),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        ids(&after(&store, &CreatedCursor::before(t2), 10).await),
+        ["c"]
+    );
+    let later = CreatedCursor::before(t2 + TimeDelta::milliseconds(1));
+    assert!(after(&store, &later, 10).await.is_empty());
+}
+
+pub async fn created_after_pages_with_limit(store: Store) {
+    const COUNT: i64 = 7;
+    // Two conversations per instant, so that pages also split ties.
+    let conversations: Vec<Conversation> = (0..COUNT)
+        .map(|n| {
+            conversation(
+                &format!("c{n}"),
+                "alice",
+                base() + TimeDelta::seconds(n / 2),
+            )
+        })
+        .collect();
+    create_all(&store, &conversations).await;
+
+    let mut cursor = CreatedCursor::before(base());
+    let mut pages = Vec::new();
+    loop {
+        let page = after(&store, &cursor, 3).await;
+        let Some(last) = page.last() else { break };
+        cursor = CreatedCursor::of(last);
+        pages.push(page);
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_eq!(pages.concat(), conversations);
+    assert!(
+        after(&store, &CreatedCursor::before(base()), 0)
+            .await
+            .is_empty()
+    );
+}

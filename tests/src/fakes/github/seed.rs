@@ -1,0 +1,45 @@
+//! The seed file of the `fake-github` binary (`events/github-seed.json`): the repositories it serves
+//! and the tokens it accepts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{FakePullRequest, FakeRun};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// Tokens accepted as `Bearer`/`token`; none (and no App) means anonymous calls are answered.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    #[serde(default)]
+    pub repositories: Vec<SeedRepository>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRepository {
+    /// `owner/name`.
+    pub full_name: String,
+    /// GitHub's repository id (the webhook payloads' `repository.id`).
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub installation_id: Option<u64>,
+    /// Login -> `admin`, `maintain`, `write`, `triage`, `read` or `none`.
+    #[serde(default)]
+    pub collaborators: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pull_requests: Vec<FakePullRequest>,
+    #[serde(default)]
+    pub workflow_runs: Vec<FakeRun>,
+}
+
+impl Seed {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
