@@ -1,27 +1,44 @@
-//! A request-rate limiter shared by every request to one API during a run: grants are spaced evenly, at
-//! most `rate` per second (a token bucket with a burst of one), and a server's "wait" holds every caller.
+//! A request-rate limiter shared by every request to one API during a run: grants are spaced evenly at
+//! `rate` per second (a token bucket with a burst of one), and a server's "wait" holds every caller.
 //!
 //! Why not a bucket with a larger burst: a burst of `rate` followed by the steady rate puts up to twice
-//! the rate inside one second. Why spacing from the actual grant rather than from the planned one: a
-//! late wake-up must not let the next request catch up and land closer than the interval. The small
-//! headroom keeps the server from seeing more than `rate` in any second despite network jitter.
+//! the rate inside one second. Why a schedule plus a window guard: grants follow a fixed schedule, so a
+//! late wake-up (timer granularity, a busy CPU) does not lower the long-run rate; and no `n` consecutive
+//! grants (`n` = the rate rounded down) ever fit in less than `n` intervals, however late one of them
+//! was, so the server never sees more than the rate in any second. The small headroom absorbs the network
+//! jitter between a grant and the request's arrival.
 
+use std::collections::VecDeque;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::{Instant, sleep_until};
 
-/// The fraction by which the interval between grants is widened: absorbs up to 2% of a second of
-/// jitter between the grant and the request's arrival at the server.
-const HEADROOM: f64 = 0.02;
+/// The fraction by which the interval between grants is widened: up to 3% of a second of jitter
+/// between the grant and the request's arrival at the server.
+const HEADROOM: f64 = 0.03;
+
+/// How far a grant may fall behind its schedule and still be caught up with (beyond that, the
+/// schedule restarts from the grant, so that a long hold is not followed by a burst).
+const MAX_CATCH_UP: Duration = Duration::from_millis(25);
 
 pub struct RateLimiter {
     interval: Duration,
-    /// The earliest instant of the next grant. A fair (FIFO) lock: waiters are served in arrival order.
-    next: Mutex<Instant>,
+    /// Grants that must span at least `window` (the guard against bunching).
+    window_grants: usize,
+    window: Duration,
+    /// A fair (FIFO) lock: waiters are served in arrival order.
+    state: Mutex<Schedule>,
     /// Set when the server asked everyone to wait (a 429's `waitMs` or `Retry-After`).
     hold: StdMutex<Option<Instant>>,
+}
+
+struct Schedule {
+    /// When the next grant is due.
+    due: Instant,
+    /// The last `window_grants` grants.
+    recent: VecDeque<Instant>,
 }
 
 impl RateLimiter {
@@ -32,9 +49,16 @@ impl RateLimiter {
         } else {
             1.0
         };
+        let interval = Duration::from_secs_f64((1.0 + HEADROOM) / per_second);
+        let window_grants = (per_second.floor() as usize).max(1);
         Self {
-            interval: Duration::from_secs_f64((1.0 + HEADROOM) / per_second),
-            next: Mutex::new(Instant::now()),
+            interval,
+            window_grants,
+            window: interval * window_grants as u32,
+            state: Mutex::new(Schedule {
+                due: Instant::now(),
+                recent: VecDeque::with_capacity(window_grants),
+            }),
             hold: StdMutex::new(None),
         }
     }
@@ -46,16 +70,28 @@ impl RateLimiter {
 
     /// Waits for this caller's turn.
     pub async fn acquire(&self) {
-        let mut next = self.next.lock().await;
+        let mut state = self.state.lock().await;
         loop {
             let held_until = *self.hold.lock().unwrap_or_else(|p| p.into_inner());
-            let at = held_until.map_or(*next, |hold| hold.max(*next));
+            let mut at = held_until.map_or(state.due, |hold| hold.max(state.due));
+            if state.recent.len() == self.window_grants {
+                if let Some(oldest) = state.recent.front() {
+                    // The next grant would be the window's (n+1)th: it waits for the oldest to age out.
+                    at = at.max(*oldest + self.window);
+                }
+            }
             if Instant::now() >= at {
                 break;
             }
             sleep_until(at).await;
         }
-        *next = Instant::now() + self.interval;
+        let granted = Instant::now();
+        if state.recent.len() == self.window_grants {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(granted);
+        let catch_up = MAX_CATCH_UP.min(self.interval / 2);
+        state.due = (state.due + self.interval).max(granted + self.interval - catch_up);
     }
 
     /// Holds every caller until `wait` from now: the server's quota is shared, so when it says wait,
@@ -92,11 +128,17 @@ mod tests {
         }
         grants.sort();
         assert_eq!(grants[0], start, "the first grant is immediate");
+        // The timer's millisecond ticks may shift one grant, never the schedule: never four grants
+        // closer than four intervals, never more than the rate in any second.
+        let tick = Duration::from_millis(1);
         for pair in grants.windows(2) {
-            assert!(pair[1] - pair[0] >= limiter.interval());
+            assert!(pair[1] - pair[0] + tick >= limiter.interval());
         }
-        // Eight grants at 4/s (with the headroom) take just over 7 intervals, never fewer.
-        assert_eq!(*grants.last().unwrap() - start, limiter.interval() * 7);
+        for window in grants.windows(5) {
+            assert!(window[4] - window[0] >= limiter.interval() * 4);
+        }
+        let span = *grants.last().unwrap() - start;
+        assert!(span >= limiter.interval() * 7 && span <= limiter.interval() * 7 + tick);
     }
 
     #[tokio::test(start_paused = true)]
@@ -108,6 +150,25 @@ mod tests {
         limiter.hold_for(Duration::from_secs(1)); // a shorter hold never shortens a longer one
         limiter.acquire().await;
         assert_eq!(Instant::now() - start, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_grants_are_caught_up_without_ever_bunching() {
+        let limiter = RateLimiter::per_second(2.0);
+        let mut grants = Vec::new();
+        for i in 0..12 {
+            limiter.acquire().await;
+            grants.push(Instant::now());
+            if i % 3 == 0 {
+                // The caller comes back late (a slow wake-up): the next grants catch up.
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        }
+        let span = *grants.last().unwrap() - grants[0];
+        assert_eq!(span, limiter.interval() * 11, "no lateness accumulated");
+        for window in grants.windows(3) {
+            assert!(window[2] - window[0] >= limiter.interval() * 2);
+        }
     }
 
     #[tokio::test(start_paused = true)]
