@@ -7,16 +7,27 @@
 //! - [`proactive`]: the trigger decision (`store_workflow_information`) and the outbox publisher.
 //! - [`webhook`]: the GitHub webhook endpoint's logic (signature, payloads, gates, answers).
 //! - [`github`]: the GitHub REST client.
+//! - [`keycloak`], [`commonroom`]: the Keycloak admin and Common Room REST clients.
+//! - [`sync`]: the Common Room sync run (watermark, lease, users, activities, summary).
+//! - [`rate_limit`], [`retry`], [`http_client`]: what every third-party client shares.
+//! - [`secret`]: a string that never prints.
 //! - [`config`], [`aws`], [`telemetry`]: configuration from the environment, the AWS SDK setup, logging.
 //! - [`wiring`]: building the configured adapters and services once per process.
 
 pub mod adapters;
 pub mod aws;
+pub mod commonroom;
 pub mod config;
 pub mod domain;
 pub mod github;
+pub mod http_client;
+pub mod keycloak;
 pub mod ports;
 pub mod proactive;
+pub mod rate_limit;
+pub mod retry;
+pub mod secret;
+pub mod sync;
 pub mod telemetry;
 pub mod webhook;
 pub mod wiring;

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable};
-use crate::adapters::embedded::{EmbeddedDb, EmbeddedEventStore, EmbeddedProactiveStore};
+use crate::adapters::embedded::{
+    EmbeddedConversationStore, EmbeddedDb, EmbeddedEventStore, EmbeddedProactiveStore,
+};
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
 use crate::config::{BusBackend, ConfigError, StoreBackend};
@@ -69,24 +71,23 @@ pub async fn proactive_store(
 }
 
 /// The conversation metadata store.
-// MERGE NOTE (node): the embedded arm becomes `EmbeddedConversationStore::open(db)` once the sync
-// branch's embedded conversation store is in main.
 pub async fn conversation_store(
     backend: &StoreBackend,
+    db: Option<&EmbeddedDb>,
     aws: &mut AwsContext,
 ) -> Result<Arc<dyn ConversationStore>, WiringError> {
-    match backend {
-        StoreBackend::DynamoDb { tables } => {
+    Ok(match (backend, db) {
+        (StoreBackend::DynamoDb { tables }, _) => {
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
-            Ok(Arc::new(ConversationTable::new(
-                client,
-                tables.conversations.clone(),
-            )))
+            Arc::new(ConversationTable::new(client, tables.conversations.clone()))
         }
-        StoreBackend::Embedded { .. } => Err(WiringError::Store(StoreError::Unavailable(
-            "no embedded conversation store in this build: configure DynamoDB".into(),
-        ))),
-    }
+        (StoreBackend::Embedded { .. }, Some(db)) => {
+            Arc::new(EmbeddedConversationStore::open(db.clone()).await?)
+        }
+        (StoreBackend::Embedded { data_dir }, None) => {
+            Arc::new(EmbeddedConversationStore::open(EmbeddedDb::open(data_dir)?).await?)
+        }
+    })
 }
 
 /// The conversation event store.

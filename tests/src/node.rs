@@ -12,6 +12,7 @@ use conversation_node::{ConversationNode, NodeDeps, NodeHandle};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::adapters::dynamo::{ConversationTable, EventTable};
+use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedEventStore};
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::adapters::local_cluster::LocalCluster;
 use shared::config::{BusBackend, StoreBackend};
@@ -59,6 +60,23 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// A fresh embedded (SQLite, in-memory) database.
+    pub async fn embedded() -> Self {
+        let db = EmbeddedDb::in_memory().expect("an in-memory database");
+        Self {
+            conversations: Arc::new(
+                EmbeddedConversationStore::open(db.clone())
+                    .await
+                    .expect("the conversation tables"),
+            ),
+            events: Arc::new(
+                EmbeddedEventStore::open(db)
+                    .await
+                    .expect("the event tables"),
+            ),
+        }
+    }
+
     /// Fresh DynamoDB tables on the moto server.
     pub async fn dynamo() -> Self {
         let client = moto::dynamodb().await;

@@ -27,7 +27,7 @@ async fn every_state_change_is_published() {
         moto::eventbridge().await,
         observer.bus_name(),
     ));
-    let node = TestNode::standalone(&Stores::dynamo().await, options).await;
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
     let alice = token("alice");
     let id = node.create_conversation(&alice, Some("hello")).await;
     node.wait_for_events(&alice, &id, |events| events.iter().any(is_agent_message))
@@ -66,7 +66,7 @@ async fn a_failing_bus_does_not_hold_the_loop_up() {
     let mut options = NodeOptions::new();
     let missing = moto::unique_name("no-such-bus");
     options.bus = Arc::new(EventBridgeBus::new(moto::eventbridge().await, missing));
-    let node = TestNode::standalone(&Stores::dynamo().await, options).await;
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
     let alice = token("alice");
     let id = node.create_conversation(&alice, Some("hello")).await;
     node.wait_for_events(&alice, &id, |events| events.iter().any(is_agent_message))

@@ -14,7 +14,10 @@ use shared::adapters::local_cluster::LocalCluster;
 use shared::domain::{ChatMessage, ChatRole, ConversationId};
 
 async fn two_nodes(options: impl Fn() -> NodeOptions) -> (TestNode, TestNode) {
-    let stores = Stores::dynamo().await;
+    two_nodes_on(Stores::embedded().await, options).await
+}
+
+async fn two_nodes_on(stores: Stores, options: impl Fn() -> NodeOptions) -> (TestNode, TestNode) {
     let cluster = LocalCluster::new(Duration::from_secs(15));
     let a = TestNode::start(&stores, &cluster, options()).await;
     let b = TestNode::start(&stores, &cluster, options()).await;
@@ -123,7 +126,8 @@ async fn a_stop_on_one_node_stops_the_loop_on_the_other_and_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaving_node_hands_its_conversations_to_the_node_with_their_clients() {
-    let (a, b) = two_nodes(NodeOptions::new).await;
+    // On DynamoDB, as in production: the new owner resumes from the shared tables.
+    let (a, b) = two_nodes_on(Stores::dynamo().await, NodeOptions::new).await;
     let alice = token("alice");
     let id = owned_by(&a, &alice).await;
     let mut client =

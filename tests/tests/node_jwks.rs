@@ -16,7 +16,7 @@ async fn node_on(jwks: &FakeJwks) -> TestNode {
     options.config.auth.keys = JwtKeys::JwksUrl(jwks.jwks_url());
     options.config.auth.issuer = Some(jwks.issuer());
     options.config.auth.audience = Some(AUDIENCE.into());
-    TestNode::standalone(&Stores::dynamo().await, options).await
+    TestNode::standalone(&Stores::embedded().await, options).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,7 @@ async fn sweeps(node: &TestNode, count: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starting_one_too_many_evicts_the_users_oldest_conversation() {
     let node = TestNode::standalone(
-        &Stores::dynamo().await,
+        &Stores::embedded().await,
         limited(2, LimitPolicy::EvictOldest),
     )
     .await;
@@ -86,7 +86,8 @@ async fn starting_one_too_many_evicts_the_users_oldest_conversation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reject_policy_answers_429_and_creates_nothing() {
-    let node = TestNode::standalone(&Stores::dynamo().await, limited(2, LimitPolicy::Reject)).await;
+    let node =
+        TestNode::standalone(&Stores::embedded().await, limited(2, LimitPolicy::Reject)).await;
     let alice = token("alice");
     let first = node.create_conversation(&alice, None).await;
     node.create_conversation(&alice, None).await;
@@ -120,7 +121,7 @@ async fn idle_conversations_close_unless_a_client_is_connected() {
     let mut options = NodeOptions::new();
     options.config.limits.close_delay = Duration::from_millis(300);
     options.config.timing.sweep = Duration::from_millis(50);
-    let node = TestNode::standalone(&Stores::dynamo().await, options).await;
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
     let alice = token("alice");
     let watched = node.create_conversation(&alice, None).await;
     let mut client = SocketClient::connect(
@@ -155,7 +156,7 @@ async fn idle_conversations_close_unless_a_client_is_connected() {
 async fn an_explicit_stop_is_not_undone_by_a_connected_client() {
     let mut options = NodeOptions::new();
     options.config.timing.sweep = Duration::from_millis(50);
-    let node = TestNode::standalone(&Stores::dynamo().await, options).await;
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
     let alice = token("alice");
     let id = node.create_conversation(&alice, None).await;
     let mut client =

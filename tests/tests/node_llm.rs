@@ -12,7 +12,7 @@ const KEY: &str = "sk-test-key";
 
 async fn node_with_model(llm: &FakeLlm) -> TestNode {
     let options = NodeOptions::new().with_model(llm.url(), KEY);
-    TestNode::standalone(&Stores::dynamo().await, options).await
+    TestNode::standalone(&Stores::embedded().await, options).await
 }
 
 /// Connects to a new conversation of `token`'s user and waits for its loop to be ready.

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 async fn standalone() -> TestNode {
-    TestNode::standalone(&Stores::dynamo().await, NodeOptions::new()).await
+    TestNode::standalone(&Stores::embedded().await, NodeOptions::new()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

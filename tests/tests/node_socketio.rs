@@ -7,7 +7,7 @@ use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
 use serde_json::{Value, json};
 
 async fn standalone() -> TestNode {
-    TestNode::standalone(&Stores::dynamo().await, NodeOptions::new()).await
+    TestNode::standalone(&Stores::embedded().await, NodeOptions::new()).await
 }
 
 fn ids(events: &[Value]) -> Vec<u64> {
@@ -96,8 +96,17 @@ async fn a_client_gets_the_events_after_its_latest_then_live_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_then_live_has_no_gap_and_no_duplicate_while_events_are_appended() {
+    replay_while_appending(Stores::embedded().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_then_live_has_no_gap_and_no_duplicate_on_dynamodb() {
+    replay_while_appending(Stores::dynamo().await).await;
+}
+
+async fn replay_while_appending(stores: Stores) {
     const MESSAGES: usize = 24;
-    let node = standalone().await;
+    let node = TestNode::standalone(&stores, NodeOptions::new()).await;
     let alice = token("alice");
     let id = node.create_conversation(&alice, None).await;
     settled_events(&node, &alice, &id, 0).await;
@@ -235,7 +244,7 @@ async fn connections_without_a_valid_token_or_to_another_users_conversation_are_
 async fn a_configured_session_api_key_is_required() {
     let mut options = NodeOptions::new();
     options.config.auth.session_api_key = Some("session-key".into());
-    let node = TestNode::standalone(&Stores::dynamo().await, options).await;
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
     let alice = token("alice");
     let (status, body) = node
         .send(

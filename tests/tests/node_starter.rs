@@ -96,7 +96,7 @@ async fn world() -> (FakeGitHub, TestNode) {
     node_options.github =
         Some(GitHubClient::with_options(config, options).expect("a GitHub client"));
     node_options.config.auth.internal_api_key = Some(INTERNAL_KEY.into());
-    let node = TestNode::standalone(&Stores::dynamo().await, node_options).await;
+    let node = TestNode::standalone(&Stores::embedded().await, node_options).await;
     (github, node)
 }
 

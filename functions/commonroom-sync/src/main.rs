@@ -1,1 +1,104 @@
-fn main() {}
+//! The Common Room sync: under the Lambda runtime when `AWS_LAMBDA_RUNTIME_API` is set (an EventBridge
+//! schedule invokes it), else one run from the command line. Configuration is checked and clients are
+//! built once, before the first invocation.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use commonroom_sync::{Command, USAGE, open_stores, options_from_event, parse_args};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use shared::config::StoreBackend;
+use shared::sync::{SyncConfig, SyncDeps, SyncError, SyncOptions, SyncSummary, run_sync};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    shared::telemetry::init();
+    match start().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(error = %message, "commonroom-sync stopped");
+            eprintln!("commonroom-sync: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start() -> Result<(), String> {
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let cli = if in_lambda {
+        None
+    } else {
+        match parse_args(std::env::args().skip(1), chrono::Utc::now()).map_err(|e| e.to_string())? {
+            Command::Help => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            Command::Run(options) => Some(options),
+        }
+    };
+    let forced_dry_run = cli.as_ref().is_some_and(|options| options.dry_run);
+    let config = SyncConfig::from_env(forced_dry_run).map_err(|e| e.to_string())?;
+    let (conversations, state) = open_stores(&StoreBackend::from_env())
+        .await
+        .map_err(|e| e.to_string())?;
+    let deps = Arc::new(SyncDeps::new(&config, conversations, state).map_err(|e| e.to_string())?);
+
+    match cli {
+        Some(mut options) => {
+            options.dry_run |= config.dry_run;
+            let summary = run_sync(&deps, options).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            Ok(())
+        }
+        None => {
+            let dry_run = config.dry_run;
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+                let deps = Arc::clone(&deps);
+                async move { handle(&deps, event, dry_run).await }
+            }))
+            .await
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn handle(
+    deps: &SyncDeps,
+    event: LambdaEvent<serde_json::Value>,
+    dry_run: bool,
+) -> Result<SyncSummary, Failure> {
+    let options = options_from_event(&event.payload, chrono::Utc::now()).map_err(|e| Failure {
+        kind: "InvalidInvocation",
+        message: e.to_string(),
+    })?;
+    let options = SyncOptions {
+        dry_run: options.dry_run || dry_run,
+        ..options
+    };
+    run_sync(deps, options).await.map_err(Failure::from)
+}
+
+/// The Lambda's error: an `errorType` per failure kind.
+#[derive(Debug)]
+struct Failure {
+    kind: &'static str,
+    message: String,
+}
+
+impl From<SyncError> for Failure {
+    fn from(error: SyncError) -> Self {
+        Self {
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<Failure> for Diagnostic {
+    fn from(failure: Failure) -> Self {
+        Diagnostic {
+            error_type: failure.kind.into(),
+            error_message: failure.message,
+        }
+    }
+}

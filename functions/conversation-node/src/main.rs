@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: NodeConfig) -> anyhow::Result<()> {
-    let deps = wiring::deps_from_config(&config, &InProcessBus::default()).await?;
+    let deps = wiring::deps_from_config(&config, None, &InProcessBus::default()).await?;
     let node = ConversationNode::start(&config, deps)?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await

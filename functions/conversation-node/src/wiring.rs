@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use shared::adapters::embedded::EmbeddedDb;
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::adapters::local_cluster::LocalCluster;
 use shared::github::{GitHubClient, GitHubConfig};
@@ -21,10 +22,12 @@ pub enum NodeWiringError {
     RedisUnsupported,
 }
 
-/// The ports `config` names. `in_process` is the bus used when no EventBridge bus is configured (the
-/// local stack passes the one its other parts share).
+/// The ports `config` names. `db` is the embedded database when the store is embedded (`None` opens
+/// it); `in_process` is the bus used when no EventBridge bus is configured. The local stack passes the
+/// ones its other parts share.
 pub async fn deps_from_config(
     config: &NodeConfig,
+    db: Option<&EmbeddedDb>,
     in_process: &InProcessBus,
 ) -> Result<NodeDeps, NodeWiringError> {
     let (coordination, incoming) = match &config.coordination {
@@ -34,10 +37,14 @@ pub async fn deps_from_config(
         CoordinationBackend::Redis { .. } => return Err(NodeWiringError::RedisUnsupported),
     };
     let mut aws = AwsContext::default();
-    let db = wiring::embedded_db(&config.store).map_err(WiringError::from)?;
+    let opened = match db {
+        Some(_) => None,
+        None => wiring::embedded_db(&config.store).map_err(WiringError::from)?,
+    };
+    let db = db.or(opened.as_ref());
     Ok(NodeDeps {
-        conversations: wiring::conversation_store(&config.store, &mut aws).await?,
-        events: wiring::event_store(&config.store, db.as_ref(), &mut aws).await?,
+        conversations: wiring::conversation_store(&config.store, db, &mut aws).await?,
+        events: wiring::event_store(&config.store, db, &mut aws).await?,
         bus: wiring::event_bus(&config.bus, in_process, &mut aws).await,
         coordination: Arc::new(coordination),
         incoming,

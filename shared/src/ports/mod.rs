@@ -5,9 +5,11 @@ pub mod coordination;
 pub mod event_bus;
 pub mod event_store;
 pub mod proactive_store;
+pub mod sync_state;
 
 pub use conversation_store::ConversationStore;
 pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};
 pub use event_store::EventStore;
 pub use proactive_store::{Expected, ProactiveStore, StoreError, WriteOutcome};
+pub use sync_state::{Advance, SyncStateStore};

@@ -3,6 +3,7 @@
 //! - [`proactive`]: [`ProactiveTable`], the proactive store on one single-table-design table.
 //! - [`conversations`]: [`ConversationTable`], conversation metadata.
 //! - [`events`]: [`EventTable`], conversation events and their fenced heads.
+//! - [`sync_state`]: [`SyncStateItem`], a sync's watermark and run lease, one item of the proactive table.
 //! - [`create_tables`]: creates the tables with their indexes and TTL (tests, `make cluster`, local
 //!   runs; production tables come from `template.yaml`, with the same key schema).
 //!
@@ -14,6 +15,7 @@ pub mod conversations;
 pub mod events;
 mod item;
 pub mod proactive;
+pub mod sync_state;
 
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ use aws_sdk_dynamodb::types::{
 pub use conversations::ConversationTable;
 pub use events::EventTable;
 pub use proactive::ProactiveTable;
+pub use sync_state::SyncStateItem;
 
 use crate::config::TableNames;
 use crate::ports::StoreError;

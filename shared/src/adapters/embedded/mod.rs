@@ -3,11 +3,17 @@
 //!
 //! - [`proactive`]: the proactive store (registry, groups, deliveries, outbox).
 //! - [`events`]: the conversation event store (events and fenced heads).
+//! - [`conversations`]: the conversation store (metadata, per-user and creation-order listings).
+//! - [`sync_state`]: a sync's watermark and run lease.
 
+pub mod conversations;
 mod db;
 pub mod events;
 pub mod proactive;
+pub mod sync_state;
 
+pub use conversations::EmbeddedConversationStore;
 pub use db::EmbeddedDb;
 pub use events::EmbeddedEventStore;
 pub use proactive::EmbeddedProactiveStore;
+pub use sync_state::EmbeddedSyncState;

@@ -1,0 +1,220 @@
+//! The Common Room sync function's edges: what an invocation asks for (a scheduled event, EventBridge
+//! Scheduler's configured input, or command-line arguments), and the stores it reads, chosen like the
+//! local stack chooses them. The run itself is `shared::sync::run_sync`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use shared::adapters::dynamo::{ConversationTable, SyncStateItem};
+use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
+use shared::config::StoreBackend;
+use shared::ports::{ConversationStore, StoreError, SyncStateStore};
+use shared::sync::{SYNC_NAME, SyncOptions};
+
+/// An invocation that cannot be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid invocation: {0}")]
+pub struct InvalidInvocation(String);
+
+pub const USAGE: &str = "\
+usage: commonroom-sync [--since <RFC 3339 time | YYYY-MM-DD>] [--minutes <N>] [--dry-run]
+
+Syncs the conversations created after the stored watermark (or since the given time) to Common Room.
+Configuration comes from the environment (see docs); --dry-run sends nothing and moves no watermark.";
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(SyncOptions),
+    Help,
+}
+
+/// Parses the command-line arguments (without the program name).
+pub fn parse_args(
+    args: impl IntoIterator<Item = String>,
+    now: DateTime<Utc>,
+) -> Result<Command, InvalidInvocation> {
+    let mut request = Request::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| InvalidInvocation(format!("{name} needs a value")))
+        };
+        match name.as_str() {
+            "--since" => request.since = Some(value()?),
+            "--minutes" => {
+                let raw = value()?;
+                let minutes = raw
+                    .parse()
+                    .map_err(|_| InvalidInvocation(format!("--minutes: not a number: {raw}")))?;
+                request.minutes = Some(minutes);
+            }
+            "--dry-run" => request.dry_run = Some(true),
+            "-h" | "--help" => return Ok(Command::Help),
+            other => return Err(InvalidInvocation(format!("unknown argument {other}"))),
+        }
+    }
+    request.options(now).map(Command::Run)
+}
+
+/// Reads a Lambda event: the classic scheduled-event envelope (`detail-type: Scheduled Event`) runs with
+/// the defaults; any other object is EventBridge Scheduler's configured input, whose optional `since`,
+/// `minutes` and `dry_run` (or `dryRun`) override them; `null` is an empty input.
+pub fn options_from_event(
+    event: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<SyncOptions, InvalidInvocation> {
+    if event.get("detail-type").is_some() || event.is_null() {
+        return Ok(SyncOptions::default());
+    }
+    let request: Request = serde_json::from_value(event.clone())
+        .map_err(|e| InvalidInvocation(format!("scheduler input: {e}")))?;
+    request.options(now)
+}
+
+/// The overrides an invocation may carry.
+#[derive(Debug, Default, Deserialize)]
+struct Request {
+    since: Option<String>,
+    minutes: Option<u32>,
+    #[serde(alias = "dryRun")]
+    dry_run: Option<bool>,
+}
+
+impl Request {
+    fn options(self, now: DateTime<Utc>) -> Result<SyncOptions, InvalidInvocation> {
+        let since = match (self.since, self.minutes) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidInvocation(
+                    "give either since or minutes, not both".into(),
+                ));
+            }
+            (Some(raw), None) => Some(parse_since(&raw)?),
+            (None, Some(minutes)) => Some(now - chrono::Duration::minutes(i64::from(minutes))),
+            (None, None) => None,
+        };
+        Ok(SyncOptions {
+            since,
+            dry_run: self.dry_run.unwrap_or(false),
+        })
+    }
+}
+
+fn parse_since(raw: &str) -> Result<DateTime<Utc>, InvalidInvocation> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| {
+            InvalidInvocation(format!(
+                "since: expected an RFC 3339 time or YYYY-MM-DD, got {raw}"
+            ))
+        })
+}
+
+/// The conversation store and the sync state, as the local stack chooses them: the embedded store
+/// under `DATA_DIR`, or DynamoDB.
+pub async fn open_stores(
+    backend: &StoreBackend,
+) -> Result<(Arc<dyn ConversationStore>, Arc<dyn SyncStateStore>), StoreError> {
+    match backend {
+        StoreBackend::Embedded { data_dir } => {
+            let db = EmbeddedDb::open(data_dir)?;
+            let conversations = EmbeddedConversationStore::open(db.clone()).await?;
+            let state = EmbeddedSyncState::open(db, SYNC_NAME).await?;
+            Ok((Arc::new(conversations), Arc::new(state)))
+        }
+        StoreBackend::DynamoDb { tables } => {
+            let client = aws_sdk_dynamodb::Client::new(&shared::aws::sdk_config().await);
+            let conversations =
+                ConversationTable::new(client.clone(), tables.conversations.clone());
+            // The watermark and lease are an item of the proactive table.
+            let state = SyncStateItem::new(client, &tables.proactive, SYNC_NAME);
+            Ok((Arc::new(conversations), Arc::new(state)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn args(line: &str) -> Result<Command, InvalidInvocation> {
+        parse_args(line.split_whitespace().map(str::to_owned), now())
+    }
+
+    #[test]
+    fn command_line_overrides() {
+        assert_eq!(args(""), Ok(Command::Run(SyncOptions::default())));
+        assert_eq!(
+            args("--minutes 30 --dry-run"),
+            Ok(Command::Run(SyncOptions {
+                since: Some(now() - chrono::Duration::minutes(30)),
+                dry_run: true
+            }))
+        );
+        let Ok(Command::Run(options)) = args("--since=2024-04-30") else {
+            panic!("a date is a valid --since");
+        };
+        assert_eq!(
+            options.since.unwrap().to_rfc3339(),
+            "2024-04-30T00:00:00+00:00"
+        );
+        assert!(args("--since 2024-04-30T10:00:00+02:00").is_ok());
+        assert_eq!(args("--help"), Ok(Command::Help));
+        assert!(args("--since yesterday").is_err());
+        assert!(args("--minutes").is_err());
+        assert!(args("--minutes 5 --since 2024-04-30").is_err());
+        assert!(args("--frobnicate").is_err());
+    }
+
+    #[test]
+    fn events_in_both_envelopes() {
+        let classic: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/commonroom-sync/scheduled.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            options_from_event(&classic, now()),
+            Ok(SyncOptions::default())
+        );
+        let input: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../events/commonroom-sync/scheduler-input.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            options_from_event(&input, now()),
+            Ok(SyncOptions::default())
+        );
+        assert_eq!(
+            options_from_event(&json!({"minutes": 90, "dryRun": true}), now()),
+            Ok(SyncOptions {
+                since: Some(now() - chrono::Duration::minutes(90)),
+                dry_run: true
+            })
+        );
+        assert_eq!(
+            options_from_event(&serde_json::Value::Null, now()),
+            Ok(SyncOptions::default())
+        );
+        assert!(options_from_event(&json!({"minutes": "many"}), now()).is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! The embedded conversation store: one SQLite row per conversation, its JSON body beside the columns
+//! the two listings are served from: `(user_id, created_at)` for a user's newest first, and
+//! `(created_at, id)` for the sync's oldest-first paging. Times are kept in nanoseconds so that a
+//! cursor taken from a conversation compares exactly with the stored row.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+
+use super::db::{EmbeddedDb, corrupt, unavailable};
+use crate::domain::{Conversation, ConversationId, CreatedCursor};
+use crate::ports::{ConversationStore, StoreError, WriteOutcome};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS conversations (
+    id         TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations (user_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS conversations_by_creation ON conversations (created_at, id);
+";
+
+#[derive(Clone)]
+pub struct EmbeddedConversationStore {
+    db: EmbeddedDb,
+}
+
+impl EmbeddedConversationStore {
+    pub async fn open(db: EmbeddedDb) -> Result<Self, StoreError> {
+        db.run(|conn| conn.execute_batch(SCHEMA).map_err(unavailable))
+            .await?;
+        Ok(Self { db })
+    }
+
+    /// Runs a listing query whose rows are JSON bodies.
+    async fn bodies(
+        &self,
+        sql: &'static str,
+        args: Vec<Value>,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let rows: Vec<String> = self
+            .db
+            .run(move |conn| {
+                let mut statement = conn.prepare_cached(sql).map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params_from_iter(args), |row| row.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)
+            })
+            .await?;
+        rows.iter()
+            .map(|raw| serde_json::from_str(raw).map_err(corrupt))
+            .collect()
+    }
+}
+
+/// Nanoseconds since the epoch: exact, and ordered like the instants (representable until 2262).
+fn nanos(at: DateTime<Utc>) -> Result<i64, StoreError> {
+    at.timestamp_nanos_opt()
+        .ok_or_else(|| StoreError::Corrupt(format!("time out of range: {at}")))
+}
+
+fn limit_value(limit: usize) -> Value {
+    Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX))
+}
+
+fn columns(conversation: &Conversation) -> Result<(String, String, i64, String), StoreError> {
+    Ok((
+        conversation.id.as_str().to_owned(),
+        conversation.user_id.clone(),
+        nanos(conversation.created_at)?,
+        serde_json::to_string(conversation).map_err(corrupt)?,
+    ))
+}
+
+#[async_trait]
+impl ConversationStore for EmbeddedConversationStore {
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (id, user_id, created_at, body) = columns(conversation)?;
+        self.db
+            .run(move |conn| {
+                let inserted = conn
+                    .execute(
+                        "INSERT INTO conversations (id, user_id, created_at, body)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+                        params![id, user_id, created_at, body],
+                    )
+                    .map_err(unavailable)?;
+                Ok(if inserted == 1 {
+                    WriteOutcome::Written
+                } else {
+                    WriteOutcome::Conflict
+                })
+            })
+            .await
+    }
+
+    async fn get_conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let id = id.as_str().to_owned();
+        let body: Option<String> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT body FROM conversations WHERE id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        body.map(|raw| serde_json::from_str(&raw).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn update_conversation(&self, conversation: &Conversation) -> Result<(), StoreError> {
+        let (id, user_id, created_at, body) = columns(conversation)?;
+        self.db
+            .run(move |conn| {
+                // A conversation that does not exist is left absent (the contract: no upsert).
+                conn.execute(
+                    "UPDATE conversations SET user_id = ?2, created_at = ?3, body = ?4
+                     WHERE id = ?1",
+                    params![id, user_id, created_at, body],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_user_conversations(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.bodies(
+            "SELECT body FROM conversations WHERE user_id = ?1
+             ORDER BY created_at DESC LIMIT ?2",
+            vec![Value::Text(user_id.to_owned()), limit_value(limit)],
+        )
+        .await
+    }
+
+    async fn list_created_after(
+        &self,
+        after: &CreatedCursor,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        // A row-value comparison: SQLite serves it from the (created_at, id) index.
+        self.bodies(
+            "SELECT body FROM conversations WHERE (created_at, id) > (?1, ?2)
+             ORDER BY created_at, id LIMIT ?3",
+            vec![
+                Value::Integer(nanos(after.created_at)?),
+                Value::Text(after.id.as_str().to_owned()),
+                limit_value(limit),
+            ],
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::{AgentState, ConversationStatus};
+
+    fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation {
+        Conversation {
+            id: ConversationId::parse(id).unwrap(),
+            user_id: user.into(),
+            title: Some(format!("title of {id}")),
+            created_at,
+            last_updated_at: created_at,
+            status: ConversationStatus::Running,
+            agent_state: AgentState::Loading,
+            trigger_id: None,
+            repository: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_oldest_first_in_created_then_id_order() {
+        let store = EmbeddedConversationStore::open(EmbeddedDb::in_memory().unwrap())
+            .await
+            .unwrap();
+        let t0 = Utc::now();
+        // Two conversations share an instant: the id breaks the tie.
+        for (id, offset) in [("c", 2), ("b", 1), ("a", 1), ("d", 3), ("z", 0)] {
+            let c = conversation(id, "u1", t0 + Duration::nanoseconds(offset));
+            assert_eq!(
+                store.create_conversation(&c).await.unwrap(),
+                WriteOutcome::Written
+            );
+        }
+        let mut cursor = CreatedCursor::before(t0);
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list_created_after(&cursor, 2).await.unwrap();
+            let Some(last) = page.last() else { break };
+            cursor = CreatedCursor::of(last);
+            seen.extend(page.iter().map(|c| c.id.as_str().to_owned()));
+        }
+        assert_eq!(seen, ["z", "a", "b", "c", "d"]);
+        let after_a = CreatedCursor::of(&conversation("a", "u1", t0 + Duration::nanoseconds(1)));
+        let rest = store.list_created_after(&after_a, 10).await.unwrap();
+        assert_eq!(rest.first().unwrap().id.as_str(), "b");
+    }
+
+    #[tokio::test]
+    async fn creates_once_updates_and_lists_a_users_newest_first() {
+        let store = EmbeddedConversationStore::open(EmbeddedDb::in_memory().unwrap())
+            .await
+            .unwrap();
+        let t0 = Utc::now();
+        let first = conversation("first", "u1", t0);
+        store.create_conversation(&first).await.unwrap();
+        assert_eq!(
+            store.create_conversation(&first).await.unwrap(),
+            WriteOutcome::Conflict
+        );
+        store
+            .create_conversation(&conversation("second", "u1", t0 + Duration::seconds(1)))
+            .await
+            .unwrap();
+        store
+            .create_conversation(&conversation("other", "u2", t0))
+            .await
+            .unwrap();
+
+        let mut stopped = first.clone();
+        stopped.status = ConversationStatus::Stopped;
+        store.update_conversation(&stopped).await.unwrap();
+        assert_eq!(
+            store.get_conversation(&first.id).await.unwrap(),
+            Some(stopped)
+        );
+        let missing = conversation("missing", "u1", t0);
+        store.update_conversation(&missing).await.unwrap();
+        assert_eq!(store.get_conversation(&missing.id).await.unwrap(), None);
+
+        let mine: Vec<_> = store
+            .list_user_conversations("u1", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id.as_str().to_owned())
+            .collect();
+        assert_eq!(mine, ["second", "first"]);
+        assert_eq!(
+            store.list_user_conversations("u1", 1).await.unwrap().len(),
+            1
+        );
+    }
+}

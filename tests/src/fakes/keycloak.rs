@@ -1,0 +1,279 @@
+//! A fake Keycloak: the client-credentials grant of one confidential client (short-lived tokens; a 401
+//! for an expired or unknown token), `GET /admin/realms/{realm}/users/{id}` (404 for an unknown user),
+//! `.../federated-identity`, and an outage switch (503 on everything). It counts token grants and the
+//! most user lookups it served at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::server::Served;
+
+/// A user as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct FakeUser {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    /// The login of a linked `github` identity.
+    pub github: Option<String>,
+}
+
+pub struct KeycloakFake {
+    served: Served,
+    state: Arc<FakeState>,
+}
+
+struct FakeState {
+    realm: String,
+    client_id: String,
+    client_secret: String,
+    token_lifetime: Duration,
+    tokens: Mutex<HashMap<String, Instant>>,
+    users: Mutex<HashMap<String, FakeUser>>,
+    outage: AtomicBool,
+    token_grants: AtomicUsize,
+    user_lookups: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// How long a user lookup takes, so that concurrency is observable.
+    lookup_delay: Duration,
+}
+
+impl KeycloakFake {
+    /// A realm with one client whose tokens live `token_lifetime` (whole seconds, at least one).
+    pub async fn start(
+        realm: &str,
+        client_id: &str,
+        client_secret: &str,
+        token_lifetime: Duration,
+    ) -> Self {
+        let state = Arc::new(FakeState {
+            realm: realm.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            token_lifetime: token_lifetime.max(Duration::from_secs(1)),
+            tokens: Mutex::default(),
+            users: Mutex::default(),
+            outage: AtomicBool::new(false),
+            token_grants: AtomicUsize::new(0),
+            user_lookups: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            lookup_delay: Duration::from_millis(20),
+        });
+        let router = Router::new()
+            .route("/realms/{realm}/protocol/openid-connect/token", post(token))
+            .route("/admin/realms/{realm}/users/{id}", get(user))
+            .route(
+                "/admin/realms/{realm}/users/{id}/federated-identity",
+                get(federated_identity),
+            )
+            .with_state(Arc::clone(&state));
+        Self {
+            served: Served::start(router).await,
+            state,
+        }
+    }
+
+    /// The server URL (`KEYCLOAK_SERVER_URL`).
+    pub fn url(&self) -> &str {
+        &self.served.base
+    }
+
+    pub fn add_user(&self, user: FakeUser) {
+        lock(&self.state.users).insert(user.id.clone(), user);
+    }
+
+    /// While on, every request is answered 503.
+    pub fn set_outage(&self, on: bool) {
+        self.state.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Invalidates every token granted so far (as a restart or a key rotation would).
+    pub fn revoke_tokens(&self) {
+        lock(&self.state.tokens).clear();
+    }
+
+    pub fn token_grants(&self) -> usize {
+        self.state.token_grants.load(Ordering::SeqCst)
+    }
+
+    /// `GET .../users/{id}` requests served (with a valid token).
+    pub fn user_lookups(&self) -> usize {
+        self.state.user_lookups.load(Ordering::SeqCst)
+    }
+
+    /// The most user lookups that were in progress at once.
+    pub fn max_concurrent_lookups(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+async fn token(
+    State(state): State<Arc<FakeState>>,
+    Path(realm): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if state.outage.load(Ordering::SeqCst) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outage");
+    }
+    if realm != state.realm {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Realm does not exist",
+            "unknown realm",
+        );
+    }
+    if form.grant_type != "client_credentials" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only client_credentials",
+        );
+    }
+    let valid = form.client_id.as_deref() == Some(state.client_id.as_str())
+        && form.client_secret.as_deref() == Some(state.client_secret.as_str());
+    if !valid {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials",
+        );
+    }
+    let grant = state.token_grants.fetch_add(1, Ordering::SeqCst);
+    let access_token = format!("kc-token-{grant}-{}", uuid_like());
+    lock(&state.tokens).insert(access_token.clone(), Instant::now() + state.token_lifetime);
+    Json(json!({
+        "access_token": access_token,
+        "expires_in": state.token_lifetime.as_secs(),
+        "refresh_expires_in": 0,
+        "token_type": "Bearer",
+        "not-before-policy": 0,
+        "scope": "profile email"
+    }))
+    .into_response()
+}
+
+fn uuid_like() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Why a request was refused: status, error, description.
+type Refusal = (StatusCode, &'static str, &'static str);
+
+/// Checks the outage switch, the realm and the bearer token.
+fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+    if state.outage.load(Ordering::SeqCst) {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outage"));
+    }
+    if realm != state.realm {
+        return Err((StatusCode::NOT_FOUND, "Realm not found.", "unknown realm"));
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let live = token
+        .and_then(|t| lock(&state.tokens).get(t).copied())
+        .is_some_and(|expires| Instant::now() < expires);
+    if live {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            "HTTP 401 Unauthorized",
+            "token missing, unknown or expired",
+        ))
+    }
+}
+
+async fn user(
+    State(state): State<Arc<FakeState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, kind, description)) = admit(&state, &realm, &headers) {
+        return error(status, kind, description);
+    }
+    state.user_lookups.fetch_add(1, Ordering::SeqCst);
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(state.lookup_delay).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    match lock(&state.users).get(&id) {
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "User not found"})),
+        )
+            .into_response(),
+        Some(user) => {
+            let mut body = json!({
+                "id": user.id,
+                "username": user.username,
+                "enabled": true,
+                "emailVerified": user.email.is_some(),
+                "createdTimestamp": 1714564800000u64,
+            });
+            if let Some(email) = &user.email {
+                body["email"] = json!(email);
+            }
+            Json(body).into_response()
+        }
+    }
+}
+
+async fn federated_identity(
+    State(state): State<Arc<FakeState>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, kind, description)) = admit(&state, &realm, &headers) {
+        return error(status, kind, description);
+    }
+    match lock(&state.users).get(&id) {
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "User not found"})),
+        )
+            .into_response(),
+        Some(user) => {
+            let identities: Vec<_> = user
+                .github
+                .iter()
+                .map(|login| {
+                    json!({"identityProvider": "github", "userId": format!("gh-{login}"), "userName": login})
+                })
+                .collect();
+            Json(identities).into_response()
+        }
+    }
+}
