@@ -4,6 +4,7 @@
 //! where `fresh_store` is an async fn returning a store with no data in it.
 
 pub mod conversation_store;
+pub mod coordination;
 pub mod event_store;
 pub mod proactive_store;
 
