@@ -14,12 +14,11 @@ use chrono::Utc;
 use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, StatusUpdate, UserAction,
 };
-use shared::ports::StoreError;
-use shared::ports::WriteOutcome;
 use shared::ports::coordination::{
-    ClaimOutcome, ClaimRequest, CoordinationError, LeaseEnd, OwnerReply, OwnerRequest, RoomMessage,
-    StopReason,
+    ClaimOutcome, ClaimRequest, CoordinationError, Lease, LeaseEnd, OwnerReply, OwnerRequest,
+    RoomMessage, StopReason,
 };
+use shared::ports::{StoreError, WriteOutcome};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -77,12 +76,7 @@ fn claim_request(
 }
 
 /// Spawns the loop of a claimed conversation.
-fn spawn_loop(
-    node: &Node,
-    meta: Conversation,
-    lease: shared::ports::coordination::Lease,
-    reservation: Reservation<'_>,
-) {
+fn spawn_loop(node: &Node, meta: Conversation, lease: Lease, reservation: Reservation<'_>) {
     let (session, handle) = Session::new(Arc::clone(node), meta, lease);
     reservation.fill(handle);
     tokio::spawn(session.run());
