@@ -72,6 +72,7 @@ impl EventBatch {
     }
 
     pub fn first_id(&self) -> u64 {
+        // Never empty: `new` refuses an empty batch.
         self.0[0].id
     }
 
