@@ -1,8 +1,15 @@
-.PHONY: run test cluster fmt lint
+.PHONY: run test cluster fmt lint bench
+
+# Local defaults of `make run`: documented development values, never used in AWS (where the
+# template injects real secrets). Any of them can be overridden from the environment.
+LOCAL_ENV = GITHUB_WEBHOOK_SECRET=$${GITHUB_WEBHOOK_SECRET:-local-webhook-secret} \
+	JWT_HS256_SECRET=$${JWT_HS256_SECRET:-local-jwt-secret} \
+	INTERNAL_API_KEY=$${INTERNAL_API_KEY:-local-internal-key} \
+	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$${PORT:-3000}}
 
 # The whole product locally, embedded defaults.
 run:
-	cargo run -p conversation-node --bin local-stack
+	env $(LOCAL_ENV) cargo run -q -p conversation-node --bin local-stack
 
 # Every test, installing and starting what it needs.
 test:

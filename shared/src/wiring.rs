@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
-use crate::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable};
+use crate::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable, SyncStateItem};
 use crate::adapters::embedded::{
     EmbeddedConversationStore, EmbeddedDb, EmbeddedEventStore, EmbeddedProactiveStore,
+    EmbeddedSyncState,
 };
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
 use crate::config::{BusBackend, ConfigError, StoreBackend};
 use crate::github::{GitHubClient, GitHubConfig};
-use crate::ports::{ConversationStore, EventBus, EventStore, ProactiveStore, StoreError};
+use crate::ports::{
+    ConversationStore, EventBus, EventStore, ProactiveStore, StoreError, SyncStateStore,
+};
+use crate::sync::SYNC_NAME;
 use crate::webhook::{WebhookService, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,11 @@ impl AwsContext {
     }
 }
 
+/// The given embedded database, or the one under `data_dir` opened now.
+fn embedded(db: Option<&EmbeddedDb>, data_dir: &std::path::Path) -> Result<EmbeddedDb, StoreError> {
+    db.cloned().map_or_else(|| EmbeddedDb::open(data_dir), Ok)
+}
+
 /// The embedded database of a local run, opened once and shared by every embedded adapter.
 pub fn embedded_db(backend: &StoreBackend) -> Result<Option<EmbeddedDb>, StoreError> {
     match backend {
@@ -61,11 +70,8 @@ pub async fn proactive_store(
                 ProactiveTable::new(client, tables.proactive.clone()).with_group_ttl(retention),
             )
         }
-        (StoreBackend::Embedded { .. }, Some(db)) => {
-            Arc::new(EmbeddedProactiveStore::open(db.clone()).await?)
-        }
-        (StoreBackend::Embedded { data_dir }, None) => {
-            Arc::new(EmbeddedProactiveStore::open(EmbeddedDb::open(data_dir)?).await?)
+        (StoreBackend::Embedded { data_dir }, db) => {
+            Arc::new(EmbeddedProactiveStore::open(embedded(db, data_dir)?).await?)
         }
     })
 }
@@ -81,11 +87,8 @@ pub async fn conversation_store(
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
             Arc::new(ConversationTable::new(client, tables.conversations.clone()))
         }
-        (StoreBackend::Embedded { .. }, Some(db)) => {
-            Arc::new(EmbeddedConversationStore::open(db.clone()).await?)
-        }
-        (StoreBackend::Embedded { data_dir }, None) => {
-            Arc::new(EmbeddedConversationStore::open(EmbeddedDb::open(data_dir)?).await?)
+        (StoreBackend::Embedded { data_dir }, db) => {
+            Arc::new(EmbeddedConversationStore::open(embedded(db, data_dir)?).await?)
         }
     })
 }
@@ -101,11 +104,25 @@ pub async fn event_store(
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
             Arc::new(EventTable::new(client, tables.events.clone()))
         }
-        (StoreBackend::Embedded { .. }, Some(db)) => {
-            Arc::new(EmbeddedEventStore::open(db.clone()).await?)
+        (StoreBackend::Embedded { data_dir }, db) => {
+            Arc::new(EmbeddedEventStore::open(embedded(db, data_dir)?).await?)
         }
-        (StoreBackend::Embedded { data_dir }, None) => {
-            Arc::new(EmbeddedEventStore::open(EmbeddedDb::open(data_dir)?).await?)
+    })
+}
+
+/// The sync's watermark and run lease: a row of the embedded store, or an item of the proactive table.
+pub async fn sync_state_store(
+    backend: &StoreBackend,
+    db: Option<&EmbeddedDb>,
+    aws: &mut AwsContext,
+) -> Result<Arc<dyn SyncStateStore>, WiringError> {
+    Ok(match (backend, db) {
+        (StoreBackend::DynamoDb { tables }, _) => {
+            let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
+            Arc::new(SyncStateItem::new(client, &tables.proactive, SYNC_NAME))
+        }
+        (StoreBackend::Embedded { data_dir }, db) => {
+            Arc::new(EmbeddedSyncState::open(embedded(db, data_dir)?, SYNC_NAME).await?)
         }
     })
 }

@@ -30,12 +30,6 @@ pub const JWT_SECRET: &str = "conversation-node-tests-secret";
 /// How often [`TestNode::wait_for`] looks again.
 const POLL: Duration = Duration::from_millis(50);
 
-#[derive(serde::Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    exp: u64,
-}
-
 /// A valid bearer token for `user`, signed with [`JWT_SECRET`].
 pub fn token(user: &str) -> String {
     token_signed_with(user, JWT_SECRET)
@@ -43,13 +37,7 @@ pub fn token(user: &str) -> String {
 
 /// A token for `user` signed with another secret (refused by the nodes).
 pub fn token_signed_with(user: &str, secret: &str) -> String {
-    let exp = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0) + 3600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &Claims { sub: user, exp },
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("a token is encoded")
+    conversation_node::auth::mint_hs256(secret, user, Duration::from_secs(3600))
 }
 
 /// The stores every node of a test shares.

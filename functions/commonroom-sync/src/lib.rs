@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use shared::adapters::dynamo::{ConversationTable, SyncStateItem};
-use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
 use shared::config::StoreBackend;
-use shared::ports::{ConversationStore, StoreError, SyncStateStore};
-use shared::sync::{SYNC_NAME, SyncOptions};
+use shared::ports::{ConversationStore, SyncStateStore};
+use shared::sync::SyncOptions;
+use shared::wiring::{self, AwsContext, WiringError};
 
 /// An invocation that cannot be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,27 +121,15 @@ fn parse_since(raw: &str) -> Result<DateTime<Utc>, InvalidInvocation> {
         })
 }
 
-/// The conversation store and the sync state, as the local stack chooses them: the embedded store
-/// under `DATA_DIR`, or DynamoDB.
+/// The conversation store and the sync state, chosen like the local stack chooses them.
 pub async fn open_stores(
     backend: &StoreBackend,
-) -> Result<(Arc<dyn ConversationStore>, Arc<dyn SyncStateStore>), StoreError> {
-    match backend {
-        StoreBackend::Embedded { data_dir } => {
-            let db = EmbeddedDb::open(data_dir)?;
-            let conversations = EmbeddedConversationStore::open(db.clone()).await?;
-            let state = EmbeddedSyncState::open(db, SYNC_NAME).await?;
-            Ok((Arc::new(conversations), Arc::new(state)))
-        }
-        StoreBackend::DynamoDb { tables } => {
-            let client = aws_sdk_dynamodb::Client::new(&shared::aws::sdk_config().await);
-            let conversations =
-                ConversationTable::new(client.clone(), tables.conversations.clone());
-            // The watermark and lease are an item of the proactive table.
-            let state = SyncStateItem::new(client, &tables.proactive, SYNC_NAME);
-            Ok((Arc::new(conversations), Arc::new(state)))
-        }
-    }
+) -> Result<(Arc<dyn ConversationStore>, Arc<dyn SyncStateStore>), WiringError> {
+    let mut aws = AwsContext::default();
+    let db = wiring::embedded_db(backend)?;
+    let conversations = wiring::conversation_store(backend, db.as_ref(), &mut aws).await?;
+    let state = wiring::sync_state_store(backend, db.as_ref(), &mut aws).await?;
+    Ok((conversations, state))
 }
 
 #[cfg(test)]

@@ -23,6 +23,23 @@ pub const INTERNAL_API_KEY_HEADER: &str = "x-api-key";
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[derive(serde::Serialize)]
+struct DevClaims<'a> {
+    sub: &'a str,
+    exp: i64,
+}
+
+/// An HS256 token for `user`, valid for `ttl`: what the local stack prints and tests connect with.
+pub fn mint_hs256(secret: &str, user: &str, ttl: Duration) -> String {
+    let exp = chrono::Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &DevClaims { sub: user, exp },
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signs any claims")
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -24,13 +24,6 @@ impl WebhookSettings {
         Self::with_env_settings(config::required("GITHUB_WEBHOOK_SECRET")?)
     }
 
-    /// For local runs: `GITHUB_WEBHOOK_SECRET` when set, else `local_secret`.
-    pub fn from_env_or_local_secret(local_secret: &str) -> Result<Self, ConfigError> {
-        Self::with_env_settings(
-            config::var("GITHUB_WEBHOOK_SECRET").unwrap_or_else(|| local_secret.into()),
-        )
-    }
-
     fn with_env_settings(secret: String) -> Result<Self, ConfigError> {
         Ok(Self {
             secret: secret.into_bytes(),

@@ -1,48 +1,78 @@
-//! `make run`: the whole product on one machine with embedded defaults. The webhook endpoint over the
-//! embedded store (under `DATA_DIR`) and the in-process event bus, whose events are printed as JSON lines
-//! on standard output. Setting `AWS_ENDPOINT_URL`/table names or `EVENT_BUS_NAME` switches to AWS adapters.
+//! `make run`: the whole product on one machine with embedded defaults, on one port: the conversation
+//! node (REST, Socket.IO, the agent loop) with the webhook route mounted beside it, one embedded store
+//! under `DATA_DIR` shared by every part, and the in-process event bus, which delivers
+//! `ProactiveConversationRequested` to the node's starter. Every published event is printed as one JSON
+//! line on standard output. The Common Room sync runs on a timer when Keycloak is configured (in dry run
+//! unless Common Room is), the cleanup on another. Setting `AWS_ENDPOINT_URL`/table names,
+//! `EVENT_BUS_NAME`, `LLM_*` or third-party URLs switches each part to its real adapter.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use conversation_node::config::JwtKeys;
+use conversation_node::{
+    ConversationNode, NodeConfig, NodeHandle, auth, shutdown, wiring as node_wiring,
+};
 use shared::adapters::in_process_bus::InProcessBus;
-use shared::config::{self, BusBackend, StoreBackend};
+use shared::config::{self, StoreBackend};
+use shared::domain::{ProactiveConversationRequested, RepoId, Repository, TRIGGER_DETAIL_TYPE};
 use shared::github::{GitHubClient, GitHubConfig};
+use shared::ports::{BusEvent, ProactiveStore};
+use shared::sync::{SyncConfig, SyncDeps, SyncOptions, run_sync};
 use shared::webhook::{WebhookService, WebhookSettings, http_route};
 use shared::wiring::{self, AwsContext};
 use tokio::sync::broadcast::error::RecvError;
 
-/// The documented secret of local runs; production requires `GITHUB_WEBHOOK_SECRET` to be set.
-const LOCAL_WEBHOOK_SECRET: &str = "local-webhook-secret";
+/// Who the printed development token is for, and who owns repositories registered by configuration.
+const LOCAL_USER: &str = "local-user";
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
-    let port: u16 = config::parsed("PORT", 3000)?;
-    let settings = WebhookSettings::from_env_or_local_secret(LOCAL_WEBHOOK_SECRET)?;
-    let webhook_secret = String::from_utf8_lossy(&settings.secret).into_owned();
-
+    let node_config = NodeConfig::from_env().context("configuration")?;
+    let webhook_settings = WebhookSettings::from_env().context("configuration")?;
+    let webhook_secret = String::from_utf8_lossy(&webhook_settings.secret).into_owned();
     let backend = StoreBackend::from_env();
     let mut aws = AwsContext::default();
     let db = wiring::embedded_db(&backend)?;
-    let store = wiring::proactive_store(&backend, db.as_ref(), &mut aws).await?;
-    let in_process = InProcessBus::default();
-    let bus = wiring::event_bus(&BusBackend::from_env(), &in_process, &mut aws).await;
-    let github = GitHubClient::new(GitHubConfig::from_env()?)?;
-    let webhook = WebhookService::new(store, bus, github, settings);
+    let bus = InProcessBus::default();
 
-    tokio::spawn(print_events(in_process));
-    let app = http_route::router(webhook);
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(address)
+    let store = wiring::proactive_store(&backend, db.as_ref(), &mut aws).await?;
+    register_configured_repositories(store.as_ref()).await?;
+    let github = GitHubClient::new(GitHubConfig::from_env()?)?;
+    let published = wiring::event_bus(&node_config.bus, &bus, &mut aws).await;
+    let webhook = WebhookService::new(store, published, github, webhook_settings);
+
+    let deps = node_wiring::deps_from_config(&node_config, db.as_ref(), &bus).await?;
+    let node = ConversationNode::start(&node_config, deps)?;
+    tokio::spawn(deliver_events(
+        bus.clone(),
+        node.handle(),
+        node_config.clone(),
+    ));
+    if let Some(sync) = periodic_sync(&backend, db.as_ref(), &mut aws).await? {
+        tokio::spawn(sync);
+    }
+
+    let app = node.router().merge(http_route::router(webhook));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", node_config.port))
         .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    println!("webhook: POST http://{address}{}", http_route::WEBHOOK_PATH);
-    println!("webhook secret: {webhook_secret}");
-    println!("store: {}", describe(&backend));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", node_config.port))?;
+    let address = listener.local_addr()?;
+    println!("local stack on http://{address}");
+    println!(
+        "  webhook:   POST http://{address}{} (secret: {webhook_secret})",
+        http_route::WEBHOOK_PATH
+    );
+    println!("  REST:      http://{address}/api/conversations");
+    println!("  Socket.IO: http://{address}/socket.io/");
+    println!("  store:     {}", describe(&backend));
+    if let Some(token) = dev_token(&node_config, LOCAL_USER) {
+        println!("  token for {LOCAL_USER}: {token}");
+    }
+    node.serve(app, listener, shutdown::signal()).await?;
     Ok(())
 }
 
@@ -51,33 +81,135 @@ fn describe(backend: &StoreBackend) -> String {
         StoreBackend::Embedded { data_dir } => {
             format!("embedded, {}", data_dir.join("store.sqlite").display())
         }
-        StoreBackend::DynamoDb { tables } => format!("DynamoDB, table {}", tables.proactive),
+        StoreBackend::DynamoDb { tables } => format!(
+            "DynamoDB, tables {}, {}, {}",
+            tables.proactive, tables.conversations, tables.events
+        ),
     }
 }
 
-/// Prints every event published on the in-process bus as one JSON line.
-async fn print_events(bus: InProcessBus) {
+/// A development token, when tokens are HS256 (a JWKS realm issues its own).
+fn dev_token(config: &NodeConfig, user: &str) -> Option<String> {
+    match &config.auth.keys {
+        JwtKeys::Hs256Secret(secret) => Some(auth::mint_hs256(secret, user, DEV_TOKEN_TTL)),
+        JwtKeys::JwksUrl(_) => None,
+    }
+}
+
+/// `PROACTIVE_REPOSITORIES=owner/name=<GitHub repository id>,...`: repositories a local run knows
+/// without an `installation` webhook, owned by the local user.
+async fn register_configured_repositories(store: &dyn ProactiveStore) -> anyhow::Result<()> {
+    let Some(list) = config::var("PROACTIVE_REPOSITORIES") else {
+        return Ok(());
+    };
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry
+            .split_once('=')
+            .and_then(|(full, id)| Some((full.split_once('/')?, id.parse().ok()?)));
+        let Some(((owner, name), id)) = parsed else {
+            anyhow::bail!(
+                "PROACTIVE_REPOSITORIES: expected owner/name=<repository id>, got `{entry}`"
+            );
+        };
+        store
+            .put_repository(&Repository {
+                id: RepoId::from_github(id),
+                owner: owner.to_owned(),
+                name: name.to_owned(),
+                installation_id: None,
+                account: owner.to_owned(),
+                user_id: LOCAL_USER.to_owned(),
+                proactive_enabled: true,
+            })
+            .await?;
+        println!("registered {owner}/{name} for {LOCAL_USER}");
+    }
+    Ok(())
+}
+
+/// Prints every event of the in-process bus, and hands each trigger to the node's starter, as the
+/// EventBridge rule does in AWS.
+async fn deliver_events(bus: InProcessBus, node: NodeHandle, config: NodeConfig) {
     let mut events = bus.subscribe();
     loop {
         match events.recv().await {
-            Ok(event) => println!("{}", serde_json::to_string(&event).unwrap_or_default()),
+            Ok(event) => {
+                println!("{}", serde_json::to_string(&event).unwrap_or_default());
+                if event.detail_type == TRIGGER_DETAIL_TYPE {
+                    start_conversation(&node, &config, &event).await;
+                }
+            }
             Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "event printer fell behind"),
             Err(RecvError::Closed) => return,
         }
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            signal.recv().await;
-        }
+async fn start_conversation(node: &NodeHandle, config: &NodeConfig, event: &BusEvent) {
+    let trigger: ProactiveConversationRequested = match serde_json::from_value(event.detail.clone())
+    {
+        Ok(trigger) => trigger,
+        Err(error) => return tracing::warn!(%error, "undecodable trigger"),
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = interrupt => {}, _ = terminate => {} }
+    match node.start_proactive(&trigger).await {
+        Ok(outcome) => {
+            let id = outcome.conversation_id;
+            println!(
+                "proactive conversation {id} for {} (comment: {:?})",
+                trigger.user_id, outcome.comment
+            );
+            if let Some(token) = dev_token(config, &trigger.user_id) {
+                println!(
+                    "  watch it: node tests/js/sio-client.mjs http://127.0.0.1:{} '{{\"query\":{{\"conversation_id\":\"{id}\"}},\"auth_token\":\"{token}\"}}'",
+                    config.port
+                );
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, trigger_id = %trigger.trigger_id, "proactive start failed")
+        }
+    }
+}
+
+/// The Common Room sync every `SYNC_INTERVAL_SECONDS` (default 300), when Keycloak is configured;
+/// a dry run unless Common Room is.
+async fn periodic_sync(
+    backend: &StoreBackend,
+    db: Option<&shared::adapters::embedded::EmbeddedDb>,
+    aws: &mut AwsContext,
+) -> anyhow::Result<Option<impl std::future::Future<Output = ()> + use<>>> {
+    if config::var("KEYCLOAK_SERVER_URL").is_none() {
+        println!(
+            "  sync:      off (set KEYCLOAK_* to run it; a dry run unless COMMON_ROOM_API_KEY is set)"
+        );
+        return Ok(None);
+    }
+    let sync_config = SyncConfig::from_env(config::var("COMMON_ROOM_API_KEY").is_none())?;
+    let every = Duration::from_secs(config::parsed("SYNC_INTERVAL_SECONDS", 300u64)?);
+    let conversations = wiring::conversation_store(backend, db, aws).await?;
+    let state = wiring::sync_state_store(backend, db, aws).await?;
+    let deps = Arc::new(SyncDeps::new(&sync_config, conversations, state)?);
+    let dry_run = sync_config.dry_run;
+    println!(
+        "  sync:      every {}s{}",
+        every.as_secs(),
+        if dry_run { ", dry run" } else { "" }
+    );
+    Ok(Some(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = run_sync(
+                &deps,
+                SyncOptions {
+                    since: None,
+                    dry_run,
+                },
+            )
+            .await
+            {
+                tracing::warn!(%error, "sync run failed");
+            }
+        }
+    }))
 }
