@@ -1,10 +1,12 @@
 //! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
+//! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub).
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
+pub mod cleanup_scenarios;
 pub mod contract;
 pub mod fakes;
 pub mod moto;

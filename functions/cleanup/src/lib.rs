@@ -1,11 +1,11 @@
 //! The cleanup function: one pass over the product's state, run on a schedule (EventBridge Scheduler ->
 //! Lambda) or from the command line.
 //!
-//! Each step lives in its own module and reports into one [`CleanupSummary`]:
-//! - [`retention`]: deletes workflow-run groups last updated before the retention window (DynamoDB's TTL
-//!   on the same attribute is only a backstop: its deletes lag by up to two days);
+//! Each step lives in its own module and reports into one [`CleanupSummary`], in this order:
 //! - [`outbox`]: re-publishes decided triggers whose publish failed, once a grace period has left the
-//!   decision path time to publish its own.
+//!   decision path time to publish its own;
+//! - [`retention`]: deletes workflow-run groups last updated before the retention window (DynamoDB's TTL
+//!   on the same attribute is only a backstop: its deletes lag by up to two days).
 //!
 //! A step that fails does not stop the others; the pass then ends in [`CleanupError::StepsFailed`],
 //! carrying the summary. Under `dry_run` every step counts what it would do and changes nothing. The
@@ -65,7 +65,8 @@ impl Cleanup {
     /// Runs every step once. `Ok` only when no step failed; the summary is in both cases.
     pub async fn run(&self, options: &CleanupOptions) -> Result<CleanupSummary, CleanupError> {
         let started_at = Utc::now();
-        let retention = retention::run(self.store.as_ref(), options, started_at).await;
+        // The outbox first: a trigger whose group is past retention is still published before the
+        // group (and its outbox entry with it) is deleted.
         let outbox = outbox::run(
             self.store.as_ref(),
             self.bus.as_deref(),
@@ -73,12 +74,13 @@ impl Cleanup {
             started_at,
         )
         .await;
+        let retention = retention::run(self.store.as_ref(), options, started_at).await;
         let summary = CleanupSummary {
             dry_run: options.dry_run,
             started_at,
             finished_at: Utc::now(),
-            retention,
             outbox,
+            retention,
         };
         if summary.failed_steps().is_empty() {
             Ok(summary)

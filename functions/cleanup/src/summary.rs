@@ -65,8 +65,8 @@ pub struct CleanupSummary {
     pub dry_run: bool,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
-    pub retention: StepOutcome<RetentionReport>,
     pub outbox: StepOutcome<OutboxReport>,
+    pub retention: StepOutcome<RetentionReport>,
 }
 
 impl CleanupSummary {
@@ -76,11 +76,11 @@ impl CleanupSummary {
         let outbox_failed = matches!(self.outbox, StepOutcome::Failed { .. })
             || self.outbox.report().is_some_and(|report| report.failed > 0);
         [
+            ("outbox", outbox_failed),
             (
                 "retention",
                 matches!(self.retention, StepOutcome::Failed { .. }),
             ),
-            ("outbox", outbox_failed),
         ]
         .into_iter()
         .filter_map(|(step, failed)| failed.then_some(step))
