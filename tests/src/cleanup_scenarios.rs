@@ -151,23 +151,24 @@ async fn seed_unpublished(
     trigger_id
 }
 
-/// What every scenario starts from, with a 30-day retention and a 5-minute grace.
-struct Seeded {
-    /// Groups updated 31 to 35 days ago.
-    expired: Vec<GroupKey>,
-    /// Groups updated 29 days ago, a day ago and now.
-    recent: Vec<GroupKey>,
+/// What every scenario starts from, for a 30-day retention and a 5-minute grace: six groups past
+/// retention (one of them with a trigger never published), five recent ones, three due triggers.
+pub struct Seeded {
+    /// Groups updated 31 to 35 days ago, and the one updated 40 days ago with `due_and_expired`.
+    pub expired: Vec<GroupKey>,
+    /// Groups updated 29 days ago, a day ago and now, and those of `due` and `in_grace`.
+    pub recent: Vec<GroupKey>,
     /// Triggers decided 10 and 20 minutes ago, still unpublished (their groups are recent).
-    due: BTreeSet<String>,
-    /// A trigger decided 2 days before its group expired, never published: due, then its group deleted.
-    due_and_expired: String,
+    pub due: BTreeSet<String>,
+    /// A trigger decided 40 days ago and never published: re-published, then its group deleted.
+    pub due_and_expired: String,
     /// A trigger decided a minute ago: within the grace period, left to the decision path.
-    in_grace: String,
+    pub in_grace: String,
 }
 
 const EXPIRED: u64 = 5;
 
-async fn seed_world(store: &Store) -> Seeded {
+pub async fn seed_world(store: &Store) -> Seeded {
     let now = now();
     let days = TimeDelta::days;
     let mut expired: Vec<GroupKey> = Vec::new();

@@ -2,6 +2,7 @@
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
+//! - [`lambda_tools`]: cargo-lambda (build, the `watch` emulator, invoke), cfn-lint and the SAM CLI.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub).
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
@@ -9,6 +10,7 @@
 pub mod cleanup_scenarios;
 pub mod contract;
 pub mod fakes;
+pub mod lambda_tools;
 pub mod moto;
 pub mod trigger_scenarios;
 pub mod webhook_samples;

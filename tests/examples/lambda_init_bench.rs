@@ -1,0 +1,177 @@
+//! Quality bar P1, Lambda init: the time from process start to the first poll of the runtime API
+//! (`GET /2018-06-01/runtime/invocation/next`) of the webhook, sync and cleanup bootstraps, against a local
+//! runtime API, beside the bare `lambda_runtime` hello world (`examples/lambda_hello.rs`) measured in the
+//! same run. Builds them all in release first, then starts each binary `--runs` times, interleaved.
+//!
+//! `cargo run --release -p e2e --example lambda_init_bench [-- --runs 30]`
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use tokio::sync::mpsc;
+
+const FUNCTIONS: [&str; 3] = ["webhook", "commonroom-sync", "cleanup"];
+const HELLO: &str = "lambda_hello";
+/// The bar: each function's median init at most this many times the hello world's.
+const BAR: f64 = 2.0;
+
+/// The environment Lambda gives a function, plus configuration every function accepts at start
+/// (AWS endpoints on a closed port: nothing is called before the first poll).
+const ENV: &[(&str, &str)] = &[
+    ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
+    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+    ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+    ("AWS_LAMBDA_LOG_GROUP_NAME", "/bench"),
+    ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "bench"),
+    ("AWS_SECRET_ACCESS_KEY", "bench"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("PROACTIVE_TABLE", "bench-proactive"),
+    ("CONVERSATIONS_TABLE", "bench-conversations"),
+    ("EVENT_BUS_NAME", "bench"),
+    ("GITHUB_WEBHOOK_SECRET", "bench"),
+    ("GITHUB_API_URL", "http://127.0.0.1:9"),
+    ("KEYCLOAK_SERVER_URL", "http://127.0.0.1:9"),
+    ("KEYCLOAK_REALM_NAME", "bench"),
+    ("KEYCLOAK_CLIENT_ID", "bench"),
+    ("KEYCLOAK_CLIENT_SECRET", "bench"),
+    ("COMMON_ROOM_API_KEY", "bench"),
+    ("COMMON_ROOM_DESTINATION_SOURCE_ID", "1"),
+    ("COMMON_ROOM_API_BASE_URL", "http://127.0.0.1:9"),
+    ("PUBLIC_URL", "http://127.0.0.1:9"),
+    ("RUST_LOG", "info"),
+];
+
+/// The runtime API's `next`: reports the poll, then holds it (no invocation is ever given).
+async fn next(State(polls): State<mpsc::UnboundedSender<Instant>>) -> &'static str {
+    let _ = polls.send(Instant::now());
+    std::future::pending::<()>().await;
+    unreachable!("a pending future never completes")
+}
+
+fn build(workspace: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.current_dir(workspace).args(["build", "--release", "--example", HELLO]);
+    for package in FUNCTIONS.iter().chain(&["e2e"]) {
+        command.args(["-p", package]);
+    }
+    let status = command.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    let metadata = Command::new(&cargo)
+        .current_dir(workspace)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .expect("run cargo metadata");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).expect("cargo metadata prints JSON");
+    PathBuf::from(metadata["target_directory"].as_str().expect("a target dir")).join("release")
+}
+
+/// One start: milliseconds until the first poll, or why there was none.
+async fn init_once(
+    binary: &Path,
+    api: &str,
+    polls: &mut mpsc::UnboundedReceiver<Instant>,
+) -> Result<f64, String> {
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .envs(ENV.iter().copied())
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let polled = tokio::time::timeout(Duration::from_secs(10), polls.recv()).await;
+    let _ = child.kill();
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    match polled {
+        Ok(Some(at)) => Ok(at.duration_since(started).as_secs_f64() * 1000.0),
+        _ => Err(format!(
+            "no poll within 10 s ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
+        )),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut runs = 30usize;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
+            other => panic!("unknown argument {other}; usage: lambda_init_bench [--runs N]"),
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let release = build(&workspace);
+
+    let (sender, mut polls) = mpsc::unbounded_channel();
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .with_state(sender);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let api = listener.local_addr().expect("an address").to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut binaries: Vec<(&str, PathBuf)> = vec![(HELLO, release.join("examples").join(HELLO))];
+    binaries.extend(FUNCTIONS.iter().map(|f| (*f, release.join(f))));
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); binaries.len()];
+    let mut failures: Vec<Option<String>> = vec![None; binaries.len()];
+    // Interleaved, so that the machine's noise falls on every binary alike.
+    for _ in 0..runs {
+        for (i, (_, binary)) in binaries.iter().enumerate() {
+            match init_once(binary, &api, &mut polls).await {
+                Ok(ms) => samples[i].push(ms),
+                Err(why) => failures[i] = Some(why),
+            }
+        }
+    }
+
+    println!("Lambda init, process start to first runtime API poll, {runs} runs each (host, release)");
+    println!("{:<18}{:>10}{:>10}{:>10}{:>12}  verdict", "binary", "min ms", "median", "p90", "x hello");
+    let median_of = |s: &mut Vec<f64>| {
+        s.sort_by(f64::total_cmp);
+        (!s.is_empty()).then(|| percentile(s, 0.5))
+    };
+    let hello_median = median_of(&mut samples[0]).expect("the hello world polls");
+    let mut over = false;
+    for (i, (name, _)) in binaries.iter().enumerate() {
+        let Some(median) = median_of(&mut samples[i]) else {
+            println!("{name:<18}  never polled: {}", failures[i].as_deref().unwrap_or("?"));
+            over = true;
+            continue;
+        };
+        let ratio = median / hello_median;
+        let verdict = if i == 0 {
+            "floor"
+        } else if ratio <= BAR {
+            "ok"
+        } else {
+            over = true;
+            "OVER"
+        };
+        let s = &samples[i];
+        println!(
+            "{name:<18}{:>10.2}{median:>10.2}{:>10.2}{ratio:>12.2}  {verdict}",
+            s[0],
+            percentile(s, 0.9)
+        );
+    }
+    if over {
+        std::process::exit(1);
+    }
+}
