@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The arm64 bundle that template.yaml deploys (`sam build` runs the same cargo-lambda build per function):
-# `cargo lambda build --release --arm64` of every Lambda function, each bootstrap zipped as Lambda takes
-# it, then one line per function with the bootstrap's size and the zip's. Fails when a zip is larger
+# `cargo lambda build --release --arm64` of every Lambda function with the Lambda profile
+# (scripts/lib/lambda-profile.sh), each bootstrap zipped as Lambda takes it, then one line per function
+# with the bootstrap's size and the zip's. Fails when a zip is larger
 # than the quality bar P2 (5 MB), or when the aarch64 standard library cannot be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
+source scripts/lib/lambda-profile.sh
 
 FUNCTIONS=(webhook commonroom-sync cleanup)
 LIMIT_BYTES=$((5 * 1000 * 1000))

@@ -1,9 +1,10 @@
 //! Quality bar P1, Lambda init: the time from process start to the first poll of the runtime API
 //! (`GET /2018-06-01/runtime/invocation/next`) of the webhook, sync and cleanup bootstraps, against a local
-//! runtime API, beside the bare `lambda_runtime` hello world (`examples/lambda_hello.rs`) measured in the
-//! same run. Builds them all in release first, then starts each binary `--runs` times, interleaved.
+//! runtime API, beside the bare `lambda_runtime` hello world (`functions/cleanup/examples/lambda_hello.rs`)
+//! measured in the same run. Builds them all with `cargo lambda build --release` first (host
+//! architecture), then starts each bootstrap `--runs` times, interleaved.
 //!
-//! `cargo run --release -p e2e --example lambda_init_bench [-- --runs 30]`
+//! `cargo run -p e2e --example lambda_init_bench [-- --runs 30]` (the harness itself needs no release build)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,12 +13,14 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
+use e2e::lambda_tools::{cargo_lambda, run, target_dir};
 use tokio::sync::mpsc;
 
 const FUNCTIONS: [&str; 3] = ["webhook", "commonroom-sync", "cleanup"];
 const HELLO: &str = "lambda_hello";
 /// The bar: each function's median init at most this many times the hello world's.
 const BAR: f64 = 2.0;
+const BUILD_LIMIT: Duration = Duration::from_secs(60 * 60);
 
 /// The environment Lambda gives a function, plus configuration every function accepts at start
 /// (AWS endpoints on a closed port: nothing is called before the first poll).
@@ -54,23 +57,19 @@ async fn next(State(polls): State<mpsc::UnboundedSender<Instant>>) -> &'static s
     unreachable!("a pending future never completes")
 }
 
-fn build(workspace: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command.current_dir(workspace).args(["build", "--release", "--example", HELLO]);
-    for package in FUNCTIONS.iter().chain(&["e2e"]) {
-        command.args(["-p", package]);
+/// Builds the functions and the hello world with cargo-lambda, as deployed (host architecture);
+/// returns where the bootstraps are.
+async fn build() -> PathBuf {
+    let mut functions = cargo_lambda("build");
+    functions.arg("--release");
+    for function in FUNCTIONS {
+        functions.args(["--package", function]);
     }
-    let status = command.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --release failed");
-    let metadata = Command::new(&cargo)
-        .current_dir(workspace)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .expect("run cargo metadata");
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&metadata.stdout).expect("cargo metadata prints JSON");
-    PathBuf::from(metadata["target_directory"].as_str().expect("a target dir")).join("release")
+    run(functions, BUILD_LIMIT).await;
+    let mut hello = cargo_lambda("build");
+    hello.args(["--release", "--package", "cleanup", "--example", HELLO]);
+    run(hello, BUILD_LIMIT).await;
+    target_dir().await.join("lambda")
 }
 
 /// One start: milliseconds until the first poll, or why there was none.
@@ -96,7 +95,10 @@ async fn init_once(
         _ => Err(format!(
             "no poll within 10 s ({}): {}",
             output.status,
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
         )),
     }
 }
@@ -116,19 +118,21 @@ async fn main() {
             other => panic!("unknown argument {other}; usage: lambda_init_bench [--runs N]"),
         }
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let release = build(&workspace);
+    let lambda_dir = build().await;
 
     let (sender, mut polls) = mpsc::unbounded_channel();
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .with_state(sender);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let api = listener.local_addr().expect("an address").to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut binaries: Vec<(&str, PathBuf)> = vec![(HELLO, release.join("examples").join(HELLO))];
-    binaries.extend(FUNCTIONS.iter().map(|f| (*f, release.join(f))));
+    let bootstrap = |name: &str| lambda_dir.join(name).join("bootstrap");
+    let mut binaries: Vec<(&str, PathBuf)> = vec![(HELLO, bootstrap(HELLO))];
+    binaries.extend(FUNCTIONS.iter().map(|f| (*f, bootstrap(f))));
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); binaries.len()];
     let mut failures: Vec<Option<String>> = vec![None; binaries.len()];
     // Interleaved, so that the machine's noise falls on every binary alike.
@@ -141,8 +145,13 @@ async fn main() {
         }
     }
 
-    println!("Lambda init, process start to first runtime API poll, {runs} runs each (host, release)");
-    println!("{:<18}{:>10}{:>10}{:>10}{:>12}  verdict", "binary", "min ms", "median", "p90", "x hello");
+    println!(
+        "Lambda init, process start to first runtime API poll, {runs} runs each (host, release)"
+    );
+    println!(
+        "{:<18}{:>10}{:>10}{:>10}{:>12}  verdict",
+        "binary", "min ms", "median", "p90", "x hello"
+    );
     let median_of = |s: &mut Vec<f64>| {
         s.sort_by(f64::total_cmp);
         (!s.is_empty()).then(|| percentile(s, 0.5))
@@ -151,7 +160,10 @@ async fn main() {
     let mut over = false;
     for (i, (name, _)) in binaries.iter().enumerate() {
         let Some(median) = median_of(&mut samples[i]) else {
-            println!("{name:<18}  never polled: {}", failures[i].as_deref().unwrap_or("?"));
+            println!(
+                "{name:<18}  never polled: {}",
+                failures[i].as_deref().unwrap_or("?")
+            );
             over = true;
             continue;
         };

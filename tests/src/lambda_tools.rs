@@ -33,10 +33,9 @@ pub fn tool(name: &str) -> Command {
     );
     let mut command = Command::new(path);
     let inherited = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(
-        std::iter::once(venv_bin()).chain(std::env::split_paths(&inherited)),
-    )
-    .expect("a valid PATH");
+    let path =
+        std::env::join_paths(std::iter::once(venv_bin()).chain(std::env::split_paths(&inherited)))
+            .expect("a valid PATH");
     command
         .current_dir(workspace_root())
         .env("PATH", path)

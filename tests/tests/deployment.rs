@@ -17,6 +17,7 @@ use e2e::webhook_samples::{LOCAL_WEBHOOK_SECRET, NAME, OWNER, REPOSITORY_ID};
 use e2e::webhook_sender::{read_delivery, send};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::ProactiveTable;
+use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
 use shared::config::TableNames;
 use shared::domain::{RepoId, TRIGGER_SOURCE};
 use shared::ports::ProactiveStore;
@@ -147,7 +148,10 @@ async fn created_shape(client: &aws_sdk_dynamodb::Client, table: &TableDescripti
         .await
         .expect("describe the table's TTL")
         .time_to_live_description
-        .filter(|ttl| ttl.time_to_live_status().is_some_and(|s| s.as_str() == "ENABLED"))
+        .filter(|ttl| {
+            ttl.time_to_live_status()
+                .is_some_and(|s| s.as_str() == "ENABLED")
+        })
         .and_then(|ttl| ttl.attribute_name().map(str::to_owned));
     json!({
         "KeySchema": keys(table.key_schema()),
@@ -169,8 +173,7 @@ async fn the_template_declares_the_tables_the_adapters_create() {
     ] {
         let properties = &template["Resources"][resource]["Properties"];
         assert_eq!(
-            properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
-            true,
+            properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true,
             "{resource}: point-in-time recovery"
         );
         let created = client
@@ -212,23 +215,79 @@ async fn cargo_lambda_builds_every_function_for_the_host() {
     println!("{:<18}{:>14}  (host, release)", "function", "bootstrap");
     for function in FUNCTIONS {
         let path = lambda_dir.join(function).join("bootstrap");
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(&bytes[..4], b"\x7fELF", "{}: an ELF executable", path.display());
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            &bytes[..4],
+            b"\x7fELF",
+            "{}: an ELF executable",
+            path.display()
+        );
         let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
-        assert_eq!(machine, host_machine(), "{}: built for the host", path.display());
+        assert_eq!(
+            machine,
+            host_machine(),
+            "{}: built for the host",
+            path.display()
+        );
         println!("{function:<18}{:>14}", bytes.len());
     }
-    // Outside Lambda the cleanup's bootstrap is its command line.
-    let mut help = Command::new(lambda_dir.join("cleanup/bootstrap"));
+    cleanup_bootstrap_runs_its_command_line(&lambda_dir.join("cleanup/bootstrap")).await;
+}
+
+/// Outside Lambda the cleanup's bootstrap is its command line: here on an embedded store, without a
+/// bus, a dry run and then a pass, each printing the summary and logging it as one line.
+async fn cleanup_bootstrap_runs_its_command_line(bootstrap: &Path) {
+    let mut help = Command::new(bootstrap);
     help.arg("--help");
     let help = run(help, Duration::from_secs(60)).await;
     assert!(help.stdout.contains("--dry-run"), "{}", help.stdout);
+
+    let data_dir = tempfile::tempdir().expect("a data dir");
+    {
+        let db = EmbeddedDb::open(data_dir.path()).expect("open the embedded store");
+        let store: Arc<dyn ProactiveStore> =
+            Arc::new(EmbeddedProactiveStore::open(db).await.expect("its schema"));
+        seed_world(&store).await;
+    }
+    let pass = |dry_run: bool| {
+        let mut cli = Command::new(bootstrap);
+        cli.args(["--retention-days", "30"])
+            .args(dry_run.then_some("--dry-run"))
+            .env("DATA_DIR", data_dir.path())
+            .env("RUST_LOG", "info");
+        for aws in [
+            "AWS_ENDPOINT_URL",
+            "PROACTIVE_TABLE",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "EVENT_BUS_NAME",
+        ] {
+            cli.env_remove(aws);
+        }
+        cli
+    };
+    for (dry_run, groups) in [(true, 6), (false, 6), (false, 0)] {
+        let output = run(pass(dry_run), Duration::from_secs(60)).await;
+        let summary: Value = serde_json::from_str(&output.stdout).expect("the summary as JSON");
+        assert_eq!(summary["dry_run"], dry_run, "{summary}");
+        assert_eq!(summary["retention"]["groups"], groups, "{summary}");
+        assert_eq!(summary["outbox"]["status"], "skipped", "{summary}");
+        let logged: Value = output
+            .stderr
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line["fields"]["message"] == "cleanup summary")
+            .unwrap_or_else(|| panic!("no summary line in:\n{}", output.stderr));
+        assert_eq!(logged["fields"]["retention.groups"], groups, "{logged}");
+        assert_eq!(logged["fields"]["outbox.status"], "skipped", "{logged}");
+    }
 }
 
 /// The environment of the functions under the emulator: DynamoDB on moto with fresh tables, GitHub on
 /// a closed port (nothing these samples do calls it).
-fn function_env(tables: &TableNames, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+fn function_env(
+    tables: &TableNames,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("AWS_ENDPOINT_URL", moto::endpoint()),
         ("AWS_REGION", "us-east-1".into()),
@@ -270,16 +329,24 @@ async fn the_webhook_answers_a_signed_sample_under_the_lambda_emulator() {
     assert_eq!(answer.body["repositories"], 1, "{:?}", answer.body);
     let store = ProactiveTable::new(dynamodb, tables.proactive.clone());
     assert_eq!(
-        store.get_repo_id(OWNER, NAME).await.expect("read the registry"),
+        store
+            .get_repo_id(OWNER, NAME)
+            .await
+            .expect("read the registry"),
         Some(RepoId::from_github(REPOSITORY_ID)),
         "the function registered the repository in DynamoDB"
     );
 
     let again = send(&url, secret, &installation).await.expect("an answer");
-    assert_eq!((again.status, &again.body), (200, &json!({"duplicate": true})));
+    assert_eq!(
+        (again.status, &again.body),
+        (200, &json!({"duplicate": true}))
+    );
 
     let ping = read_delivery(&sample("events/webhook/ping.json"), None).expect("the ping sample");
-    let forged = send(&url, b"not-the-secret", &ping).await.expect("an answer");
+    let forged = send(&url, b"not-the-secret", &ping)
+        .await
+        .expect("an answer");
     assert_eq!(forged.status, 401, "{:?}", forged.body);
     assert!(forged.body["error"].is_string(), "{:?}", forged.body);
 }
@@ -309,7 +376,11 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
     assert_eq!(summary["dry_run"], false, "{summary}");
     assert_eq!(summary["outbox"]["status"], "done", "{summary}");
     assert_eq!(
-        [&summary["outbox"]["due"], &summary["outbox"]["published"], &summary["outbox"]["failed"]],
+        [
+            &summary["outbox"]["due"],
+            &summary["outbox"]["published"],
+            &summary["outbox"]["failed"]
+        ],
         [3, 3, 0],
         "{summary}"
     );
@@ -321,13 +392,21 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
         .receive(4, Duration::from_secs(3))
         .await
         .iter()
-        .map(|event| event["detail"]["trigger_id"].as_str().unwrap_or_default().to_owned())
+        .map(|event| {
+            event["detail"]["trigger_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     let mut expected = seeded.due.clone();
     expected.insert(seeded.due_and_expired.clone());
     assert_eq!(published, expected);
     for key in &seeded.expired {
-        assert!(store.get_group(key).await.unwrap().is_none(), "{key} deleted");
+        assert!(
+            store.get_group(key).await.unwrap().is_none(),
+            "{key} deleted"
+        );
     }
     for key in &seeded.recent {
         assert!(store.get_group(key).await.unwrap().is_some(), "{key} kept");
@@ -343,7 +422,10 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
     assert_eq!(dry["retention"]["groups"], 1, "{dry}");
     assert_eq!(dry["outbox"]["due"], 0, "{dry}");
     for key in &seeded.recent {
-        assert!(store.get_group(key).await.unwrap().is_some(), "{key} kept by a dry run");
+        assert!(
+            store.get_group(key).await.unwrap().is_some(),
+            "{key} kept by a dry run"
+        );
     }
 }
 

@@ -87,7 +87,7 @@ impl CleanupSummary {
         .collect()
     }
 
-    /// Writes the summary as one log line whose fields mirror the JSON (`retention.groups`, ...), so
+    /// Writes the summary as one log line whose fields mirror the JSON (`outbox.due`, `retention.groups`, ...), so
     /// that a log query can read every count without parsing a nested document.
     pub fn log(&self) {
         let retention = self.retention.report();
@@ -96,11 +96,6 @@ impl CleanupSummary {
             dry_run = self.dry_run,
             started_at = %self.started_at.to_rfc3339(),
             finished_at = %self.finished_at.to_rfc3339(),
-            retention.status = self.retention.status(),
-            retention.note = self.retention.note(),
-            retention.retention_days = retention.map(|r| r.retention_days),
-            retention.cutoff = retention.map(|r| r.cutoff.to_rfc3339()),
-            retention.groups = retention.map(|r| r.groups),
             outbox.status = self.outbox.status(),
             outbox.note = self.outbox.note(),
             outbox.grace_seconds = outbox.map(|r| r.grace_seconds),
@@ -108,6 +103,11 @@ impl CleanupSummary {
             outbox.due = outbox.map(|r| r.due),
             outbox.published = outbox.map(|r| r.published),
             outbox.failed = outbox.map(|r| r.failed),
+            retention.status = self.retention.status(),
+            retention.note = self.retention.note(),
+            retention.retention_days = retention.map(|r| r.retention_days),
+            retention.cutoff = retention.map(|r| r.cutoff.to_rfc3339()),
+            retention.groups = retention.map(|r| r.groups),
             "cleanup summary"
         );
     }

@@ -1,4 +1,6 @@
-//! The bare `lambda_runtime` hello world: the floor `lambda_init_bench` compares the functions' init with.
+//! The bare `lambda_runtime` hello world: the floor the Lambda init benchmark
+//! (`tests/examples/lambda_init_bench.rs`) compares every function with. Here because it needs only
+//! this crate's dependencies, so its release build costs nothing extra.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
