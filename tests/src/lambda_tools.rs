@@ -43,11 +43,27 @@ pub fn tool(name: &str) -> Command {
     command
 }
 
-/// `cargo lambda ...` (cargo hands a subcommand its own name as the first argument).
+/// `cargo lambda ...` (cargo hands a subcommand its own name as the first argument), with the Lambda
+/// bundles' release profile of `scripts/lib/lambda-profile.sh`, so that tests build what is deployed.
 pub fn cargo_lambda(subcommand: &str) -> Command {
     let mut command = tool("cargo-lambda");
-    command.args(["lambda", subcommand]);
+    command.args(["lambda", subcommand]).envs(lambda_profile());
     command
+}
+
+/// The `export NAME=VALUE` lines of `scripts/lib/lambda-profile.sh`.
+pub fn lambda_profile() -> Vec<(String, String)> {
+    let path = workspace_root().join("scripts/lib/lambda-profile.sh");
+    let script =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let profile: Vec<(String, String)> = script
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("export "))
+        .filter_map(|assignment| assignment.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    assert!(!profile.is_empty(), "{}: no export lines", path.display());
+    profile
 }
 
 /// What a finished command printed.
