@@ -429,7 +429,8 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
     }
 }
 
-/// `scripts/build-arm64.sh`: the bundle `sam build` deploys, every zipped bootstrap within 5 MB (P2).
+/// `scripts/build-arm64.sh`: the bundle `sam build` deploys, every zipped bootstrap within 5 MB (P2);
+/// then `sam build` itself, through the template's build metadata.
 /// Needs the aarch64 standard library (`rustup target add aarch64-unknown-linux-gnu`):
 /// `cargo test -p e2e --test deployment -- --ignored`.
 #[tokio::test]
@@ -443,5 +444,25 @@ async fn the_arm64_bundle_builds_within_the_size_bar() {
     println!("{}", output.stdout);
     for function in FUNCTIONS {
         assert!(output.stdout.contains(function), "{}", output.stdout);
+    }
+
+    // `sam build` finds the same artifacts through the template's build metadata.
+    let build_dir = tempfile::tempdir().expect("a build dir");
+    let mut sam = tool("sam");
+    sam.args(["build", "--template-file", "template.yaml", "--build-dir"])
+        .arg(build_dir.path())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .envs(e2e::lambda_tools::lambda_profile());
+    run(sam, RELEASE_BUILD_LIMIT).await;
+    for resource in [
+        "WebhookFunction",
+        "CommonRoomSyncFunction",
+        "CleanupFunction",
+    ] {
+        let bootstrap = std::fs::read(build_dir.path().join(resource).join("bootstrap"))
+            .unwrap_or_else(|e| panic!("{resource}: {e}"));
+        let machine = u16::from_le_bytes([bootstrap[18], bootstrap[19]]);
+        assert_eq!(machine, 0xB7, "{resource}: an aarch64 bootstrap");
     }
 }
