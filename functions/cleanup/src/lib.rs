@@ -55,6 +55,7 @@ impl Cleanup {
         let store = wiring::proactive_store(&StoreBackend::from_env(), None, &mut aws).await?;
         let bus = match BusBackend::from_env() {
             BusBackend::InProcess => None,
+            // EventBridge: the in-process bus argument goes unused.
             eventbridge => {
                 Some(wiring::event_bus(&eventbridge, &Default::default(), &mut aws).await)
             }

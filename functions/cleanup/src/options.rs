@@ -43,7 +43,10 @@ impl CleanupOptions {
             dry_run: config::flag("CLEANUP_DRY_RUN", false)?,
             retention: shared::proactive::retention_from_env()?,
             outbox_grace: Duration::from_secs(
-                60 * config::parsed("CLEANUP_OUTBOX_GRACE_MINUTES", 5u64)?,
+                60 * config::parsed(
+                    "CLEANUP_OUTBOX_GRACE_MINUTES",
+                    DEFAULT_OUTBOX_GRACE.as_secs() / 60,
+                )?,
             ),
             outbox_batch: DEFAULT_OUTBOX_BATCH,
         };
