@@ -8,6 +8,8 @@ source scripts/lib/tools.sh
 ensure_redis_server
 ensure_python_tools
 ensure_node_tools
+# cargo-lambda (a cargo subcommand) finds its zig through the venv's Python; cfn-lint and sam live there too.
+export PATH="$VENV/bin:$PATH"
 
 started_pids=()
 cleanup() {

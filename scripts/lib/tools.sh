@@ -15,11 +15,15 @@ ensure_redis_server() {
   command -v curl >/dev/null || apt_install curl
 }
 
-# Python tools into an ignored venv: moto's server (DynamoDB/EventBridge/SQS), the Socket.IO client.
+# Python tools into an ignored venv: moto's server (DynamoDB/EventBridge/SQS), the Socket.IO client,
+# cargo-lambda (with its zig) for `cargo lambda build/watch/invoke`, cfn-lint and the SAM CLI for the
+# template. One pip call, so that one resolver run settles their shared dependencies (boto3).
 ensure_python_tools() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  local want=("moto[server]>=5.1,<6" "python-socketio[asyncio-client]>=5.11,<6")
-  if ! "$VENV/bin/python" -c 'import moto, socketio, aiohttp' 2>/dev/null; then
+  local want=("moto[server]>=5.1,<6" "python-socketio[asyncio-client]>=5.11,<6"
+              "cargo-lambda>=1.8,<2" "cfn-lint>=1.20,<2" "aws-sam-cli>=1.130,<2")
+  if ! "$VENV/bin/python" -c 'import moto, socketio, aiohttp, cfnlint, samcli' 2>/dev/null \
+     || [ ! -x "$VENV/bin/cargo-lambda" ]; then
     log "installing ${want[*]} into $VENV"
     "$VENV/bin/pip" install -q "${want[@]}"
   fi

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
 use chrono::Utc;
 use futures::future::join_all;
 use http::StatusCode;
@@ -252,17 +251,7 @@ pub async fn a_rerun_that_turns_red_after_green_triggers_once(store: Store) {
 }
 
 pub async fn a_failed_publish_stays_in_the_outbox_and_is_republished_once(store: Store) {
-    // A real EventBridge client aimed at a port nothing listens on: every publish fails.
-    let unreachable = aws_sdk_eventbridge::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    let failing = EventBridgeBus::new(
-        aws_sdk_eventbridge::Client::from_conf(unreachable),
-        "proactive",
-    );
+    let failing = EventBridgeBus::new(crate::moto::unreachable_eventbridge(), "proactive");
     let mut world = TriggerWorld::with_bus(store, Arc::new(failing), InProcessBus::default()).await;
     let head = sha("outbox");
     world.open_pr_with_runs(PR, &head, &[(1, "build")]);

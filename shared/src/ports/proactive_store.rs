@@ -72,6 +72,9 @@ pub trait ProactiveStore: Send + Sync {
     /// Deletes the groups last updated before `cutoff`; returns how many.
     async fn delete_groups_updated_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// How many groups were last updated before `cutoff`, changing nothing (the cleanup's dry run).
+    async fn count_groups_updated_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Outbox entries decided before `decided_before`, oldest first, at most `limit`.
     async fn pending_outbox(
         &self,

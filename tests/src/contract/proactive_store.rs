@@ -37,6 +37,7 @@ macro_rules! proactive_store_contract {
                 cleared_outbox_is_no_longer_pending,
                 outbox_survives_later_group_writes,
                 retention_deletes_exactly_the_groups_updated_before_the_cutoff,
+                counting_stale_groups_changes_nothing,
                 clean_old_convos_applies_the_retention_window,
             ]
         );
@@ -544,6 +545,40 @@ pub async fn retention_deletes_exactly_the_groups_updated_before_the_cutoff(stor
         );
     }
     assert_eq!(store.delete_groups_updated_before(cutoff).await.unwrap(), 0);
+}
+
+pub async fn counting_stale_groups_changes_nothing(store: Store) {
+    const OLD: u64 = 7;
+    let cutoff = now() - TimeDelta::days(30);
+    for n in 0..OLD {
+        let updated = cutoff - TimeDelta::minutes(1 + n as i64);
+        create(&store, &group(group_key(n), updated)).await;
+    }
+    for (n, updated) in [(OLD, cutoff), (OLD + 1, now())] {
+        create(&store, &group(group_key(n), updated)).await;
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            store.count_groups_updated_before(cutoff).await.unwrap(),
+            OLD,
+            "counting twice counts the same groups"
+        );
+    }
+    for n in 0..OLD + 2 {
+        assert!(store.get_group(&group_key(n)).await.unwrap().is_some());
+    }
+    assert_eq!(
+        store
+            .count_groups_updated_before(now() + TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        OLD + 2
+    );
+    assert_eq!(
+        store.delete_groups_updated_before(cutoff).await.unwrap(),
+        OLD
+    );
+    assert_eq!(store.count_groups_updated_before(cutoff).await.unwrap(), 0);
 }
 
 pub async fn clean_old_convos_applies_the_retention_window(store: Store) {

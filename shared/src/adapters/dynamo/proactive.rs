@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::item::{
@@ -185,6 +186,19 @@ impl ProactiveTable {
                 .filter_map(|(i, write)| (!taken.contains(&i)).then_some(write))
                 .collect();
         }
+    }
+
+    /// The retention index's groups last updated before `cutoff` (a sortable time).
+    fn stale_groups(&self, cutoff: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(RETENTION_INDEX)
+            .key_condition_expression("#kind = :group AND #updated < :cutoff")
+            .expression_attribute_names("#kind", GROUP_KIND)
+            .expression_attribute_names("#updated", LAST_UPDATED_AT)
+            .expression_attribute_values(":group", string(GROUP))
+            .expression_attribute_values(":cutoff", string(cutoff))
     }
 
     async fn delete_group_if_stale(
@@ -454,19 +468,7 @@ impl ProactiveStore for ProactiveTable {
     /// still older than `cutoff`, so the count is exact even while groups are being written.
     async fn delete_groups_updated_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let cutoff = sortable_time(cutoff);
-        let mut stale = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(RETENTION_INDEX)
-            .key_condition_expression("#kind = :group AND #updated < :cutoff")
-            .expression_attribute_names("#kind", GROUP_KIND)
-            .expression_attribute_names("#updated", LAST_UPDATED_AT)
-            .expression_attribute_values(":group", string(GROUP))
-            .expression_attribute_values(":cutoff", string(&cutoff))
-            .into_paginator()
-            .items()
-            .send();
+        let mut stale = self.stale_groups(&cutoff).into_paginator().items().send();
         let mut deleted = 0;
         loop {
             let mut batch = Vec::with_capacity(DELETE_CONCURRENCY);
@@ -489,6 +491,21 @@ impl ProactiveStore for ProactiveTable {
                 deleted += u64::from(outcome?);
             }
         }
+    }
+
+    /// Counts on the retention index page by page (`Select::Count`): no item is read or written.
+    async fn count_groups_updated_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut pages = self
+            .stale_groups(&sortable_time(cutoff))
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        let mut counted = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| unavailable("Query", &e))?;
+            counted += u64::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(counted)
     }
 
     async fn pending_outbox(

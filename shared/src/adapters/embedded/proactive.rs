@@ -244,6 +244,21 @@ impl ProactiveStore for EmbeddedProactiveStore {
             .await
     }
 
+    async fn count_groups_updated_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = cutoff.timestamp_millis();
+        self.db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT COUNT(*) FROM workflow_run_groups WHERE last_updated_at < ?1",
+                    [cutoff],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map(|n| n as u64)
+                .map_err(unavailable)
+            })
+            .await
+    }
+
     async fn pending_outbox(
         &self,
         decided_before: DateTime<Utc>,

@@ -1,0 +1,114 @@
+//! The one summary of a pass: the Lambda's result, the command line's output, and one structured log
+//! line. Counts are what the pass did or, under `dry_run`, what it would have done.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How one step went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepOutcome<T> {
+    Done(T),
+    Skipped { reason: String },
+    Failed { error: String },
+}
+
+impl<T> StepOutcome<T> {
+    pub fn report(&self) -> Option<&T> {
+        match self {
+            Self::Done(report) => Some(report),
+            _ => None,
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        match self {
+            Self::Done(_) => "done",
+            Self::Skipped { .. } => "skipped",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Why the step was skipped or failed.
+    fn note(&self) -> Option<&str> {
+        match self {
+            Self::Done(_) => None,
+            Self::Skipped { reason } => Some(reason),
+            Self::Failed { error } => Some(error),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionReport {
+    pub retention_days: u64,
+    /// Groups last updated before this instant are past retention.
+    pub cutoff: DateTime<Utc>,
+    /// Groups deleted (or, in a dry run, that would be).
+    pub groups: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxReport {
+    pub grace_seconds: u64,
+    /// Triggers decided before this instant and still unpublished are due.
+    pub decided_before: DateTime<Utc>,
+    /// Due entries found (at most one batch).
+    pub due: usize,
+    pub published: usize,
+    /// Publishes that failed; their entries stay for the next pass.
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CleanupSummary {
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outbox: StepOutcome<OutboxReport>,
+    pub retention: StepOutcome<RetentionReport>,
+}
+
+impl CleanupSummary {
+    /// The names of the steps that failed. An outbox pass with a failed publish counts: the trigger is
+    /// still waiting, and the invocation's error is what alarms watch.
+    pub fn failed_steps(&self) -> Vec<&'static str> {
+        let outbox_failed = matches!(self.outbox, StepOutcome::Failed { .. })
+            || self.outbox.report().is_some_and(|report| report.failed > 0);
+        [
+            ("outbox", outbox_failed),
+            (
+                "retention",
+                matches!(self.retention, StepOutcome::Failed { .. }),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(step, failed)| failed.then_some(step))
+        .collect()
+    }
+
+    /// Writes the summary as one log line whose fields mirror the JSON (`outbox.due`, `retention.groups`, ...), so
+    /// that a log query can read every count without parsing a nested document.
+    pub fn log(&self) {
+        let retention = self.retention.report();
+        let outbox = self.outbox.report();
+        tracing::info!(
+            dry_run = self.dry_run,
+            started_at = %self.started_at.to_rfc3339(),
+            finished_at = %self.finished_at.to_rfc3339(),
+            outbox.status = self.outbox.status(),
+            outbox.note = self.outbox.note(),
+            outbox.grace_seconds = outbox.map(|r| r.grace_seconds),
+            outbox.decided_before = outbox.map(|r| r.decided_before.to_rfc3339()),
+            outbox.due = outbox.map(|r| r.due),
+            outbox.published = outbox.map(|r| r.published),
+            outbox.failed = outbox.map(|r| r.failed),
+            retention.status = self.retention.status(),
+            retention.note = self.retention.note(),
+            retention.retention_days = retention.map(|r| r.retention_days),
+            retention.cutoff = retention.map(|r| r.cutoff.to_rfc3339()),
+            retention.groups = retention.map(|r| r.groups),
+            "cleanup summary"
+        );
+    }
+}
