@@ -58,6 +58,11 @@ fn run<'a>(head: &'a str, id: u64, name: &'a str) -> Run<'a> {
     }
 }
 
+/// The `completed` delivery of `run`'s first attempt, concluding `conclusion` at `second`.
+fn completion(id: &str, run: Run<'_>, conclusion: &str, second: u32) -> Delivery {
+    delivery(id, run, "completed", Some(conclusion), 1, second)
+}
+
 pub async fn two_hundred_concurrent_shuffled_duplicated_deliveries_trigger_once(store: Store) {
     let mut world = TriggerWorld::new(store).await;
     let head = sha("burst");
@@ -148,12 +153,10 @@ pub async fn nothing_triggers_while_a_run_is_pending(store: Store) {
     assert!(world.triggers().await.is_empty(), "run 2 is still pending");
 
     let done = world
-        .send(&delivery(
+        .send(&completion(
             "p-2-done",
             run(&head, 2, "test"),
-            "completed",
-            Some("cancelled"),
-            1,
+            "cancelled",
             23,
         ))
         .await;
@@ -170,14 +173,7 @@ pub async fn a_stale_commit_never_triggers(store: Store) {
         .github
         .put_pull_request(REPO, FakePullRequest::open(PR, &new, BRANCH));
     let answer = world
-        .send(&delivery(
-            "s-1",
-            run(&old, 1, "build"),
-            "completed",
-            Some("failure"),
-            1,
-            13,
-        ))
+        .send(&completion("s-1", run(&old, 1, "build"), "failure", 13))
         .await;
     assert_eq!(
         answer.body,
@@ -197,14 +193,7 @@ pub async fn an_actor_without_write_permission_never_triggers(store: Store) {
     world.open_pr_with_runs(PR, &head, &[(1, "build")]);
     world.github.set_permission(REPO, ACTOR, Permission::Read);
     let answer = world
-        .send(&delivery(
-            "x-1",
-            run(&head, 1, "build"),
-            "completed",
-            Some("failure"),
-            1,
-            13,
-        ))
+        .send(&completion("x-1", run(&head, 1, "build"), "failure", 13))
         .await;
     assert_eq!(
         answer.body,
@@ -256,14 +245,7 @@ pub async fn a_failed_publish_stays_in_the_outbox_and_is_republished_once(store:
     let head = sha("outbox");
     world.open_pr_with_runs(PR, &head, &[(1, "build")]);
 
-    let red = delivery(
-        "o-1",
-        run(&head, 1, "build"),
-        "completed",
-        Some("timed_out"),
-        1,
-        13,
-    );
+    let red = completion("o-1", run(&head, 1, "build"), "timed_out", 13);
     let answer = world.send(&red).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
     assert!(

@@ -61,6 +61,26 @@ fn deps(world: &SyncWorld, stores: &Stores, settings: SyncSettings) -> SyncDeps 
     .unwrap()
 }
 
+/// Embedded stores holding `count` conversations, created ten minutes ago, of `users` new Keycloak users.
+async fn embedded_with_recent_conversations(
+    world: &SyncWorld,
+    users: usize,
+    count: usize,
+) -> (Stores, Vec<Conversation>) {
+    let users: Vec<String> = world.add_users(users).into_iter().map(|u| u.id).collect();
+    let stores = stores(Backend::Embedded).await;
+    let all = conversations(&users, count, Utc::now() - chrono::Duration::minutes(10));
+    store_all(stores.conversations.as_ref(), &all).await;
+    (stores, all)
+}
+
+fn dry_run() -> SyncOptions {
+    SyncOptions {
+        since: None,
+        dry_run: true,
+    }
+}
+
 /// Accepted (2xx) requests per path suffix and id.
 fn accepted(world: &SyncWorld, kind: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -211,10 +231,7 @@ async fn keycloak_outage_fails_the_run_without_moving_the_watermark_dynamo() {
 #[tokio::test]
 async fn a_refused_activity_is_recorded_and_passed() {
     let world = SyncWorld::start(Faults::none()).await;
-    let users: Vec<String> = world.add_users(2).into_iter().map(|u| u.id).collect();
-    let stores = stores(Backend::Embedded).await;
-    let all = conversations(&users, 5, Utc::now() - chrono::Duration::minutes(10));
-    store_all(stores.conversations.as_ref(), &all).await;
+    let (stores, all) = embedded_with_recent_conversations(&world, 2, 5).await;
     world
         .common_room
         .refuse_activity(&format!("conversation_{}", all[2].id));
@@ -238,13 +255,7 @@ async fn common_room_down_after_retries_fails_the_run_at_the_last_finished_conve
         ..Faults::none()
     })
     .await;
-    let users: Vec<String> = world.add_users(1).into_iter().map(|u| u.id).collect();
-    let stores = stores(Backend::Embedded).await;
-    store_all(
-        stores.conversations.as_ref(),
-        &conversations(&users, 2, Utc::now() - chrono::Duration::minutes(10)),
-    )
-    .await;
+    let (stores, _) = embedded_with_recent_conversations(&world, 1, 2).await;
     let mut settings = test_settings(50.0);
     settings.retry.max_attempts = 3;
     let error = run_sync(&deps(&world, &stores, settings), SyncOptions::default())
@@ -261,22 +272,10 @@ async fn common_room_down_after_retries_fails_the_run_at_the_last_finished_conve
 #[tokio::test]
 async fn a_dry_run_sends_nothing_and_moves_no_watermark() {
     let world = SyncWorld::start(Faults::none()).await;
-    let users: Vec<String> = world.add_users(2).into_iter().map(|u| u.id).collect();
-    let stores = stores(Backend::Embedded).await;
-    store_all(
-        stores.conversations.as_ref(),
-        &conversations(&users, 4, Utc::now() - chrono::Duration::minutes(10)),
-    )
-    .await;
-    let summary = run_sync(
-        &deps(&world, &stores, test_settings(50.0)),
-        SyncOptions {
-            since: None,
-            dry_run: true,
-        },
-    )
-    .await
-    .unwrap();
+    let (stores, _) = embedded_with_recent_conversations(&world, 2, 4).await;
+    let summary = run_sync(&deps(&world, &stores, test_settings(50.0)), dry_run())
+        .await
+        .unwrap();
     assert_eq!(summary.outcome, RunOutcome::DryRun);
     assert_eq!(summary.activities_registered, 4);
     assert!(world.common_room.requests().is_empty());
@@ -290,13 +289,7 @@ async fn a_dry_run_sends_nothing_and_moves_no_watermark() {
 #[tokio::test]
 async fn a_run_while_another_holds_the_lease_does_nothing() {
     let world = SyncWorld::start(Faults::none()).await;
-    let users: Vec<String> = world.add_users(1).into_iter().map(|u| u.id).collect();
-    let stores = stores(Backend::Embedded).await;
-    store_all(
-        stores.conversations.as_ref(),
-        &conversations(&users, 2, Utc::now() - chrono::Duration::minutes(10)),
-    )
-    .await;
+    let (stores, _) = embedded_with_recent_conversations(&world, 1, 2).await;
     assert!(
         stores
             .state
@@ -345,25 +338,13 @@ async fn a_back_fill_resends_idempotently_and_never_moves_the_watermark_back() {
 #[tokio::test]
 async fn keycloak_lookups_are_concurrent_but_bounded_and_the_token_is_reused() {
     let world = SyncWorld::start(Faults::none()).await;
-    let users: Vec<String> = world.add_users(30).into_iter().map(|u| u.id).collect();
-    let stores = stores(Backend::Embedded).await;
-    store_all(
-        stores.conversations.as_ref(),
-        &conversations(&users, 30, Utc::now() - chrono::Duration::minutes(10)),
-    )
-    .await;
+    let (stores, _) = embedded_with_recent_conversations(&world, 30, 30).await;
     let mut settings = test_settings(1000.0);
     settings.page_size = 30;
     settings.keycloak_batch = 6;
-    let summary = run_sync(
-        &deps(&world, &stores, settings),
-        SyncOptions {
-            since: None,
-            dry_run: true,
-        },
-    )
-    .await
-    .unwrap();
+    let summary = run_sync(&deps(&world, &stores, settings), dry_run())
+        .await
+        .unwrap();
     assert_eq!(summary.activities_registered, 30);
     assert_eq!(world.keycloak.user_lookups(), 30);
     let most = world.keycloak.max_concurrent_lookups();

@@ -17,7 +17,7 @@ mod types;
 
 pub use client::GitHubClient;
 pub use transport::ClientOptions;
-pub use types::ApiWorkflowRun;
+pub use types::{ApiActor, ApiHeadRepository, ApiPullRequestRef, ApiWorkflowRun};
 
 /// How the client authenticates.
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use super::{Permission, PullRequest};
 use crate::domain::{RunStatus, WorkflowRun};
 
 /// A workflow run as GitHub describes it, both in `GET .../actions/runs` and in the `workflow_run`
-/// webhook payload.
+/// webhook payload (the webhook reads it directly, so a missing required field is named in its 400).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiWorkflowRun {
     pub id: u64,
@@ -15,6 +15,9 @@ pub struct ApiWorkflowRun {
     pub name: Option<String>,
     #[serde(default)]
     pub path: Option<String>,
+    pub head_sha: String,
+    #[serde(default)]
+    pub head_branch: Option<String>,
     /// `requested`, `queued`, `in_progress`, `completed`, `waiting`, `pending`, ...
     #[serde(default)]
     pub status: Option<String>,
@@ -25,15 +28,42 @@ pub struct ApiWorkflowRun {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub html_url: String,
+    /// The same-repository pull requests whose head is this run's commit (empty for fork PRs).
+    #[serde(default)]
+    pub pull_requests: Vec<ApiPullRequestRef>,
+    #[serde(default)]
+    pub triggering_actor: Option<ApiActor>,
+    #[serde(default)]
+    pub head_repository: Option<ApiHeadRepository>,
+}
+
+/// A GitHub account where only its login is read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiActor {
+    pub login: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiPullRequestRef {
+    pub number: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiHeadRepository {
+    pub owner: ApiActor,
 }
 
 impl ApiWorkflowRun {
     /// Only a `completed` run has a meaningful conclusion; every other status is still pending.
     pub fn into_domain(self) -> WorkflowRun {
-        let conclusion = match self.status.as_deref() {
-            Some("completed") => self.conclusion,
-            _ => None,
-        };
+        let completed = self.status.as_deref() == Some("completed");
+        self.into_domain_as(completed)
+    }
+
+    /// The run with its conclusion counted only when `completed` says the run is over; the webhook
+    /// decides that from the delivery's action rather than the run's status.
+    pub fn into_domain_as(self, completed: bool) -> WorkflowRun {
+        let conclusion = if completed { self.conclusion } else { None };
         let name = [self.name, self.path]
             .into_iter()
             .flatten()
@@ -116,7 +146,11 @@ mod tests {
     use super::*;
 
     fn run(fields: serde_json::Value) -> WorkflowRun {
-        let mut payload = json!({"id": 7, "updated_at": "2026-01-01T00:00:00Z"});
+        let mut payload = json!({
+            "id": 7,
+            "head_sha": "0123456789abcdef0123456789abcdef01234567",
+            "updated_at": "2026-01-01T00:00:00Z",
+        });
         payload
             .as_object_mut()
             .unwrap()

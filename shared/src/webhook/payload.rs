@@ -1,9 +1,10 @@
 //! The parts of GitHub's webhook payloads the product reads. Unknown fields are ignored (GitHub adds
 //! them freely); a missing or mistyped field the product needs is reported with its path.
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+use crate::github::{ApiActor, ApiWorkflowRun};
 
 /// A payload that did not parse; the message names the offending field (e.g. `workflow_run.head_sha`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,11 +48,6 @@ fn missing_field_name(message: &str) -> Option<&str> {
 pub struct Account {
     pub login: String,
     pub id: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Actor {
-    pub login: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,44 +121,11 @@ pub struct InstallationRepositoriesEvent {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkflowRunEvent {
     pub action: String,
-    pub workflow_run: WorkflowRunPayload,
+    pub workflow_run: ApiWorkflowRun,
     pub repository: RepositoryPayload,
-    pub sender: Actor,
+    pub sender: ApiActor,
     #[serde(default)]
     pub installation: Option<InstallationRef>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct WorkflowRunPayload {
-    pub id: u64,
-    #[serde(default)]
-    pub name: Option<String>,
-    pub head_sha: String,
-    #[serde(default)]
-    pub head_branch: Option<String>,
-    #[serde(default)]
-    pub conclusion: Option<String>,
-    #[serde(default)]
-    pub run_attempt: Option<u32>,
-    pub updated_at: DateTime<Utc>,
-    #[serde(default)]
-    pub html_url: String,
-    #[serde(default)]
-    pub pull_requests: Vec<PullRequestRef>,
-    #[serde(default)]
-    pub triggering_actor: Option<Actor>,
-    #[serde(default)]
-    pub head_repository: Option<HeadRepository>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct PullRequestRef {
-    pub number: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct HeadRepository {
-    pub owner: Actor,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use super::answer::WebhookAnswer;
 use super::payload::WorkflowRunEvent;
 use super::service::WebhookService;
-use crate::domain::{GroupKey, HeadSha, Repository, RunStatus, WorkflowRun};
+use crate::domain::{GroupKey, HeadSha, Repository, WorkflowRun};
 use crate::github::{GitHubError, RepoRef};
 use crate::proactive::{
     Decision, DecisionError, PublishError, RunDelivery, publish_trigger, store_workflow_information,
@@ -192,21 +192,8 @@ async fn open_pull_requests_at(
 
 /// The run as the group records it: `requested`/`in_progress` deliveries are pending whatever they say.
 fn recorded_run(event: &WorkflowRunEvent) -> WorkflowRun {
-    let run = &event.workflow_run;
-    let conclusion = if event.action == "completed" {
-        run.conclusion.clone()
-    } else {
-        None
-    };
-    WorkflowRun {
-        id: run.id,
-        name: run.name.clone().unwrap_or_default(),
-        status: RunStatus::from_conclusion(conclusion.as_deref()),
-        conclusion,
-        attempt: run.run_attempt.unwrap_or(1),
-        updated_at: run.updated_at,
-        html_url: run.html_url.clone(),
-    }
+    let completed = event.action == "completed";
+    event.workflow_run.clone().into_domain_as(completed)
 }
 
 /// One PR's line of the answer. A decided trigger is published here; when that fails, the entry stays

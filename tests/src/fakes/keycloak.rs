@@ -187,16 +187,41 @@ fn uuid_like() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// Why a request was refused: status, error, description.
-type Refusal = (StatusCode, &'static str, &'static str);
+/// Why an admin API request was refused, answered as Keycloak answers it.
+enum Refusal {
+    /// Status, `error`, `error_description`.
+    Error(StatusCode, &'static str, &'static str),
+    UserNotFound,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Error(status, kind, description) => error(status, kind, description),
+            Refusal::UserNotFound => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "User not found"})),
+            )
+                .into_response(),
+        }
+    }
+}
 
 /// Checks the outage switch, the realm and the bearer token.
 fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Refusal> {
     if state.outage.load(Ordering::SeqCst) {
-        return Err((StatusCode::SERVICE_UNAVAILABLE, "unavailable", "outage"));
+        return Err(Refusal::Error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "outage",
+        ));
     }
     if realm != state.realm {
-        return Err((StatusCode::NOT_FOUND, "Realm not found.", "unknown realm"));
+        return Err(Refusal::Error(
+            StatusCode::NOT_FOUND,
+            "Realm not found.",
+            "unknown realm",
+        ));
     }
     let token = headers
         .get("authorization")
@@ -208,7 +233,7 @@ fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Refu
     if live {
         Ok(())
     } else {
-        Err((
+        Err(Refusal::Error(
             StatusCode::UNAUTHORIZED,
             "HTTP 401 Unauthorized",
             "token missing, unknown or expired",
@@ -216,64 +241,52 @@ fn admit(state: &FakeState, realm: &str, headers: &HeaderMap) -> Result<(), Refu
     }
 }
 
+/// The user stored under `id`.
+fn known_user(state: &FakeState, id: &str) -> Result<FakeUser, Refusal> {
+    lock(&state.users)
+        .get(id)
+        .cloned()
+        .ok_or(Refusal::UserNotFound)
+}
+
 async fn user(
     State(state): State<Arc<FakeState>>,
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    if let Err((status, kind, description)) = admit(&state, &realm, &headers) {
-        return error(status, kind, description);
-    }
+) -> Result<Response, Refusal> {
+    admit(&state, &realm, &headers)?;
     state.user_lookups.fetch_add(1, Ordering::SeqCst);
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(state.lookup_delay).await;
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
-    match lock(&state.users).get(&id) {
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "User not found"})),
-        )
-            .into_response(),
-        Some(user) => {
-            let mut body = json!({
-                "id": user.id,
-                "username": user.username,
-                "enabled": true,
-                "emailVerified": user.email.is_some(),
-                "createdTimestamp": 1714564800000u64,
-            });
-            if let Some(email) = &user.email {
-                body["email"] = json!(email);
-            }
-            Json(body).into_response()
-        }
+    let user = known_user(&state, &id)?;
+    let mut body = json!({
+        "id": user.id,
+        "username": user.username,
+        "enabled": true,
+        "emailVerified": user.email.is_some(),
+        "createdTimestamp": 1714564800000u64,
+    });
+    if let Some(email) = &user.email {
+        body["email"] = json!(email);
     }
+    Ok(Json(body).into_response())
 }
 
 async fn federated_identity(
     State(state): State<Arc<FakeState>>,
     Path((realm, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    if let Err((status, kind, description)) = admit(&state, &realm, &headers) {
-        return error(status, kind, description);
-    }
-    match lock(&state.users).get(&id) {
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "User not found"})),
-        )
-            .into_response(),
-        Some(user) => {
-            let identities: Vec<_> = user
-                .github
-                .iter()
-                .map(|login| {
-                    json!({"identityProvider": "github", "userId": format!("gh-{login}"), "userName": login})
-                })
-                .collect();
-            Json(identities).into_response()
-        }
-    }
+) -> Result<Response, Refusal> {
+    admit(&state, &realm, &headers)?;
+    let user = known_user(&state, &id)?;
+    let identities: Vec<_> = user
+        .github
+        .iter()
+        .map(|login| {
+            json!({"identityProvider": "github", "userId": format!("gh-{login}"), "userName": login})
+        })
+        .collect();
+    Ok(Json(identities).into_response())
 }

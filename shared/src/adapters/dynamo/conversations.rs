@@ -15,6 +15,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::item::{
@@ -83,6 +84,14 @@ impl ConversationTable {
         }
     }
 
+    /// A `Query` of one of the table's indexes, to which the caller adds the key condition.
+    fn query_index(&self, index: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+    }
+
     /// Writes the whole item; `Ok(false)` when the condition did not hold.
     async fn put(
         &self,
@@ -146,6 +155,18 @@ fn encode(conversation: &Conversation) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// The first `limit` conversations a query finds, decoded.
+async fn decode_up_to(
+    query: QueryFluentBuilder,
+    limit: usize,
+) -> Result<Vec<Conversation>, StoreError> {
+    query_up_to(query, limit)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
 fn decode(stored: &Item) -> Result<Conversation, StoreError> {
     let fields = Fields::of("conversation", stored);
     Ok(Conversation {
@@ -203,19 +224,12 @@ impl ConversationStore for ConversationTable {
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError> {
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(USER_INDEX)
+            .query_index(USER_INDEX)
             .key_condition_expression("#user = :user")
             .expression_attribute_names("#user", USER_ID)
             .expression_attribute_values(":user", string(user_id))
             .scan_index_forward(false);
-        query_up_to(query, limit)
-            .await?
-            .iter()
-            .map(decode)
-            .collect()
+        decode_up_to(query, limit).await
     }
 
     async fn list_created_after(
@@ -224,20 +238,13 @@ impl ConversationStore for ConversationTable {
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError> {
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(CREATION_INDEX)
+            .query_index(CREATION_INDEX)
             .key_condition_expression("#partition = :partition AND #created > :after")
             .expression_attribute_names("#partition", CREATED_PARTITION)
             .expression_attribute_names("#created", CREATED_KEY)
             .expression_attribute_values(":partition", string(CONVERSATION))
             .expression_attribute_values(":after", string(created_key(after)))
             .scan_index_forward(true);
-        query_up_to(query, limit)
-            .await?
-            .iter()
-            .map(decode)
-            .collect()
+        decode_up_to(query, limit).await
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
@@ -37,6 +38,16 @@ impl SyncStateItem {
             ("pk".into(), AttributeValue::S(self.pk.clone())),
             ("sk".into(), AttributeValue::S(SORT_KEY.into())),
         ]
+    }
+
+    /// An `UpdateItem` of this state's item, to which the caller adds the expressions.
+    fn update_state(&self) -> UpdateItemFluentBuilder {
+        let [pk, sk] = self.key();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(pk.0, pk.1)
+            .key(sk.0, sk.1)
     }
 
     async fn lease_owner(&self) -> Result<Option<String>, StoreError> {
@@ -114,13 +125,8 @@ impl SyncStateStore for SyncStateItem {
     async fn acquire_run_lease(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = Utc::now();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let [pk, sk] = self.key();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .update_state()
             .update_expression("SET lease_owner = :owner, lease_expires_at = :expires")
             .condition_expression(
                 "attribute_not_exists(lease_owner) OR lease_owner = :owner OR lease_expires_at <= :now",
@@ -142,13 +148,8 @@ impl SyncStateStore for SyncStateItem {
         owner: &str,
         to: &CreatedCursor,
     ) -> Result<Advance, StoreError> {
-        let [pk, sk] = self.key();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .update_state()
             .update_expression(
                 "SET watermark = :watermark, watermark_created_at = :at, watermark_id = :id",
             )
@@ -176,13 +177,8 @@ impl SyncStateStore for SyncStateItem {
     }
 
     async fn release_run_lease(&self, owner: &str) -> Result<(), StoreError> {
-        let [pk, sk] = self.key();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(pk.0, pk.1)
-            .key(sk.0, sk.1)
+            .update_state()
             .update_expression("REMOVE lease_owner, lease_expires_at")
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
