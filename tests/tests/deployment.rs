@@ -170,6 +170,7 @@ async fn the_template_declares_the_tables_the_adapters_create() {
     for (resource, name) in [
         ("ProactiveTable", &tables.proactive),
         ("ConversationsTable", &tables.conversations),
+        ("EventsTable", &tables.events),
     ] {
         let properties = &template["Resources"][resource]["Properties"];
         assert_eq!(
