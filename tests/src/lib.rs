@@ -3,6 +3,7 @@
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, Keycloak, Common Room, an OpenAI-compatible model).
 //! - [`node`]: conversation nodes served in the test process; [`socketio`]: the official Socket.IO client.
+//! - [`redis`]: the Redis server of the tests and a key prefix per test.
 //! - [`sync_world`]: the Common Room sync's test world (fakes, users, conversations) and rate benchmark.
 //! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
@@ -12,6 +13,7 @@ pub mod contract;
 pub mod fakes;
 pub mod moto;
 pub mod node;
+pub mod redis;
 pub mod socketio;
 pub mod sync_world;
 pub mod trigger_scenarios;

@@ -1,5 +1,5 @@
 //! The coordination contract: what every adapter of the `Coordination` port shows, for nodes of one
-//! cluster (the in-process `LocalCluster` now, the Redis adapter next): leases with rising epochs and
+//! cluster (the in-process `LocalCluster` and the Redis adapter): leases with rising epochs and
 //! TTLs, the per-user limit enforced atomically, the inbox, directed and room messages, presence.
 
 use std::sync::Arc;

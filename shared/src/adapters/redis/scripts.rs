@@ -1,0 +1,101 @@
+//! The Lua scripts that make lease changes atomic: a claim with the per-user limit, the owner-only
+//! refresh and release, and a push that tells the owner in the same step. Keys are named by the caller
+//! (see `keys.rs`); `redis::Script` runs them by SHA and reloads them after a Redis restart.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// KEYS: lease, epoch, running (the user's), owned (this node's), claims (the order counter).
+/// ARGV: node, ttl ms, conversation, max running, `evict`|`reject`, min epoch.
+/// Returns `{"held", owner}`, `{"limit"}` or `{"claimed", epoch, evicted...}`.
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return {'held', owner} end
+local evicted = {}
+if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+  local room = math.max(tonumber(ARGV[4]), 1) - 1
+  local count = redis.call('ZCARD', KEYS[3])
+  if count > room then
+    if ARGV[5] == 'reject' then return {'limit'} end
+    evicted = redis.call('ZRANGE', KEYS[3], 0, count - room - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, count - room - 1)
+  end
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[5]), ARGV[3])
+end
+local epoch = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[6])
+if epoch < floor then
+  epoch = floor
+  redis.call('SET', KEYS[2], epoch)
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[3])
+local reply = {'claimed', tostring(epoch)}
+for _, conversation in ipairs(evicted) do table.insert(reply, conversation) end
+return reply
+"#,
+    )
+});
+
+/// KEYS: the lease keys. ARGV: node, ttl ms, then one epoch per key.
+/// Extends the leases still held by `node` under their epoch; returns the 1-based positions of the others.
+pub static REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local lease = redis.call('HMGET', key, 'owner', 'epoch')
+  if lease[1] == ARGV[1] and lease[2] == ARGV[i + 2] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  else
+    table.insert(lost, i)
+  end
+end
+return lost
+"#,
+    )
+});
+
+/// KEYS: lease, running (the user's), owned (this node's).
+/// ARGV: node, epoch, conversation, `stopped`|`handed_over`, room channel, the `OwnerGone` message.
+/// Deletes the lease only if `node` holds it under `epoch`. A stopped conversation leaves the user's
+/// running set unless another lease runs it; a handed-over one tells the room (the caller's node skips it).
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local lease = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+local held = lease[1] == ARGV[1] and lease[2] == ARGV[2]
+if held then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[3], ARGV[3])
+end
+local someone_runs_it = (not held) and lease[1]
+if ARGV[4] == 'stopped' and not someone_runs_it then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+if ARGV[4] == 'handed_over' and held then
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
+return held and 1 or 0
+"#,
+    )
+});
+
+/// KEYS: inbox, lease. ARGV: the action's JSON, the node channel prefix, the `InboxReady` message.
+/// Appends the action and tells the lease's owner; returns `{id}` or `{id, owner}` if one was told.
+pub static PUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local id = redis.call('XADD', KEYS[1], '*', 'action', ARGV[1])
+local owner = redis.call('HGET', KEYS[2], 'owner')
+if owner and redis.call('PUBLISH', ARGV[2] .. owner, ARGV[3]) > 0 then
+  return {id, owner}
+end
+return {id}
+"#,
+    )
+});
