@@ -53,6 +53,8 @@ struct ClusterState {
     inboxes: HashMap<ConversationId, Inbox>,
     /// Per conversation: the connections of each node.
     rooms: HashMap<ConversationId, HashMap<NodeId, HashSet<String>>>,
+    /// Each node's last heartbeat.
+    beats: HashMap<NodeId, Instant>,
 }
 
 impl ClusterState {
@@ -403,6 +405,62 @@ impl Coordination for LocalNode {
 
     async fn has_clients(&self, conversation: &ConversationId) -> Result<bool, CoordinationError> {
         Ok(self.cluster.lock().rooms.contains_key(conversation))
+    }
+
+    async fn beat(&self) -> Result<(), CoordinationError> {
+        self.cluster
+            .lock()
+            .beats
+            .insert(self.node_id.clone(), Instant::now());
+        Ok(())
+    }
+
+    async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {
+        let now = Instant::now();
+        let (orphans, recipients) = {
+            let mut state = self.cluster.lock();
+            let dead: HashSet<NodeId> = state
+                .beats
+                .iter()
+                .filter(|(_, beat)| now.duration_since(**beat) > silence)
+                .map(|(node, _)| node.clone())
+                .collect();
+            state.beats.retain(|node, _| !dead.contains(node));
+            let orphans: Vec<ConversationId> = state
+                .leases
+                .iter()
+                .filter(|(_, lease)| dead.contains(&lease.owner))
+                .map(|(conversation, _)| conversation.clone())
+                .collect();
+            for conversation in &orphans {
+                state.leases.remove(conversation);
+            }
+            for room in state.rooms.values_mut() {
+                room.retain(|node, _| !dead.contains(node));
+            }
+            state.rooms.retain(|_, room| !room.is_empty());
+            let recipients: Vec<_> = orphans
+                .iter()
+                .flat_map(|conversation| {
+                    state
+                        .rooms
+                        .get(conversation)
+                        .into_iter()
+                        .flat_map(|room| room.keys())
+                        .filter_map(|node| state.sender(node))
+                        .map(move |sender| (conversation.clone(), sender))
+                })
+                .collect();
+            (orphans, recipients)
+        };
+        for (conversation, sender) in recipients {
+            let message = Incoming::Room {
+                conversation,
+                message: RoomMessage::OwnerGone,
+            };
+            deliver(sender, message).await;
+        }
+        Ok(orphans)
     }
 
     async fn check(&self) -> Result<(), CoordinationError> {

@@ -12,6 +12,8 @@
 //!   LLM completions and their replies), or broadcast to every node with a client of a conversation
 //!   (events, status updates, "the owner is gone").
 //! - **Presence**: which conversations have clients, on any node (idle close spares those).
+//! - **Liveness**: every node beats; a node silent too long is reaped by one survivor, which frees its
+//!   leases so that its conversations are taken over before their TTL.
 //!
 //! Written with Redis semantics in mind (see `docs/node.md`): a claim is one script (`SET NX` of the
 //! owner and epoch, the user's running set as a sorted set), the inbox a stream, directed messages a
@@ -20,6 +22,7 @@
 //! `adapters::local_cluster::LocalCluster::join`), so the trait itself only sends.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -282,6 +285,15 @@ pub trait Coordination: Send + Sync {
 
     /// Whether any node has a client of the conversation.
     async fn has_clients(&self, conversation: &ConversationId) -> Result<bool, CoordinationError>;
+
+    /// Records that this node is alive (every heartbeat).
+    async fn beat(&self) -> Result<(), CoordinationError>;
+
+    /// Declares dead the nodes that have not beaten for `silence`, each by exactly one caller: their
+    /// leases are freed at once (not after a TTL), their clients forgotten, the nodes with clients of
+    /// their conversations told (`RoomMessage::OwnerGone`); returns those conversations, for the caller
+    /// to take over the ones still meant to run.
+    async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError>;
 
     /// Whether the backend is reachable and this node's leases are trustworthy (`/ready`).
     async fn check(&self) -> Result<(), CoordinationError>;

@@ -34,6 +34,7 @@ macro_rules! coordination_contract {
             directed_messages_reach_their_node,
             room_messages_reach_the_nodes_that_joined,
             presence_counts_clients_on_every_node,
+            a_silent_node_is_reaped_once,
         ]);
     };
     (@cases $make:path, [$($case:ident),+ $(,)?]) => {
@@ -629,4 +630,75 @@ where
         .check()
         .await
         .expect("the backend is reachable");
+}
+
+pub async fn a_silent_node_is_reaped_once<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let mut nodes = make(ClusterSpec {
+        nodes: 3,
+        lease_ttl: LONG_TTL,
+    })
+    .await;
+    let silence = Duration::from_millis(400);
+    let c = conversation("orphan");
+    let (old, _) = claimed(
+        &nodes[0],
+        &request("orphan", "u", 3, LimitPolicy::EvictOldest),
+    )
+    .await;
+    nodes[0].coordination.join(&c, "on-a").await.unwrap();
+    nodes[1].coordination.join(&c, "on-b").await.unwrap();
+    for member in &nodes {
+        member.coordination.beat().await.unwrap();
+    }
+    // Node 0 falls silent; the others keep beating.
+    for _ in 0..3 {
+        tokio::time::sleep(silence / 2).await;
+        nodes[1].coordination.beat().await.unwrap();
+        nodes[2].coordination.beat().await.unwrap();
+    }
+    assert_eq!(
+        nodes[2].coordination.reap(silence).await.unwrap(),
+        std::slice::from_ref(&c)
+    );
+    assert!(
+        nodes[1]
+            .coordination
+            .reap(silence)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reaped once"
+    );
+    assert!(
+        nodes[2]
+            .coordination
+            .reap(silence)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reaped once"
+    );
+    // The node with a client is told; the lease is free long before its TTL.
+    match received(&mut nodes[1]).await {
+        Incoming::Room {
+            conversation,
+            message: RoomMessage::OwnerGone,
+        } => assert_eq!(conversation, c),
+        other => panic!("expected OwnerGone, got {other:?}"),
+    }
+    let (new, evicted) = claimed(
+        &nodes[2],
+        &request("orphan", "u", 3, LimitPolicy::EvictOldest),
+    )
+    .await;
+    assert!(new.epoch > old.epoch && evicted.is_empty());
+    // The dead node's client is forgotten; the living one's is not.
+    nodes[1].coordination.leave(&c, "on-b").await.unwrap();
+    assert!(!nodes[2].coordination.has_clients(&c).await.unwrap());
+    // Its refresh, were it to come back, fails.
+    assert_eq!(nodes[0].coordination.refresh(&[old]).await.unwrap(), [c]);
 }

@@ -162,6 +162,29 @@ impl RedisCoordination {
         Ok(owner.map(|owner| NodeId::new(&owner)))
     }
 
+    /// Records how many clients of the conversation this node has (none: the field and the index entry go).
+    async fn record_presence(
+        &self,
+        conversation: &ConversationId,
+        clients: usize,
+    ) -> Result<(), CoordinationError> {
+        let (presence, watching) = (
+            self.keys.presence(conversation),
+            self.keys.watching(&self.node_id),
+        );
+        let mut pipe = redis::pipe();
+        if clients == 0 {
+            pipe.hdel(presence, self.node_id.as_str())
+                .srem(watching, conversation.as_str());
+        } else {
+            pipe.hset(presence, self.node_id.as_str(), clients)
+                .sadd(watching, conversation.as_str());
+        }
+        pipe.query_async::<()>(&mut self.commands())
+            .await
+            .map_err(unavailable)
+    }
+
     /// Publishes to a node's channel; the node if it listens.
     async fn publish_to(
         &self,
@@ -196,15 +219,15 @@ impl Subscriptions {
             sink.subscribe(self.keys.room_channel(conversation))
                 .await
                 .map_err(unavailable)?;
-            for connection in connections {
-                presence
-                    .hset(
-                        self.keys.presence(conversation),
-                        Keys::presence_field(&self.node_id, connection),
-                        self.node_id.as_str(),
-                    )
-                    .ignore();
-            }
+            presence
+                .hset(
+                    self.keys.presence(conversation),
+                    self.node_id.as_str(),
+                    connections.len(),
+                )
+                .ignore()
+                .sadd(self.keys.watching(&self.node_id), conversation.as_str())
+                .ignore();
         }
         if !state.rooms.is_empty() {
             presence
@@ -375,7 +398,7 @@ impl Coordination for RedisCoordination {
             .key(self.keys.inbox(conversation))
             .key(self.keys.lease(conversation))
             .arg(encode(action)?)
-            .arg(self.keys.node_channel_prefix())
+            .arg(self.keys.kind_prefix("node"))
             .arg(ready)
             .invoke_async(&mut self.commands())
             .await
@@ -496,14 +519,8 @@ impl Coordination for RedisCoordination {
                 .await
                 .map_err(unavailable)?;
         }
-        redis::cmd("HSET")
-            .arg(self.keys.presence(conversation))
-            .arg(Keys::presence_field(&self.node_id, connection))
-            .arg(self.node_id.as_str())
-            .query_async::<u64>(&mut self.commands())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let clients = state.rooms.get(conversation).map_or(0, HashSet::len);
+        self.record_presence(conversation, clients).await
     }
 
     async fn leave(
@@ -512,14 +529,12 @@ impl Coordination for RedisCoordination {
         connection: &str,
     ) -> Result<(), CoordinationError> {
         let mut state = self.subscriptions.state.lock().await;
-        let last = state
-            .rooms
-            .get_mut(conversation)
-            .is_some_and(|connections| {
-                connections.remove(connection);
-                connections.is_empty()
-            });
-        if last {
+        let Some(connections) = state.rooms.get_mut(conversation) else {
+            return Ok(());
+        };
+        connections.remove(connection);
+        let clients = connections.len();
+        if clients == 0 {
             state.rooms.remove(conversation);
             if let Some(sink) = state.sink.as_mut() {
                 sink.unsubscribe(self.keys.room_channel(conversation))
@@ -527,13 +542,7 @@ impl Coordination for RedisCoordination {
                     .map_err(unavailable)?;
             }
         }
-        redis::cmd("HDEL")
-            .arg(self.keys.presence(conversation))
-            .arg(Keys::presence_field(&self.node_id, connection))
-            .query_async::<u64>(&mut self.commands())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.record_presence(conversation, clients).await
     }
 
     async fn has_clients(&self, conversation: &ConversationId) -> Result<bool, CoordinationError> {
@@ -542,6 +551,39 @@ impl Coordination for RedisCoordination {
             .query_async(&mut self.commands())
             .await
             .map_err(unavailable)
+    }
+
+    async fn beat(&self) -> Result<(), CoordinationError> {
+        scripts::BEAT
+            .key(self.keys.nodes())
+            .arg(self.node_id.as_str())
+            .invoke_async::<u8>(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {
+        let owner_gone = encode(&RoomEnvelope {
+            skip: None,
+            message: RoomMessage::OwnerGone,
+        })?;
+        let orphans: Vec<String> = scripts::REAP
+            .key(self.keys.nodes())
+            .arg(millis(silence))
+            .arg(self.keys.kind_prefix("owned"))
+            .arg(self.keys.kind_prefix("lease"))
+            .arg(self.keys.kind_prefix("watching"))
+            .arg(self.keys.kind_prefix("presence"))
+            .arg(self.keys.kind_prefix("room"))
+            .arg(owner_gone)
+            .invoke_async(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        orphans
+            .iter()
+            .map(|id| ConversationId::parse(id).map_err(corrupt))
+            .collect()
     }
 
     async fn check(&self) -> Result<(), CoordinationError> {

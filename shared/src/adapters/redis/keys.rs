@@ -10,7 +10,9 @@
 //! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction |
 //! | `{p}owned:{node}` | set | the conversations a node holds leases of | members leave on release |
 //! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded |
-//! | `{p}presence:{conversation}` | hash | `{node}/{connection}` -> node id: the conversation's clients | fields leave with their client |
+//! | `{p}presence:{conversation}` | hash | node id -> how many clients of the conversation it has | a field leaves with the node's last client, or when the node is reaped |
+//! | `{p}watching:{node}` | set | the conversations a node has clients of (to forget them when it is reaped) | members leave with the last client |
+//! | `{p}nodes` | sorted set | node ids scored by their last heartbeat (Redis time, ms) | members leave when reaped |
 //! | `{p}node:{node}` | channel | directed messages for one node (JSON `NodeMessage`) | - |
 //! | `{p}room:{conversation}` | channel | room messages for every node with a client (JSON) | - |
 //!
@@ -35,7 +37,7 @@ impl Keys {
     }
 
     pub fn lease(&self, conversation: &ConversationId) -> String {
-        format!("{}lease:{}", self.prefix, conversation.as_str())
+        format!("{}{}", self.kind_prefix("lease"), conversation.as_str())
     }
 
     pub fn epoch(&self, conversation: &ConversationId) -> String {
@@ -62,18 +64,22 @@ impl Keys {
         format!("{}presence:{}", self.prefix, conversation.as_str())
     }
 
-    /// The field of one client in a presence hash.
-    pub fn presence_field(node: &NodeId, connection: &str) -> String {
-        format!("{node}/{connection}")
+    pub fn watching(&self, node: &NodeId) -> String {
+        format!("{}watching:{node}", self.prefix)
     }
 
-    /// The prefix of node channels; the scripts append the node id.
-    pub fn node_channel_prefix(&self) -> String {
-        format!("{}node:", self.prefix)
+    pub fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    /// The prefix of every key or channel of one kind (`lease:`, `owned:`, ...), for scripts that
+    /// derive names from ids they read.
+    pub fn kind_prefix(&self, kind: &str) -> String {
+        format!("{}{kind}:", self.prefix)
     }
 
     pub fn node_channel(&self, node: &NodeId) -> String {
-        format!("{}{node}", self.node_channel_prefix())
+        format!("{}{node}", self.kind_prefix("node"))
     }
 
     pub fn room_channel(&self, conversation: &ConversationId) -> String {
@@ -97,8 +103,27 @@ mod tests {
         let conversation = ConversationId::parse("abc").unwrap();
         let channel = keys.room_channel(&conversation);
         assert_eq!(channel, "t1:room:abc");
-        assert_eq!(keys.room_of(&channel), Some(conversation));
+        assert_eq!(keys.room_of(&channel), Some(conversation.clone()));
         assert_eq!(keys.room_of("t1:node:abc"), None);
         assert_eq!(keys.room_of("t2:room:abc"), None);
+        // The reaper derives names from prefixes: they must agree with the named keys.
+        let node = NodeId::new("n1");
+        assert_eq!(
+            format!("{}n1", keys.kind_prefix("owned")),
+            keys.owned(&node)
+        );
+        assert_eq!(
+            format!("{}abc", keys.kind_prefix("lease")),
+            keys.lease(&conversation)
+        );
+        assert_eq!(
+            format!("{}n1", keys.kind_prefix("watching")),
+            keys.watching(&node)
+        );
+        assert_eq!(
+            format!("{}abc", keys.kind_prefix("presence")),
+            keys.presence(&conversation)
+        );
+        assert_eq!(format!("{}abc", keys.kind_prefix("room")), channel);
     }
 }

@@ -1,5 +1,6 @@
 //! The Lua scripts that make lease changes atomic: a claim with the per-user limit, the owner-only
-//! refresh and release, and a push that tells the owner in the same step. Keys are named by the caller
+//! refresh and release, a push that tells the owner in the same step, liveness and the reaping of
+//! dead nodes. Keys are named by the caller
 //! (see `keys.rs`); `redis::Script` runs them by SHA and reloads them after a Redis restart.
 
 use std::sync::LazyLock;
@@ -85,7 +86,7 @@ return held and 1 or 0
     )
 });
 
-/// KEYS: inbox, lease. ARGV: the action's JSON, the node channel prefix, the `InboxReady` message.
+/// KEYS: inbox, lease. ARGV: the action's JSON, the node channels' prefix, the `InboxReady` message.
 /// Appends the action and tells the lease's owner; returns `{id}` or `{id, owner}` if one was told.
 pub static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -96,6 +97,52 @@ if owner and redis.call('PUBLISH', ARGV[2] .. owner, ARGV[3]) > 0 then
   return {id, owner}
 end
 return {id}
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ).
+pub static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
+/// and `room:` names, and the `OwnerGone` room message.
+/// Removes the nodes silent for longer than the silence (so exactly one caller reaps each), deletes the
+/// leases they still hold, forgets their clients, tells the rooms of their conversations; returns those.
+pub static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local orphans = {}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)) do
+  redis.call('ZREM', KEYS[1], node)
+  local owned = ARGV[2] .. node
+  for _, conversation in ipairs(redis.call('SMEMBERS', owned)) do
+    local lease = ARGV[3] .. conversation
+    if redis.call('HGET', lease, 'owner') == node then
+      redis.call('DEL', lease)
+      table.insert(orphans, conversation)
+    end
+  end
+  redis.call('DEL', owned)
+  local watching = ARGV[4] .. node
+  for _, conversation in ipairs(redis.call('SMEMBERS', watching)) do
+    redis.call('HDEL', ARGV[5] .. conversation, node)
+  end
+  redis.call('DEL', watching)
+end
+for _, conversation in ipairs(orphans) do
+  redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7])
+end
+return orphans
 "#,
     )
 });
