@@ -1,5 +1,6 @@
 //! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
+//! - [`cluster`]: clustered node processes (the real binary) on Redis and moto.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, Keycloak, Common Room, an OpenAI-compatible model).
 //! - [`node`]: conversation nodes served in the test process; [`socketio`]: the official Socket.IO client.
@@ -9,6 +10,7 @@
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
+pub mod cluster;
 pub mod contract;
 pub mod fakes;
 pub mod moto;
