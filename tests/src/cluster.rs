@@ -38,6 +38,8 @@ pub struct ClusterEnv {
     /// `LEASE_TTL` and `HEARTBEAT_INTERVAL`, in seconds.
     pub lease_ttl: f64,
     pub heartbeat: f64,
+    /// More variables for every node (`MAX_CONCURRENT_CONVERSATIONS`, ...).
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl ClusterEnv {
@@ -49,6 +51,7 @@ impl ClusterEnv {
             tables: crate::moto::unique_tables(&crate::moto::dynamodb().await).await,
             lease_ttl: 3.0,
             heartbeat: 0.5,
+            extra: Vec::new(),
         }
     }
 }
@@ -86,6 +89,7 @@ impl NodeProcess {
             .env("CONVERSATIONS_TABLE", &env.tables.conversations)
             .env("EVENTS_TABLE", &env.tables.events)
             .env("SHUTDOWN_GRACE", "2")
+            .envs(env.extra.iter().map(|(name, value)| (*name, value)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

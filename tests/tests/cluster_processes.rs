@@ -9,17 +9,21 @@ use e2e::node::{is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
 
-async fn create_conversation(node: &NodeProcess, token: &str, first: &str) -> String {
-    let created: Value = reqwest::Client::new()
+/// Asks a node to create a conversation; its status and answer.
+async fn try_create(node: &NodeProcess, token: &str, first: &str) -> (u16, Value) {
+    let answer = reqwest::Client::new()
         .post(format!("{}/api/conversations", node.url))
         .bearer_auth(token)
         .json(&json!({ "initial_user_msg": first }))
         .send()
         .await
-        .expect("the node answers")
-        .json()
-        .await
-        .expect("JSON");
+        .expect("the node answers");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("JSON"))
+}
+
+async fn create_conversation(node: &NodeProcess, token: &str, first: &str) -> String {
+    let (_, created) = try_create(node, token, first).await;
     created["conversation_id"]
         .as_str()
         .unwrap_or_else(|| panic!("not created: {created}"))
@@ -99,20 +103,120 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
         env.heartbeat
     );
 
-    let events = all_events(&nodes[2], &alice, &id).await;
+    answered_once_without_gaps(
+        &nodes[2],
+        &alice,
+        &id,
+        &[
+            "first words",
+            "from node one",
+            "after the crash 1",
+            "after the crash 2",
+        ],
+    )
+    .await;
+}
+
+/// The stored events have ids 0, 1, 2, ... and answer each of `texts` exactly once.
+async fn answered_once_without_gaps(node: &NodeProcess, token: &str, id: &str, texts: &[&str]) {
+    let events = all_events(node, token, id).await;
     let ids: Vec<i64> = events.iter().filter_map(|e| e["id"].as_i64()).collect();
     assert_eq!(
         ids,
         (0..i64::try_from(ids.len()).unwrap()).collect::<Vec<_>>(),
         "event ids are neither duplicated nor skipped"
     );
-    for text in [
-        "first words",
-        "from node one",
-        "after the crash 1",
-        "after the crash 2",
-    ] {
+    for text in texts {
         let answered = events.iter().filter(|e| answers(e, text)).count();
         assert_eq!(answered, 1, "{text} is answered exactly once: {events:#?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_appends_nothing_after_the_takeover() {
+    let env = ClusterEnv::fresh().await;
+    let paused = NodeProcess::start(&env).await;
+    let survivor = NodeProcess::start(&env).await;
+    let alice = token("alice");
+    let id = create_conversation(&paused, &alice, "before the pause").await;
+    let options = ConnectOptions::conversation(&id, &alice, None);
+    let mut client = SocketClient::connect(&survivor.url, &options).await;
+    client
+        .events_until(|e| answers(e, "before the pause"))
+        .await;
+
+    paused.signal("STOP").await;
+    say(&mut client, "while paused").await;
+    client.events_until(|e| answers(e, "while paused")).await;
+    // Resumed past its lease, the old owner finds it lost; whatever it tries is fenced.
+    paused.signal("CONT").await;
+    tokio::time::sleep(std::time::Duration::from_secs_f64(env.lease_ttl)).await;
+    say(&mut client, "after the resume").await;
+    client
+        .events_until(|e| answers(e, "after the resume"))
+        .await;
+    answered_once_without_gaps(
+        &survivor,
+        &alice,
+        &id,
+        &["before the pause", "while paused", "after the resume"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_conversations_over_to_the_others() {
+    let env = ClusterEnv::fresh().await;
+    let leaving = NodeProcess::start(&env).await;
+    let staying = NodeProcess::start(&env).await;
+    let alice = token("alice");
+    let id = create_conversation(&leaving, &alice, "before the deploy").await;
+    let options = ConnectOptions::conversation(&id, &alice, None);
+    let mut client = SocketClient::connect(&staying.url, &options).await;
+    client
+        .events_until(|e| answers(e, "before the deploy"))
+        .await;
+
+    leaving.signal("TERM").await;
+    let status = leaving.exited().await;
+    assert!(status.success(), "a clean stop: {status}");
+    let handed = Instant::now();
+    say(&mut client, "after the deploy").await;
+    client
+        .events_until(|e| answers(e, "after the deploy"))
+        .await;
+    println!(
+        "hand-over: answered {:?} after the old owner exited",
+        handed.elapsed()
+    );
+    answered_once_without_gaps(
+        &staying,
+        &alice,
+        &id,
+        &["before the deploy", "after the deploy"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_user_limit_holds_across_nodes_under_concurrent_starts() {
+    let mut env = ClusterEnv::fresh().await;
+    env.extra = vec![
+        ("MAX_CONCURRENT_CONVERSATIONS", "2".into()),
+        ("CONVERSATION_LIMIT_POLICY", "reject".into()),
+    ];
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(NodeProcess::start(&env).await);
+    }
+    let alice = token("alice");
+    let starts = (0..9).map(|n| try_create(&nodes[n % 3], &alice, "in parallel"));
+    let statuses: Vec<u16> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    let started = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((started, refused), (2, 7), "{statuses:?}");
 }
