@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::node::{is_agent_message, token};
+use e2e::redis::PrivateRedis;
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
 
@@ -219,4 +220,65 @@ async fn the_per_user_limit_holds_across_nodes_under_concurrent_starts() {
     let started = statuses.iter().filter(|s| **s == 201).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((started, refused), (2, 7), "{statuses:?}");
+}
+
+/// Polls a node's `/ready` until it answers 200.
+async fn ready(node: &NodeProcess) {
+    let deadline = Instant::now() + e2e::socketio::PATIENCE;
+    loop {
+        let answer = reqwest::get(format!("{}/ready", node.url)).await;
+        if answer.is_ok_and(|answer| answer.status().is_success()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} never became ready", node.url);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_recovers_from_redis_restarted_empty_without_scans() {
+    let mut redis = PrivateRedis::start();
+    let mut env = ClusterEnv::fresh().await;
+    env.redis_url = redis.url();
+    let first = NodeProcess::start(&env).await;
+    let second = NodeProcess::start(&env).await;
+    let alice = token("alice");
+    let id = create_conversation(&first, &alice, "before the restart").await;
+    let options = ConnectOptions::conversation(&id, &alice, None);
+    let mut client = SocketClient::connect(&second.url, &options).await;
+    client
+        .events_until(|e| answers(e, "before the restart"))
+        .await;
+
+    no_key_scans(&redis);
+    redis.restart_empty();
+    ready(&first).await;
+    ready(&second).await;
+    say(&mut client, "after the restart").await;
+    client
+        .events_until(|e| answers(e, "after the restart"))
+        .await;
+    answered_once_without_gaps(
+        &second,
+        &alice,
+        &id,
+        &["before the restart", "after the restart"],
+    )
+    .await;
+    no_key_scans(&redis);
+}
+
+/// No command that walks the key space (or a whole collection) was issued.
+fn no_key_scans(redis: &PrivateRedis) {
+    let calls = redis.command_calls();
+    assert!(
+        calls.contains_key("evalsha"),
+        "the statistics are read: {calls:?}"
+    );
+    for pattern_command in ["scan", "keys", "hscan", "sscan", "zscan"] {
+        assert!(
+            !calls.contains_key(pattern_command),
+            "{pattern_command} was issued: {calls:?}"
+        );
+    }
 }
