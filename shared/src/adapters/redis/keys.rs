@@ -16,7 +16,7 @@
 //! | `{p}node:{node}` | channel | directed messages for one node (JSON `NodeMessage`) | - |
 //! | `{p}room:{conversation}` | channel | room messages for every node with a client (JSON) | - |
 //!
-//! No key is ever found by pattern: every path names its keys (no `SCAN`, no `KEYS`).
+//! No key is ever found by pattern: every path names the keys it touches (no walk of the key space).
 
 use crate::domain::ConversationId;
 use crate::ports::coordination::NodeId;
