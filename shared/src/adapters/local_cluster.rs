@@ -187,15 +187,28 @@ impl Coordination for LocalNode {
         let mut state = self.cluster.lock();
         let mut lost = Vec::new();
         for lease in leases {
-            match state.leases.get_mut(&lease.conversation) {
-                Some(record)
-                    if record.owner == self.node_id
-                        && record.epoch == lease.epoch
-                        && record.expires_at > now =>
-                {
-                    record.expires_at = now + self.cluster.lease_ttl;
-                }
-                _ => lost.push(lease.conversation.clone()),
+            let held = state.leases.get(&lease.conversation).is_some_and(|record| {
+                record.owner == self.node_id
+                    && record.epoch == lease.epoch
+                    && record.expires_at > now
+            });
+            let gone = state.live_owner(&lease.conversation, now).is_none();
+            let nobody_claimed_since = state
+                .epochs
+                .get(&lease.conversation)
+                .is_none_or(|epoch| *epoch <= lease.epoch);
+            if held || (gone && nobody_claimed_since) {
+                // Re-asserted when it expired unclaimed, as the Redis adapter does.
+                state.leases.insert(
+                    lease.conversation.clone(),
+                    LeaseRecord {
+                        owner: self.node_id.clone(),
+                        epoch: lease.epoch,
+                        expires_at: now + self.cluster.lease_ttl,
+                    },
+                );
+            } else {
+                lost.push(lease.conversation.clone());
             }
         }
         Ok(lost)

@@ -222,7 +222,8 @@ pub trait Coordination: Send + Sync {
     /// enforcing its user's running limit in the same atomic step.
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, CoordinationError>;
 
-    /// Extends the leases this node still holds; returns the conversations of those it no longer holds.
+    /// Extends the leases this node still holds, and re-asserts those that expired (or that a backend
+    /// restarted empty forgot) if nobody claimed them since; returns the conversations of the others.
     async fn refresh(&self, leases: &[Lease]) -> Result<Vec<ConversationId>, CoordinationError>;
 
     /// Gives a lease up (only if still held by it).

@@ -35,6 +35,7 @@ macro_rules! coordination_contract {
             room_messages_reach_the_nodes_that_joined,
             presence_counts_clients_on_every_node,
             a_silent_node_is_reaped_once,
+            a_refresh_reasserts_a_lease_nobody_claimed_since,
         ]);
     };
     (@cases $make:path, [$($case:ident),+ $(,)?]) => {
@@ -701,4 +702,33 @@ where
     assert!(!nodes[2].coordination.has_clients(&c).await.unwrap());
     // Its refresh, were it to come back, fails.
     assert_eq!(nodes[0].coordination.refresh(&[old]).await.unwrap(), [c]);
+}
+
+pub async fn a_refresh_reasserts_a_lease_nobody_claimed_since<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let ttl = Duration::from_millis(300);
+    let nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: ttl,
+    })
+    .await;
+    let claim = request("late", "u", 3, LimitPolicy::EvictOldest);
+    let (lease, _) = claimed(&nodes[0], &claim).await;
+    tokio::time::sleep(ttl * 2).await;
+    // Expired, but nobody was granted a later epoch: the late refresh holds it again.
+    assert!(
+        nodes[0]
+            .coordination
+            .refresh(std::slice::from_ref(&lease))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        nodes[1].coordination.claim(&claim).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
 }

@@ -336,14 +336,16 @@ impl Coordination for RedisCoordination {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = scripts::REFRESH.prepare_invoke();
+        let mut invocation = scripts::REFRESH.key(self.keys.owned(&self.node_id));
         invocation
             .arg(self.node_id.as_str())
             .arg(millis(self.lease_ttl));
         for lease in leases {
             invocation
                 .key(self.keys.lease(&lease.conversation))
-                .arg(lease.epoch);
+                .key(self.keys.epoch(&lease.conversation))
+                .arg(lease.epoch)
+                .arg(lease.conversation.as_str());
         }
         let lost: Vec<usize> = invocation
             .invoke_async(&mut self.commands())

@@ -42,16 +42,25 @@ return reply
     )
 });
 
-/// KEYS: the lease keys. ARGV: node, ttl ms, then one epoch per key.
-/// Extends the leases still held by `node` under their epoch; returns the 1-based positions of the others.
+/// KEYS: owned (this node's), then a lease key and an epoch key per lease. ARGV: node, ttl ms, then an
+/// epoch and a conversation id per lease. Extends the leases still held by `node` under their epoch, and re-asserts those whose
+/// key is gone (expired, or Redis restarted empty) as long as nobody was granted a later epoch since;
+/// returns the 1-based positions of the others.
 pub static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local lost = {}
-for i, key in ipairs(KEYS) do
-  local lease = redis.call('HMGET', key, 'owner', 'epoch')
-  if lease[1] == ARGV[1] and lease[2] == ARGV[i + 2] then
-    redis.call('PEXPIRE', key, ARGV[2])
+for i = 1, (#KEYS - 1) / 2 do
+  local lease, counter = KEYS[2 * i], KEYS[2 * i + 1]
+  local epoch, conversation = ARGV[2 * i + 1], ARGV[2 * i + 2]
+  local held = redis.call('HMGET', lease, 'owner', 'epoch')
+  if held[1] == ARGV[1] and held[2] == epoch then
+    redis.call('PEXPIRE', lease, ARGV[2])
+  elseif not held[1] and tonumber(redis.call('GET', counter) or '0') <= tonumber(epoch) then
+    redis.call('SET', counter, epoch)
+    redis.call('HSET', lease, 'owner', ARGV[1], 'epoch', epoch)
+    redis.call('PEXPIRE', lease, ARGV[2])
+    redis.call('SADD', KEYS[1], conversation)
   else
     table.insert(lost, i)
   end
