@@ -9,6 +9,10 @@ use e2e::node::{is_agent_message, token};
 use e2e::redis::PrivateRedis;
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
+use shared::adapters::redis::{RedisCoordination, RedisSettings};
+use shared::domain::{ConversationId, UserAction};
+use shared::ports::Coordination;
+use shared::ports::coordination::{ClaimRequest, LimitPolicy, NodeId};
 
 /// Asks a node to create a conversation; its status and answer.
 async fn try_create(node: &NodeProcess, token: &str, first: &str) -> (u16, Value) {
@@ -281,4 +285,71 @@ fn no_key_scans(redis: &PrivateRedis) {
             "{pattern_command} was issued: {calls:?}"
         );
     }
+}
+
+/// Commands per heartbeat of an idle node over a window of `beats` heartbeats (each heartbeat runs
+/// exactly two scripts, `BEAT` and `REAP`, when the node holds no lease: they count the heartbeats).
+async fn commands_per_heartbeat(redis: &PrivateRedis, beats: u64) -> f64 {
+    let total = |calls: &std::collections::BTreeMap<String, u64>| -> (u64, u64) {
+        let all = calls
+            .iter()
+            .filter(|(name, _)| name.as_str() != "info")
+            .map(|(_, calls)| calls)
+            .sum();
+        (all, calls.get("evalsha").copied().unwrap_or(0))
+    };
+    let (all_before, scripts_before) = total(&redis.command_calls());
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (all, scripts) = total(&redis.command_calls());
+        if scripts - scripts_before >= 2 * beats {
+            let heartbeats = (scripts - scripts_before) as f64 / 2.0;
+            return (all - all_before) as f64 / heartbeats;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_heartbeat_costs_the_same_however_many_conversations_others_own() {
+    let redis = PrivateRedis::start();
+    let mut env = ClusterEnv::fresh().await;
+    env.redis_url = redis.url();
+    env.heartbeat = 0.2;
+    let _idle = NodeProcess::start(&env).await;
+    let before = commands_per_heartbeat(&redis, 5).await;
+
+    // Another node's conversations, with clients and waiting actions; it stays quiet during the window.
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_prefix: env.key_prefix.clone(),
+        lease_ttl: std::time::Duration::from_secs(600),
+    };
+    let (other, _incoming) = RedisCoordination::connect(&settings, NodeId::new("other"))
+        .await
+        .expect("Redis answers");
+    for n in 0..300 {
+        let conversation = ConversationId::parse(&format!("foreign-{n}")).unwrap();
+        let claim = ClaimRequest {
+            conversation: conversation.clone(),
+            user_id: format!("user-{}", n % 50),
+            max_running: 10,
+            policy: LimitPolicy::EvictOldest,
+            min_epoch: 1,
+        };
+        other.claim(&claim).await.unwrap();
+        other.join(&conversation, "client").await.unwrap();
+        other
+            .push_action(&conversation, &UserAction::message("waiting"))
+            .await
+            .unwrap();
+    }
+    let after = commands_per_heartbeat(&redis, 5).await;
+    println!(
+        "commands per heartbeat of an idle node: {before:.1}, with 300 foreign conversations: {after:.1}"
+    );
+    assert!(
+        after < before + 1.0,
+        "the heartbeat's cost grew with other nodes' conversations: {before} -> {after}"
+    );
+    no_key_scans(&redis);
 }
