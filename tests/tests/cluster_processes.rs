@@ -353,3 +353,51 @@ async fn a_nodes_heartbeat_costs_the_same_however_many_conversations_others_own(
     );
     no_key_scans(&redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_continuous_actions_on_many_conversations_loses_nothing_acknowledged() {
+    const CONVERSATIONS: usize = 8;
+    const ROUNDS: usize = 6;
+    let env = ClusterEnv::fresh().await;
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(NodeProcess::start(&env).await);
+    }
+    let mut conversations = Vec::new();
+    let mut clients = Vec::new();
+    for n in 0..CONVERSATIONS {
+        // Users of their own, so that the per-user limit evicts nothing.
+        let user = token(&format!("user-{n}"));
+        let id = create_conversation(&nodes[0], &user, &format!("c{n} opens")).await;
+        let options = ConnectOptions::conversation(&id, &user, None);
+        clients.push(SocketClient::connect(&nodes[1 + n % 2].url, &options).await);
+        conversations.push((id, user));
+    }
+    let mut killed = None;
+    for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            nodes[0].signal("KILL").await;
+            killed = Some(Instant::now());
+        }
+        for (n, client) in clients.iter_mut().enumerate() {
+            say(client, &format!("c{n} round {round}")).await;
+        }
+    }
+    for (n, client) in clients.iter_mut().enumerate() {
+        let last = format!("c{n} round {}", ROUNDS - 1);
+        client.events_until(|e| answers(e, &last)).await;
+    }
+    if let Some(killed) = killed {
+        println!(
+            "takeover of {CONVERSATIONS} conversations: every client answered {:?} after kill -9",
+            killed.elapsed()
+        );
+    }
+    for (n, (id, user)) in conversations.iter().enumerate() {
+        let texts: Vec<String> = std::iter::once(format!("c{n} opens"))
+            .chain((0..ROUNDS).map(|round| format!("c{n} round {round}")))
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        answered_once_without_gaps(&nodes[1], user, id, &texts).await;
+    }
+}
