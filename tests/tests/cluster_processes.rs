@@ -58,6 +58,18 @@ fn answers(event: &Value, text: &str) -> bool {
             .is_some_and(|c| c.contains(text))
 }
 
+/// Sends a message with a client action id (as a client that retries does) and waits for its ack.
+async fn say_with_id(client: &mut SocketClient, text: &str, client_action_id: &str) {
+    let mut action = message_action(text);
+    action["client_action_id"] = json!(client_action_id);
+    let ack = client.emit_with_ack("oh_user_action", action).await;
+    assert_eq!(
+        ack,
+        json!({ "success": true }),
+        "{text} was not acknowledged"
+    );
+}
+
 /// Sends a message and waits for its acknowledgement.
 async fn say(client: &mut SocketClient, text: &str) {
     let ack = client
@@ -93,6 +105,12 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
         .events_until(|e| answers(e, "from node one"))
         .await;
 
+    // A retried action (the same client action id, even through another node) is applied once.
+    say_with_id(&mut elsewhere, "retried", "action-7").await;
+    say_with_id(&mut on_owner, "retried", "action-7").await;
+    say_with_id(&mut elsewhere, "retried", "action-7").await;
+    on_owner.events_until(|e| answers(e, "retried")).await;
+
     // The owner dies without a word; actions acknowledged meanwhile are answered after the takeover.
     nodes[0].signal("KILL").await;
     let killed = Instant::now();
@@ -115,6 +133,7 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
         &[
             "first words",
             "from node one",
+            "retried",
             "after the crash 1",
             "after the crash 2",
         ],
@@ -339,7 +358,7 @@ async fn a_nodes_heartbeat_costs_the_same_however_many_conversations_others_own(
         other.claim(&claim).await.unwrap();
         other.join(&conversation, "client").await.unwrap();
         other
-            .push_action(&conversation, &UserAction::message("waiting"))
+            .push_action(&conversation, &UserAction::message("waiting"), None)
             .await
             .unwrap();
     }

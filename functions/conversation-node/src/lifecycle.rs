@@ -151,7 +151,10 @@ pub async fn create(
         }
     }
     if let Some(message) = first_message
-        && let Err(error) = node.coordination.push_action(&meta.id, &message).await
+        && let Err(error) = node
+            .coordination
+            .push_action(&meta.id, &message, None)
+            .await
     {
         // Without its first message the conversation does not start: it is recorded stopped.
         let _ = node
@@ -220,12 +223,14 @@ async fn mark_stopped(
 }
 
 /// Delivers a user action: durable in the inbox first; a message to a conversation nobody runs
-/// (re)starts it here. A requested stop is a stop. Returns whether the conversation runs.
+/// (re)starts it here. A requested stop is a stop. A client's retry (the same `client_action_id`) is
+/// stored once. Returns whether the conversation runs.
 pub async fn deliver(
     node: &Node,
     conversation: &ConversationId,
     user_id: &str,
     action: UserAction,
+    client_action_id: Option<&str>,
 ) -> Result<Started, LifecycleError> {
     inc(&node.metrics.user_actions);
     if let UserAction::ChangeAgentState {
@@ -235,7 +240,10 @@ pub async fn deliver(
         stop(node, conversation, StopReason::Explicit).await?;
         return Ok(Started::AlreadyRunning);
     }
-    let pushed = node.coordination.push_action(conversation, &action).await?;
+    let pushed = node
+        .coordination
+        .push_action(conversation, &action, client_action_id)
+        .await?;
     match (pushed.owner, action) {
         (None, UserAction::Message { .. }) => ensure_running(node, conversation, user_id).await,
         _ => Ok(Started::AlreadyRunning),

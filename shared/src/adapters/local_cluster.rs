@@ -41,6 +41,8 @@ struct LeaseRecord {
 struct Inbox {
     last: (u64, u64),
     entries: VecDeque<((u64, u64), UserAction)>,
+    /// Client action ids and the entries they were stored as (kept for the process's life).
+    client_ids: HashMap<String, (u64, u64)>,
 }
 
 #[derive(Default)]
@@ -263,18 +265,29 @@ impl Coordination for LocalNode {
         &self,
         conversation: &ConversationId,
         action: &UserAction,
+        client_action_id: Option<&str>,
     ) -> Result<Pushed, CoordinationError> {
         let now_millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         let (id, owner) = {
             let mut state = self.cluster.lock();
             let inbox = state.inboxes.entry(conversation.clone()).or_default();
-            let id = if now_millis > inbox.last.0 {
-                (now_millis, 0)
-            } else {
-                (inbox.last.0, inbox.last.1 + 1)
+            let retried = client_action_id.and_then(|client_id| inbox.client_ids.get(client_id));
+            let id = match retried {
+                Some(first) => *first,
+                None => {
+                    let id = if now_millis > inbox.last.0 {
+                        (now_millis, 0)
+                    } else {
+                        (inbox.last.0, inbox.last.1 + 1)
+                    };
+                    inbox.last = id;
+                    inbox.entries.push_back((id, action.clone()));
+                    if let Some(client_id) = client_action_id {
+                        inbox.client_ids.insert(client_id.to_owned(), id);
+                    }
+                    id
+                }
             };
-            inbox.last = id;
-            inbox.entries.push_back((id, action.clone()));
             let owner = state
                 .live_owner(conversation, Instant::now())
                 .cloned()

@@ -31,6 +31,9 @@ use crate::domain::{
     ChatMessage, ConversationEvent, ConversationId, InboxId, StatusUpdate, UserAction,
 };
 
+/// How long a client's action id is remembered, so that its retries are stored once.
+pub const ACTION_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
 /// A node's identity in the cluster (`NODE_ID`, else generated at start).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -234,11 +237,14 @@ pub trait Coordination: Send + Sync {
         end: LeaseEnd,
     ) -> Result<(), CoordinationError>;
 
-    /// Stores a user action durably in the conversation's inbox and tells its owner, if any.
+    /// Stores a user action durably in the conversation's inbox and tells its owner, if any. A client's
+    /// retry (the same `client_action_id` for the conversation, within [`ACTION_ID_MEMORY`]) is stored
+    /// once: it answers the first push's inbox id.
     async fn push_action(
         &self,
         conversation: &ConversationId,
         action: &UserAction,
+        client_action_id: Option<&str>,
     ) -> Result<Pushed, CoordinationError>;
 
     /// Inbox entries after `after` (from the start when `None`), oldest first, at most `limit`.

@@ -36,6 +36,7 @@ macro_rules! coordination_contract {
             presence_counts_clients_on_every_node,
             a_silent_node_is_reaped_once,
             a_refresh_reasserts_a_lease_nobody_claimed_since,
+            a_retried_action_is_stored_once,
         ]);
     };
     (@cases $make:path, [$($case:ident),+ $(,)?]) => {
@@ -435,7 +436,7 @@ where
     for n in 0..5 {
         let pushed = nodes[n % 2]
             .coordination
-            .push_action(&c, &UserAction::message(&format!("message {n}")))
+            .push_action(&c, &UserAction::message(&format!("message {n}")), None)
             .await
             .unwrap();
         assert_eq!(pushed.owner, None, "nobody owns the conversation");
@@ -506,7 +507,7 @@ where
     .await;
     let pushed = nodes[1]
         .coordination
-        .push_action(&c, &UserAction::message("hello"))
+        .push_action(&c, &UserAction::message("hello"), None)
         .await
         .unwrap();
     assert_eq!(pushed.owner.as_ref(), Some(nodes[0].coordination.node_id()));
@@ -731,4 +732,55 @@ where
         nodes[1].coordination.claim(&claim).await.unwrap(),
         ClaimOutcome::Held { .. }
     ));
+}
+
+pub async fn a_retried_action_is_stored_once<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: LONG_TTL,
+    })
+    .await;
+    let c = conversation("retried");
+    let action = UserAction::message("once");
+    let first = nodes[0]
+        .coordination
+        .push_action(&c, &action, Some("client-1"))
+        .await
+        .unwrap();
+    // The client's retry, through another node: the same entry.
+    let retry = nodes[1]
+        .coordination
+        .push_action(&c, &action, Some("client-1"))
+        .await
+        .unwrap();
+    assert_eq!(retry.id, first.id);
+    // Another action id, or none, is another action; ids are per conversation.
+    nodes[1]
+        .coordination
+        .push_action(&c, &action, Some("client-2"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        nodes[0]
+            .coordination
+            .push_action(&c, &action, None)
+            .await
+            .unwrap();
+    }
+    nodes[0]
+        .coordination
+        .push_action(&conversation("elsewhere"), &action, Some("client-1"))
+        .await
+        .unwrap();
+    let stored = nodes[0]
+        .coordination
+        .read_inbox(&c, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[0].id, first.id);
 }

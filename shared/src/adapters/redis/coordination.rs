@@ -20,8 +20,8 @@ use super::keys::Keys;
 use super::scripts;
 use crate::domain::{ConversationId, InboxId, UserAction};
 use crate::ports::coordination::{
-    ClaimOutcome, ClaimRequest, Coordination, CoordinationError, Destination, InboxEntry, Incoming,
-    Lease, LeaseEnd, LimitPolicy, NodeId, NodeMessage, Pushed, RoomMessage,
+    ACTION_ID_MEMORY, ClaimOutcome, ClaimRequest, Coordination, CoordinationError, Destination,
+    InboxEntry, Incoming, Lease, LeaseEnd, LimitPolicy, NodeId, NodeMessage, Pushed, RoomMessage,
 };
 
 /// How many incoming messages may wait for the node's dispatcher before the pub/sub reader waits.
@@ -392,16 +392,22 @@ impl Coordination for RedisCoordination {
         &self,
         conversation: &ConversationId,
         action: &UserAction,
+        client_action_id: Option<&str>,
     ) -> Result<Pushed, CoordinationError> {
         let ready = encode(&NodeMessage::InboxReady {
             conversation: conversation.clone(),
         })?;
-        let reply: Vec<String> = scripts::PUSH
-            .key(self.keys.inbox(conversation))
+        let mut invocation = scripts::PUSH.key(self.keys.inbox(conversation));
+        invocation
             .key(self.keys.lease(conversation))
             .arg(encode(action)?)
             .arg(self.keys.kind_prefix("node"))
             .arg(ready)
+            .arg(ACTION_ID_MEMORY.as_secs());
+        if let Some(client_id) = client_action_id {
+            invocation.key(self.keys.client_action(conversation, client_id));
+        }
+        let reply: Vec<String> = invocation
             .invoke_async(&mut self.commands())
             .await
             .map_err(unavailable)?;

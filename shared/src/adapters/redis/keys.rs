@@ -10,6 +10,7 @@
 //! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction |
 //! | `{p}owned:{node}` | set | the conversations a node holds leases of | members leave on release |
 //! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded |
+//! | `{p}action:{conversation}:{client action id}` | string | the inbox id a client's action was stored as | `EX` a day (`ACTION_ID_MEMORY`) |
 //! | `{p}presence:{conversation}` | hash | node id -> how many clients of the conversation it has | a field leaves with the node's last client, or when the node is reaped |
 //! | `{p}watching:{node}` | set | the conversations a node has clients of (to forget them when it is reaped) | members leave with the last client |
 //! | `{p}nodes` | sorted set | node ids scored by their last heartbeat (Redis time, ms) | members leave when reaped |
@@ -58,6 +59,14 @@ impl Keys {
 
     pub fn inbox(&self, conversation: &ConversationId) -> String {
         format!("{}inbox:{}", self.prefix, conversation.as_str())
+    }
+
+    pub fn client_action(&self, conversation: &ConversationId, client_action_id: &str) -> String {
+        format!(
+            "{}action:{}:{client_action_id}",
+            self.prefix,
+            conversation.as_str()
+        )
     }
 
     pub fn presence(&self, conversation: &ConversationId) -> String {

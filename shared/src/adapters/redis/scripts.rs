@@ -95,12 +95,18 @@ return held and 1 or 0
     )
 });
 
-/// KEYS: inbox, lease. ARGV: the action's JSON, the node channels' prefix, the `InboxReady` message.
-/// Appends the action and tells the lease's owner; returns `{id}` or `{id, owner}` if one was told.
+/// KEYS: inbox, lease, and the client action id's key (when the client gave one). ARGV: the action's
+/// JSON, the node channels' prefix, the `InboxReady` message, how long the client id is remembered (s).
+/// Appends the action (once per client action id) and tells the lease's owner; returns `{id}` or
+/// `{id, owner}` if one was told.
 pub static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local id = redis.call('XADD', KEYS[1], '*', 'action', ARGV[1])
+local id = KEYS[3] and redis.call('GET', KEYS[3])
+if not id then
+  id = redis.call('XADD', KEYS[1], '*', 'action', ARGV[1])
+  if KEYS[3] then redis.call('SET', KEYS[3], id, 'EX', ARGV[4]) end
+end
 local owner = redis.call('HGET', KEYS[2], 'owner')
 if owner and redis.call('PUBLISH', ARGV[2] .. owner, ARGV[3]) > 0 then
   return {id, owner}
