@@ -448,7 +448,9 @@ impl Coordination for LocalNode {
             let dead: HashSet<NodeId> = state
                 .beats
                 .iter()
-                .filter(|(_, beat)| now.duration_since(**beat) > silence)
+                .filter(|(node, beat)| {
+                    now.duration_since(**beat) > silence || !state.nodes.contains_key(*node)
+                })
                 .map(|(node, _)| node.clone())
                 .collect();
             state.beats.retain(|node, _| !dead.contains(node));

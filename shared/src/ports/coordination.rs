@@ -296,7 +296,8 @@ pub trait Coordination: Send + Sync {
     /// Records that this node is alive (every heartbeat).
     async fn beat(&self) -> Result<(), CoordinationError>;
 
-    /// Declares dead the nodes that have not beaten for `silence`, each by exactly one caller: their
+    /// Declares dead the nodes that have not beaten for `silence`, or whose connection the backend shows
+    /// gone (a crashed process, at once), each by exactly one caller: their
     /// leases are freed at once (not after a TTL), their clients forgotten, the nodes with clients of
     /// their conversations told (`RoomMessage::OwnerGone`); returns those conversations, for the caller
     /// to take over the ones still meant to run.

@@ -37,6 +37,7 @@ macro_rules! coordination_contract {
             a_silent_node_is_reaped_once,
             a_refresh_reasserts_a_lease_nobody_claimed_since,
             a_retried_action_is_stored_once,
+            a_departed_node_is_reaped_before_it_falls_silent,
         ]);
     };
     (@cases $make:path, [$($case:ident),+ $(,)?]) => {
@@ -783,4 +784,38 @@ where
         .unwrap();
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].id, first.id);
+}
+
+pub async fn a_departed_node_is_reaped_before_it_falls_silent<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let mut nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: LONG_TTL,
+    })
+    .await;
+    let claim = request("departed", "u", 3, LimitPolicy::EvictOldest);
+    claimed(&nodes[0], &claim).await;
+    for member in &nodes {
+        member.coordination.beat().await.unwrap();
+    }
+    // The process ends: its connection goes with it, long before any silence would count.
+    let survivor = nodes.pop().unwrap();
+    drop(nodes);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let orphans = survivor.coordination.reap(LONG_TTL).await.unwrap();
+        if !orphans.is_empty() {
+            assert_eq!(orphans, [conversation("departed")]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the departed node was never reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    claimed(&survivor, &claim).await;
 }

@@ -185,6 +185,42 @@ impl RedisCoordination {
             .map_err(unavailable)
     }
 
+    /// The other live-listed nodes whose channel nobody listens to: their process (and its connection)
+    /// is gone, which Redis knows at once, long before their heartbeat falls silent. A node that is only
+    /// reconnecting may be listed too; it re-asserts or loses its leases safely (fencing).
+    async fn departed_nodes(&self) -> Result<Vec<String>, CoordinationError> {
+        let nodes: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.nodes())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        let others: Vec<NodeId> = nodes
+            .iter()
+            .map(|node| NodeId::new(node))
+            .filter(|node| *node != self.node_id)
+            .collect();
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut numsub = redis::cmd("PUBSUB");
+        numsub.arg("NUMSUB");
+        for node in &others {
+            numsub.arg(self.keys.node_channel(node));
+        }
+        let listeners: Vec<(String, u64)> = numsub
+            .query_async(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        Ok(others
+            .into_iter()
+            .zip(listeners)
+            .filter(|(_, (_, count))| *count == 0)
+            .map(|(node, _)| node.as_str().to_owned())
+            .collect())
+    }
+
     /// Publishes to a node's channel; the node if it listens.
     async fn publish_to(
         &self,
@@ -572,6 +608,7 @@ impl Coordination for RedisCoordination {
     }
 
     async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {
+        let gone = self.departed_nodes().await?;
         let owner_gone = encode(&RoomEnvelope {
             skip: None,
             message: RoomMessage::OwnerGone,
@@ -585,6 +622,7 @@ impl Coordination for RedisCoordination {
             .arg(self.keys.kind_prefix("presence"))
             .arg(self.keys.kind_prefix("room"))
             .arg(owner_gone)
+            .arg(gone)
             .invoke_async(&mut self.commands())
             .await
             .map_err(unavailable)?;

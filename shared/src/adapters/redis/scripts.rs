@@ -128,31 +128,35 @@ return 1
 });
 
 /// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
-/// and `room:` names, and the `OwnerGone` room message.
-/// Removes the nodes silent for longer than the silence (so exactly one caller reaps each), deletes the
-/// leases they still hold, forgets their clients, tells the rooms of their conversations; returns those.
+/// and `room:` names, the `OwnerGone` room message, then the nodes whose connection is gone.
+/// Removes the nodes silent for longer than the silence, or gone (`ZREM` decides, so exactly one caller
+/// reaps each), deletes the leases they still hold, forgets their clients, tells the rooms of their
+/// conversations; returns those.
 pub static REAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+for i = 8, #ARGV do table.insert(dead, ARGV[i]) end
 local orphans = {}
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)) do
-  redis.call('ZREM', KEYS[1], node)
-  local owned = ARGV[2] .. node
-  for _, conversation in ipairs(redis.call('SMEMBERS', owned)) do
-    local lease = ARGV[3] .. conversation
-    if redis.call('HGET', lease, 'owner') == node then
-      redis.call('DEL', lease)
-      table.insert(orphans, conversation)
+for _, node in ipairs(dead) do
+  if redis.call('ZREM', KEYS[1], node) == 1 then
+    local owned = ARGV[2] .. node
+    for _, conversation in ipairs(redis.call('SMEMBERS', owned)) do
+      local lease = ARGV[3] .. conversation
+      if redis.call('HGET', lease, 'owner') == node then
+        redis.call('DEL', lease)
+        table.insert(orphans, conversation)
+      end
     end
+    redis.call('DEL', owned)
+    local watching = ARGV[4] .. node
+    for _, conversation in ipairs(redis.call('SMEMBERS', watching)) do
+      redis.call('HDEL', ARGV[5] .. conversation, node)
+    end
+    redis.call('DEL', watching)
   end
-  redis.call('DEL', owned)
-  local watching = ARGV[4] .. node
-  for _, conversation in ipairs(redis.call('SMEMBERS', watching)) do
-    redis.call('HDEL', ARGV[5] .. conversation, node)
-  end
-  redis.call('DEL', watching)
 end
 for _, conversation in ipairs(orphans) do
   redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7])
