@@ -70,10 +70,14 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server and starts an empty one on the same port.
-    pub fn restart_empty(&mut self) {
+    /// Kills the server (its data is gone with it).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts an empty server on the same port, after [`Self::kill`].
+    pub fn start_empty(&mut self) {
         self.child = Self::spawn(self.port);
     }
 
