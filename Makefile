@@ -15,6 +15,10 @@ run:
 test:
 	scripts/test-stack.sh
 
+# NODES (default 3) clustered nodes on PORT, PORT+1, ... over Redis and DynamoDB (moto if no AWS endpoint).
+cluster:
+	scripts/cluster.sh
+
 fmt:
 	cargo fmt --all
 

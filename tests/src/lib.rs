@@ -1,9 +1,11 @@
 //! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.
+//! - [`cluster`]: clustered node processes (the real binary) on Redis and moto.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, Keycloak, Common Room, an OpenAI-compatible model).
 //! - [`node`]: conversation nodes served in the test process; [`socketio`]: the official Socket.IO client.
+//! - [`redis`]: the Redis server of the tests and a key prefix per test.
 //! - [`sync_world`]: the Common Room sync's test world (fakes, users, conversations) and rate benchmark.
 //! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
 //! - [`lambda_tools`]: cargo-lambda (build, the `watch` emulator, invoke), cfn-lint and the SAM CLI.
@@ -11,11 +13,13 @@
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
 pub mod cleanup_scenarios;
+pub mod cluster;
 pub mod contract;
 pub mod fakes;
 pub mod lambda_tools;
 pub mod moto;
 pub mod node;
+pub mod redis;
 pub mod socketio;
 pub mod sync_world;
 pub mod trigger_scenarios;

@@ -17,9 +17,10 @@ use shared::adapters::in_process_bus::InProcessBus;
 use shared::adapters::local_cluster::LocalCluster;
 use shared::config::{BusBackend, StoreBackend};
 use shared::github::GitHubClient;
-use shared::ports::coordination::{LimitPolicy, NodeId};
+use shared::ports::Coordination;
+use shared::ports::coordination::{Incoming, LimitPolicy, NodeId};
 use shared::ports::{ConversationStore, EventBus, EventStore};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::moto;
@@ -160,13 +161,24 @@ impl Drop for TestNode {
 impl TestNode {
     /// A node on `stores`, one more member of `cluster`.
     pub async fn start(stores: &Stores, cluster: &LocalCluster, options: NodeOptions) -> Self {
+        let (coordination, incoming) = cluster.join(options.config.node_id.clone());
+        Self::start_with(stores, Arc::new(coordination), incoming, options).await
+    }
+
+    /// A node on `stores` with a coordination adapter of the caller's (e.g. Redis), built for
+    /// `options.config.node_id`, and the receiver of its incoming messages.
+    pub async fn start_with(
+        stores: &Stores,
+        coordination: Arc<dyn Coordination>,
+        incoming: mpsc::Receiver<Incoming>,
+        options: NodeOptions,
+    ) -> Self {
         let node_id = options.config.node_id.clone();
-        let (coordination, incoming) = cluster.join(node_id.clone());
         let deps = NodeDeps {
             conversations: Arc::clone(&stores.conversations),
             events: Arc::clone(&stores.events),
             bus: options.bus,
-            coordination: Arc::new(coordination),
+            coordination,
             incoming,
             github: options.github,
         };

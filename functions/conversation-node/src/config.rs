@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use shared::adapters::redis::keys::Keys;
 use shared::config::{self, BusBackend, ConfigError, StoreBackend};
 use shared::ports::coordination::{LimitPolicy, NodeId};
 
@@ -81,8 +82,8 @@ pub struct LlmConfig {
 pub enum CoordinationBackend {
     /// In-process: this node alone.
     Standalone,
-    /// Redis (`REDIS_URL`): a cluster of nodes.
-    Redis { url: String },
+    /// Redis (`REDIS_URL`): a cluster of nodes; every key starts with `key_prefix` (`REDIS_KEY_PREFIX`).
+    Redis { url: String, key_prefix: String },
 }
 
 #[derive(Clone)]
@@ -179,7 +180,11 @@ impl NodeConfig {
             timing,
             llm: llm_from_env()?,
             coordination: match config::var("REDIS_URL") {
-                Some(url) => CoordinationBackend::Redis { url },
+                Some(url) => CoordinationBackend::Redis {
+                    url,
+                    key_prefix: config::var("REDIS_KEY_PREFIX")
+                        .unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned()),
+                },
                 None => CoordinationBackend::Standalone,
             },
             store: StoreBackend::from_env(),

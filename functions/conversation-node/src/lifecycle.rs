@@ -4,7 +4,8 @@
 //! - user actions go to the inbox, and a message to a conversation nobody runs (re)starts it;
 //! - stops reach the owner wherever it is; with no owner, the metadata is marked stopped here;
 //! - the heartbeat refreshes this node's leases and ends the loops whose lease is lost (or that could
-//!   not be refreshed for nearly a TTL); the sweep stops idle conversations with no client anywhere;
+//!   not be refreshed for nearly a TTL), records this node's liveness and takes over the conversations
+//!   of dead nodes; the sweep stops idle conversations with no client anywhere;
 //! - on shutdown every loop hands its conversation over.
 
 use std::sync::Arc;
@@ -150,7 +151,10 @@ pub async fn create(
         }
     }
     if let Some(message) = first_message
-        && let Err(error) = node.coordination.push_action(&meta.id, &message).await
+        && let Err(error) = node
+            .coordination
+            .push_action(&meta.id, &message, None)
+            .await
     {
         // Without its first message the conversation does not start: it is recorded stopped.
         let _ = node
@@ -219,12 +223,14 @@ async fn mark_stopped(
 }
 
 /// Delivers a user action: durable in the inbox first; a message to a conversation nobody runs
-/// (re)starts it here. A requested stop is a stop. Returns whether the conversation runs.
+/// (re)starts it here. A requested stop is a stop. A client's retry (the same `client_action_id`) is
+/// stored once. Returns whether the conversation runs.
 pub async fn deliver(
     node: &Node,
     conversation: &ConversationId,
     user_id: &str,
     action: UserAction,
+    client_action_id: Option<&str>,
 ) -> Result<Started, LifecycleError> {
     inc(&node.metrics.user_actions);
     if let UserAction::ChangeAgentState {
@@ -234,7 +240,10 @@ pub async fn deliver(
         stop(node, conversation, StopReason::Explicit).await?;
         return Ok(Started::AlreadyRunning);
     }
-    let pushed = node.coordination.push_action(conversation, &action).await?;
+    let pushed = node
+        .coordination
+        .push_action(conversation, &action, client_action_id)
+        .await?;
     match (pushed.owner, action) {
         (None, UserAction::Message { .. }) => ensure_running(node, conversation, user_id).await,
         _ => Ok(Started::AlreadyRunning),
@@ -282,6 +291,33 @@ pub async fn heartbeat(node: Node) {
                 let _ = handle.control.send(Control::LeaseLost).await;
             }
         }
+        reap_dead_nodes(&node).await;
+    }
+}
+
+/// Beats, then takes over the conversations of nodes silent for two heartbeats (well within a lease
+/// TTL): the reaper frees their leases at once, and every node with their clients is told as well.
+async fn reap_dead_nodes(node: &Node) {
+    if node.is_shutting_down() {
+        return;
+    }
+    let reaped = match node.coordination.beat().await {
+        Ok(()) => node.coordination.reap(node.timing.heartbeat * 2).await,
+        Err(error) => Err(error),
+    };
+    match reaped {
+        Ok(orphans) => {
+            for conversation in orphans {
+                tracing::info!(%conversation, "taking over from a dead node");
+                let node = Arc::clone(node);
+                tokio::spawn(async move {
+                    if let Err(error) = take_over(&node, &conversation).await {
+                        tracing::warn!(%conversation, reason = %error, "takeover failed");
+                    }
+                });
+            }
+        }
+        Err(error) => tracing::warn!(reason = %error, "liveness could not be recorded"),
     }
 }
 

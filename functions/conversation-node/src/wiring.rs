@@ -6,7 +6,10 @@ use std::sync::Arc;
 use shared::adapters::embedded::EmbeddedDb;
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::adapters::local_cluster::LocalCluster;
+use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::github::{GitHubClient, GitHubConfig};
+use shared::ports::Coordination;
+use shared::ports::coordination::CoordinationError;
 use shared::wiring::{self, AwsContext, WiringError};
 
 use crate::app::NodeDeps;
@@ -16,10 +19,8 @@ use crate::config::{CoordinationBackend, NodeConfig};
 pub enum NodeWiringError {
     #[error(transparent)]
     Wiring(#[from] WiringError),
-    #[error(
-        "REDIS_URL is set, but this build has no Redis coordination adapter: unset it to run standalone"
-    )]
-    RedisUnsupported,
+    #[error("the cluster's Redis: {0}")]
+    Redis(#[from] CoordinationError),
 }
 
 /// The ports `config` names. `db` is the embedded database when the store is embedded (`None` opens
@@ -30,11 +31,22 @@ pub async fn deps_from_config(
     db: Option<&EmbeddedDb>,
     in_process: &InProcessBus,
 ) -> Result<NodeDeps, NodeWiringError> {
-    let (coordination, incoming) = match &config.coordination {
+    let (coordination, incoming): (Arc<dyn Coordination>, _) = match &config.coordination {
         CoordinationBackend::Standalone => {
-            LocalCluster::new(config.timing.lease_ttl).join(config.node_id.clone())
+            let (node, incoming) =
+                LocalCluster::new(config.timing.lease_ttl).join(config.node_id.clone());
+            (Arc::new(node), incoming)
         }
-        CoordinationBackend::Redis { .. } => return Err(NodeWiringError::RedisUnsupported),
+        CoordinationBackend::Redis { url, key_prefix } => {
+            let settings = RedisSettings {
+                url: url.clone(),
+                key_prefix: key_prefix.clone(),
+                lease_ttl: config.timing.lease_ttl,
+            };
+            let (node, incoming) =
+                RedisCoordination::connect(&settings, config.node_id.clone()).await?;
+            (Arc::new(node), incoming)
+        }
     };
     let mut aws = AwsContext::default();
     let opened = match db {
@@ -46,7 +58,7 @@ pub async fn deps_from_config(
         conversations: wiring::conversation_store(&config.store, db, &mut aws).await?,
         events: wiring::event_store(&config.store, db, &mut aws).await?,
         bus: wiring::event_bus(&config.bus, in_process, &mut aws).await,
-        coordination: Arc::new(coordination),
+        coordination,
         incoming,
         github: Some(
             GitHubClient::new(GitHubConfig::from_env().map_err(WiringError::from)?)

@@ -41,6 +41,8 @@ struct LeaseRecord {
 struct Inbox {
     last: (u64, u64),
     entries: VecDeque<((u64, u64), UserAction)>,
+    /// Client action ids and the entries they were stored as (kept for the process's life).
+    client_ids: HashMap<String, (u64, u64)>,
 }
 
 #[derive(Default)]
@@ -53,6 +55,8 @@ struct ClusterState {
     inboxes: HashMap<ConversationId, Inbox>,
     /// Per conversation: the connections of each node.
     rooms: HashMap<ConversationId, HashMap<NodeId, HashSet<String>>>,
+    /// Each node's last heartbeat.
+    beats: HashMap<NodeId, Instant>,
 }
 
 impl ClusterState {
@@ -185,15 +189,28 @@ impl Coordination for LocalNode {
         let mut state = self.cluster.lock();
         let mut lost = Vec::new();
         for lease in leases {
-            match state.leases.get_mut(&lease.conversation) {
-                Some(record)
-                    if record.owner == self.node_id
-                        && record.epoch == lease.epoch
-                        && record.expires_at > now =>
-                {
-                    record.expires_at = now + self.cluster.lease_ttl;
-                }
-                _ => lost.push(lease.conversation.clone()),
+            let held = state.leases.get(&lease.conversation).is_some_and(|record| {
+                record.owner == self.node_id
+                    && record.epoch == lease.epoch
+                    && record.expires_at > now
+            });
+            let gone = state.live_owner(&lease.conversation, now).is_none();
+            let nobody_claimed_since = state
+                .epochs
+                .get(&lease.conversation)
+                .is_none_or(|epoch| *epoch <= lease.epoch);
+            if held || (gone && nobody_claimed_since) {
+                // Re-asserted when it expired unclaimed, as the Redis adapter does.
+                state.leases.insert(
+                    lease.conversation.clone(),
+                    LeaseRecord {
+                        owner: self.node_id.clone(),
+                        epoch: lease.epoch,
+                        expires_at: now + self.cluster.lease_ttl,
+                    },
+                );
+            } else {
+                lost.push(lease.conversation.clone());
             }
         }
         Ok(lost)
@@ -248,18 +265,29 @@ impl Coordination for LocalNode {
         &self,
         conversation: &ConversationId,
         action: &UserAction,
+        client_action_id: Option<&str>,
     ) -> Result<Pushed, CoordinationError> {
         let now_millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         let (id, owner) = {
             let mut state = self.cluster.lock();
             let inbox = state.inboxes.entry(conversation.clone()).or_default();
-            let id = if now_millis > inbox.last.0 {
-                (now_millis, 0)
-            } else {
-                (inbox.last.0, inbox.last.1 + 1)
+            let retried = client_action_id.and_then(|client_id| inbox.client_ids.get(client_id));
+            let id = match retried {
+                Some(first) => *first,
+                None => {
+                    let id = if now_millis > inbox.last.0 {
+                        (now_millis, 0)
+                    } else {
+                        (inbox.last.0, inbox.last.1 + 1)
+                    };
+                    inbox.last = id;
+                    inbox.entries.push_back((id, action.clone()));
+                    if let Some(client_id) = client_action_id {
+                        inbox.client_ids.insert(client_id.to_owned(), id);
+                    }
+                    id
+                }
             };
-            inbox.last = id;
-            inbox.entries.push_back((id, action.clone()));
             let owner = state
                 .live_owner(conversation, Instant::now())
                 .cloned()
@@ -403,6 +431,64 @@ impl Coordination for LocalNode {
 
     async fn has_clients(&self, conversation: &ConversationId) -> Result<bool, CoordinationError> {
         Ok(self.cluster.lock().rooms.contains_key(conversation))
+    }
+
+    async fn beat(&self) -> Result<(), CoordinationError> {
+        self.cluster
+            .lock()
+            .beats
+            .insert(self.node_id.clone(), Instant::now());
+        Ok(())
+    }
+
+    async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {
+        let now = Instant::now();
+        let (orphans, recipients) = {
+            let mut state = self.cluster.lock();
+            let dead: HashSet<NodeId> = state
+                .beats
+                .iter()
+                .filter(|(node, beat)| {
+                    now.duration_since(**beat) > silence || !state.nodes.contains_key(*node)
+                })
+                .map(|(node, _)| node.clone())
+                .collect();
+            state.beats.retain(|node, _| !dead.contains(node));
+            let orphans: Vec<ConversationId> = state
+                .leases
+                .iter()
+                .filter(|(_, lease)| dead.contains(&lease.owner))
+                .map(|(conversation, _)| conversation.clone())
+                .collect();
+            for conversation in &orphans {
+                state.leases.remove(conversation);
+            }
+            for room in state.rooms.values_mut() {
+                room.retain(|node, _| !dead.contains(node));
+            }
+            state.rooms.retain(|_, room| !room.is_empty());
+            let recipients: Vec<_> = orphans
+                .iter()
+                .flat_map(|conversation| {
+                    state
+                        .rooms
+                        .get(conversation)
+                        .into_iter()
+                        .flat_map(|room| room.keys())
+                        .filter_map(|node| state.sender(node))
+                        .map(move |sender| (conversation.clone(), sender))
+                })
+                .collect();
+            (orphans, recipients)
+        };
+        for (conversation, sender) in recipients {
+            let message = Incoming::Room {
+                conversation,
+                message: RoomMessage::OwnerGone,
+            };
+            deliver(sender, message).await;
+        }
+        Ok(orphans)
     }
 
     async fn check(&self) -> Result<(), CoordinationError> {

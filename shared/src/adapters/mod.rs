@@ -5,9 +5,11 @@
 //! - [`eventbridge`]: EventBridge `PutEvents`.
 //! - [`in_process_bus`]: an in-process broadcast bus for local runs.
 //! - [`local_cluster`]: in-process cluster coordination (a standalone node is a cluster of one).
+//! - [`redis`]: cluster coordination on Redis (`REDIS_URL`).
 
 pub mod dynamo;
 pub mod embedded;
 pub mod eventbridge;
 pub mod in_process_bus;
 pub mod local_cluster;
+pub mod redis;

@@ -12,6 +12,8 @@
 //!   LLM completions and their replies), or broadcast to every node with a client of a conversation
 //!   (events, status updates, "the owner is gone").
 //! - **Presence**: which conversations have clients, on any node (idle close spares those).
+//! - **Liveness**: every node beats; a node silent too long is reaped by one survivor, which frees its
+//!   leases so that its conversations are taken over before their TTL.
 //!
 //! Written with Redis semantics in mind (see `docs/node.md`): a claim is one script (`SET NX` of the
 //! owner and epoch, the user's running set as a sorted set), the inbox a stream, directed messages a
@@ -20,6 +22,7 @@
 //! `adapters::local_cluster::LocalCluster::join`), so the trait itself only sends.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{
     ChatMessage, ConversationEvent, ConversationId, InboxId, StatusUpdate, UserAction,
 };
+
+/// How long a client's action id is remembered, so that its retries are stored once.
+pub const ACTION_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// A node's identity in the cluster (`NODE_ID`, else generated at start).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -219,7 +225,8 @@ pub trait Coordination: Send + Sync {
     /// enforcing its user's running limit in the same atomic step.
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, CoordinationError>;
 
-    /// Extends the leases this node still holds; returns the conversations of those it no longer holds.
+    /// Extends the leases this node still holds, and re-asserts those that expired (or that a backend
+    /// restarted empty forgot) if nobody claimed them since; returns the conversations of the others.
     async fn refresh(&self, leases: &[Lease]) -> Result<Vec<ConversationId>, CoordinationError>;
 
     /// Gives a lease up (only if still held by it).
@@ -230,11 +237,14 @@ pub trait Coordination: Send + Sync {
         end: LeaseEnd,
     ) -> Result<(), CoordinationError>;
 
-    /// Stores a user action durably in the conversation's inbox and tells its owner, if any.
+    /// Stores a user action durably in the conversation's inbox and tells its owner, if any. A client's
+    /// retry (the same `client_action_id` for the conversation, within [`ACTION_ID_MEMORY`]) is stored
+    /// once: it answers the first push's inbox id.
     async fn push_action(
         &self,
         conversation: &ConversationId,
         action: &UserAction,
+        client_action_id: Option<&str>,
     ) -> Result<Pushed, CoordinationError>;
 
     /// Inbox entries after `after` (from the start when `None`), oldest first, at most `limit`.
@@ -282,6 +292,16 @@ pub trait Coordination: Send + Sync {
 
     /// Whether any node has a client of the conversation.
     async fn has_clients(&self, conversation: &ConversationId) -> Result<bool, CoordinationError>;
+
+    /// Records that this node is alive (every heartbeat).
+    async fn beat(&self) -> Result<(), CoordinationError>;
+
+    /// Declares dead the nodes that have not beaten for `silence`, or whose connection the backend shows
+    /// gone (a crashed process, at once), each by exactly one caller: their
+    /// leases are freed at once (not after a TTL), their clients forgotten, the nodes with clients of
+    /// their conversations told (`RoomMessage::OwnerGone`); returns those conversations, for the caller
+    /// to take over the ones still meant to run.
+    async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError>;
 
     /// Whether the backend is reachable and this node's leases are trustworthy (`/ready`).
     async fn check(&self) -> Result<(), CoordinationError>;

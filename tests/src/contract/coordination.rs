@@ -1,5 +1,5 @@
 //! The coordination contract: what every adapter of the `Coordination` port shows, for nodes of one
-//! cluster (the in-process `LocalCluster` now, the Redis adapter next): leases with rising epochs and
+//! cluster (the in-process `LocalCluster` and the Redis adapter): leases with rising epochs and
 //! TTLs, the per-user limit enforced atomically, the inbox, directed and room messages, presence.
 
 use std::sync::Arc;
@@ -34,6 +34,10 @@ macro_rules! coordination_contract {
             directed_messages_reach_their_node,
             room_messages_reach_the_nodes_that_joined,
             presence_counts_clients_on_every_node,
+            a_silent_node_is_reaped_once,
+            a_refresh_reasserts_a_lease_nobody_claimed_since,
+            a_retried_action_is_stored_once,
+            a_departed_node_is_reaped_before_it_falls_silent,
         ]);
     };
     (@cases $make:path, [$($case:ident),+ $(,)?]) => {
@@ -433,7 +437,7 @@ where
     for n in 0..5 {
         let pushed = nodes[n % 2]
             .coordination
-            .push_action(&c, &UserAction::message(&format!("message {n}")))
+            .push_action(&c, &UserAction::message(&format!("message {n}")), None)
             .await
             .unwrap();
         assert_eq!(pushed.owner, None, "nobody owns the conversation");
@@ -504,7 +508,7 @@ where
     .await;
     let pushed = nodes[1]
         .coordination
-        .push_action(&c, &UserAction::message("hello"))
+        .push_action(&c, &UserAction::message("hello"), None)
         .await
         .unwrap();
     assert_eq!(pushed.owner.as_ref(), Some(nodes[0].coordination.node_id()));
@@ -629,4 +633,189 @@ where
         .check()
         .await
         .expect("the backend is reachable");
+}
+
+pub async fn a_silent_node_is_reaped_once<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let mut nodes = make(ClusterSpec {
+        nodes: 3,
+        lease_ttl: LONG_TTL,
+    })
+    .await;
+    let silence = Duration::from_millis(400);
+    let c = conversation("orphan");
+    let (old, _) = claimed(
+        &nodes[0],
+        &request("orphan", "u", 3, LimitPolicy::EvictOldest),
+    )
+    .await;
+    nodes[0].coordination.join(&c, "on-a").await.unwrap();
+    nodes[1].coordination.join(&c, "on-b").await.unwrap();
+    for member in &nodes {
+        member.coordination.beat().await.unwrap();
+    }
+    // Node 0 falls silent; the others keep beating.
+    for _ in 0..3 {
+        tokio::time::sleep(silence / 2).await;
+        nodes[1].coordination.beat().await.unwrap();
+        nodes[2].coordination.beat().await.unwrap();
+    }
+    assert_eq!(
+        nodes[2].coordination.reap(silence).await.unwrap(),
+        std::slice::from_ref(&c)
+    );
+    assert!(
+        nodes[1]
+            .coordination
+            .reap(silence)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reaped once"
+    );
+    assert!(
+        nodes[2]
+            .coordination
+            .reap(silence)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reaped once"
+    );
+    // The node with a client is told; the lease is free long before its TTL.
+    match received(&mut nodes[1]).await {
+        Incoming::Room {
+            conversation,
+            message: RoomMessage::OwnerGone,
+        } => assert_eq!(conversation, c),
+        other => panic!("expected OwnerGone, got {other:?}"),
+    }
+    let (new, evicted) = claimed(
+        &nodes[2],
+        &request("orphan", "u", 3, LimitPolicy::EvictOldest),
+    )
+    .await;
+    assert!(new.epoch > old.epoch && evicted.is_empty());
+    // The dead node's client is forgotten; the living one's is not.
+    nodes[1].coordination.leave(&c, "on-b").await.unwrap();
+    assert!(!nodes[2].coordination.has_clients(&c).await.unwrap());
+    // Its refresh, were it to come back, fails.
+    assert_eq!(nodes[0].coordination.refresh(&[old]).await.unwrap(), [c]);
+}
+
+pub async fn a_refresh_reasserts_a_lease_nobody_claimed_since<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let ttl = Duration::from_millis(300);
+    let nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: ttl,
+    })
+    .await;
+    let claim = request("late", "u", 3, LimitPolicy::EvictOldest);
+    let (lease, _) = claimed(&nodes[0], &claim).await;
+    tokio::time::sleep(ttl * 2).await;
+    // Expired, but nobody was granted a later epoch: the late refresh holds it again.
+    assert!(
+        nodes[0]
+            .coordination
+            .refresh(std::slice::from_ref(&lease))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        nodes[1].coordination.claim(&claim).await.unwrap(),
+        ClaimOutcome::Held { .. }
+    ));
+}
+
+pub async fn a_retried_action_is_stored_once<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: LONG_TTL,
+    })
+    .await;
+    let c = conversation("retried");
+    let action = UserAction::message("once");
+    let first = nodes[0]
+        .coordination
+        .push_action(&c, &action, Some("client-1"))
+        .await
+        .unwrap();
+    // The client's retry, through another node: the same entry.
+    let retry = nodes[1]
+        .coordination
+        .push_action(&c, &action, Some("client-1"))
+        .await
+        .unwrap();
+    assert_eq!(retry.id, first.id);
+    // Another action id, or none, is another action; ids are per conversation.
+    nodes[1]
+        .coordination
+        .push_action(&c, &action, Some("client-2"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        nodes[0]
+            .coordination
+            .push_action(&c, &action, None)
+            .await
+            .unwrap();
+    }
+    nodes[0]
+        .coordination
+        .push_action(&conversation("elsewhere"), &action, Some("client-1"))
+        .await
+        .unwrap();
+    let stored = nodes[0]
+        .coordination
+        .read_inbox(&c, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[0].id, first.id);
+}
+
+pub async fn a_departed_node_is_reaped_before_it_falls_silent<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let mut nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: LONG_TTL,
+    })
+    .await;
+    let claim = request("departed", "u", 3, LimitPolicy::EvictOldest);
+    claimed(&nodes[0], &claim).await;
+    for member in &nodes {
+        member.coordination.beat().await.unwrap();
+    }
+    // The process ends: its connection goes with it, long before any silence would count.
+    let survivor = nodes.pop().unwrap();
+    drop(nodes);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let orphans = survivor.coordination.reap(LONG_TTL).await.unwrap();
+        if !orphans.is_empty() {
+            assert_eq!(orphans, [conversation("departed")]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the departed node was never reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    claimed(&survivor, &claim).await;
 }

@@ -220,7 +220,7 @@ pub async fn send_action(
     let meta = owned(&node, &caller, &id).await?;
     let action =
         UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
-    match lifecycle::deliver(&node, &meta.id, &meta.user_id, action).await? {
+    match lifecycle::deliver(&node, &meta.id, &meta.user_id, action, None).await? {
         Started::LimitReached => Err(ApiError::TooManyConversations(
             "the action is queued, but you run the maximum number of conversations: stop one first",
         )),

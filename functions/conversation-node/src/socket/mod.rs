@@ -3,7 +3,8 @@
 //!   (when configured); a bearer token in the `Authorization` header or the auth payload's `token`.
 //!   Refused (a `connect_error` with a reason) unless the conversation is the caller's.
 //! - then the stored events after `latest_event_id`, then live ones, as `oh_event` (see [`rooms`]).
-//! - `oh_user_action` / `oh_action`: a user action, acknowledged (when the client asks) once durable.
+//! - `oh_user_action` / `oh_action`: a user action, acknowledged (when the client asks) once durable;
+//!   an optional `client_action_id` makes a retried action count once.
 //! - errors as `oh_event` `{error: true, message}`.
 //!
 //! [`rooms`]: the per-conversation feeds that make replay-then-live gap- and duplicate-free.
@@ -157,6 +158,27 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
     }
 }
 
+/// The longest client action id accepted.
+const MAX_CLIENT_ACTION_ID: usize = 128;
+
+/// The optional `client_action_id` of an action: a client that retries an action sends the same one,
+/// and the action is stored once.
+fn client_action_id(raw: &Value) -> Result<Option<String>, &'static str> {
+    match raw.get("client_action_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id))
+            if !id.is_empty()
+                && id.len() <= MAX_CLIENT_ACTION_ID
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err("client_action_id must be 1-128 letters, digits, '-', '_' or '.'"),
+    }
+}
+
 async fn on_user_action(
     socket: SocketRef,
     Data(raw): Data<Value>,
@@ -164,10 +186,19 @@ async fn on_user_action(
     State(node): State<Node>,
     Extension(client): Extension<Client>,
 ) {
-    let outcome = match UserAction::parse(raw) {
-        Err(invalid) => Err(invalid.to_string()),
-        Ok(action) => {
-            match lifecycle::deliver(&node, &client.conversation, &client.user_id, action).await {
+    let client_action_id = client_action_id(&raw);
+    let outcome = match (UserAction::parse(raw), client_action_id) {
+        (Err(invalid), _) => Err(invalid.to_string()),
+        (_, Err(message)) => Err(message.to_owned()),
+        (Ok(action), Ok(client_action_id)) => {
+            let delivered = lifecycle::deliver(
+                &node,
+                &client.conversation,
+                &client.user_id,
+                action,
+                client_action_id.as_deref(),
+            );
+            match delivered.await {
                 Ok(Started::LimitReached) => Err("too many conversations are running".to_owned()),
                 Ok(_) => Ok(()),
                 Err(error) => {

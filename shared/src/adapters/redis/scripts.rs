@@ -1,0 +1,167 @@
+//! The Lua scripts that make lease changes atomic: a claim with the per-user limit, the owner-only
+//! refresh and release, a push that tells the owner in the same step, liveness and the reaping of
+//! dead nodes. Keys are named by the caller
+//! (see `keys.rs`); `redis::Script` runs them by SHA and reloads them after a Redis restart.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// KEYS: lease, epoch, running (the user's), owned (this node's), claims (the order counter).
+/// ARGV: node, ttl ms, conversation, max running, `evict`|`reject`, min epoch.
+/// Returns `{"held", owner}`, `{"limit"}` or `{"claimed", epoch, evicted...}`.
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return {'held', owner} end
+local evicted = {}
+if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then
+  local room = math.max(tonumber(ARGV[4]), 1) - 1
+  local count = redis.call('ZCARD', KEYS[3])
+  if count > room then
+    if ARGV[5] == 'reject' then return {'limit'} end
+    evicted = redis.call('ZRANGE', KEYS[3], 0, count - room - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, count - room - 1)
+  end
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[5]), ARGV[3])
+end
+local epoch = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[6])
+if epoch < floor then
+  epoch = floor
+  redis.call('SET', KEYS[2], epoch)
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[3])
+local reply = {'claimed', tostring(epoch)}
+for _, conversation in ipairs(evicted) do table.insert(reply, conversation) end
+return reply
+"#,
+    )
+});
+
+/// KEYS: owned (this node's), then a lease key and an epoch key per lease. ARGV: node, ttl ms, then an
+/// epoch and a conversation id per lease. Extends the leases still held by `node` under their epoch, and re-asserts those whose
+/// key is gone (expired, or Redis restarted empty) as long as nobody was granted a later epoch since;
+/// returns the 1-based positions of the others.
+pub static REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local lost = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local lease, counter = KEYS[2 * i], KEYS[2 * i + 1]
+  local epoch, conversation = ARGV[2 * i + 1], ARGV[2 * i + 2]
+  local held = redis.call('HMGET', lease, 'owner', 'epoch')
+  if held[1] == ARGV[1] and held[2] == epoch then
+    redis.call('PEXPIRE', lease, ARGV[2])
+  elseif not held[1] and tonumber(redis.call('GET', counter) or '0') <= tonumber(epoch) then
+    redis.call('SET', counter, epoch)
+    redis.call('HSET', lease, 'owner', ARGV[1], 'epoch', epoch)
+    redis.call('PEXPIRE', lease, ARGV[2])
+    redis.call('SADD', KEYS[1], conversation)
+  else
+    table.insert(lost, i)
+  end
+end
+return lost
+"#,
+    )
+});
+
+/// KEYS: lease, running (the user's), owned (this node's).
+/// ARGV: node, epoch, conversation, `stopped`|`handed_over`, room channel, the `OwnerGone` message.
+/// Deletes the lease only if `node` holds it under `epoch`. A stopped conversation leaves the user's
+/// running set unless another lease runs it; a handed-over one tells the room (the caller's node skips it).
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local lease = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+local held = lease[1] == ARGV[1] and lease[2] == ARGV[2]
+if held then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[3], ARGV[3])
+end
+local someone_runs_it = (not held) and lease[1]
+if ARGV[4] == 'stopped' and not someone_runs_it then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+end
+if ARGV[4] == 'handed_over' and held then
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
+return held and 1 or 0
+"#,
+    )
+});
+
+/// KEYS: inbox, lease, and the client action id's key (when the client gave one). ARGV: the action's
+/// JSON, the node channels' prefix, the `InboxReady` message, how long the client id is remembered (s).
+/// Appends the action (once per client action id) and tells the lease's owner; returns `{id}` or
+/// `{id, owner}` if one was told.
+pub static PUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local id = KEYS[3] and redis.call('GET', KEYS[3])
+if not id then
+  id = redis.call('XADD', KEYS[1], '*', 'action', ARGV[1])
+  if KEYS[3] then redis.call('SET', KEYS[3], id, 'EX', ARGV[4]) end
+end
+local owner = redis.call('HGET', KEYS[2], 'owner')
+if owner and redis.call('PUBLISH', ARGV[2] .. owner, ARGV[3]) > 0 then
+  return {id, owner}
+end
+return {id}
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ).
+pub static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
+/// and `room:` names, the `OwnerGone` room message, then the nodes whose connection is gone.
+/// Removes the nodes silent for longer than the silence, or gone (`ZREM` decides, so exactly one caller
+/// reaps each), deletes the leases they still hold, forgets their clients, tells the rooms of their
+/// conversations; returns those.
+pub static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+for i = 8, #ARGV do table.insert(dead, ARGV[i]) end
+local orphans = {}
+for _, node in ipairs(dead) do
+  if redis.call('ZREM', KEYS[1], node) == 1 then
+    local owned = ARGV[2] .. node
+    for _, conversation in ipairs(redis.call('SMEMBERS', owned)) do
+      local lease = ARGV[3] .. conversation
+      if redis.call('HGET', lease, 'owner') == node then
+        redis.call('DEL', lease)
+        table.insert(orphans, conversation)
+      end
+    end
+    redis.call('DEL', owned)
+    local watching = ARGV[4] .. node
+    for _, conversation in ipairs(redis.call('SMEMBERS', watching)) do
+      redis.call('HDEL', ARGV[5] .. conversation, node)
+    end
+    redis.call('DEL', watching)
+  end
+end
+for _, conversation in ipairs(orphans) do
+  redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7])
+end
+return orphans
+"#,
+    )
+});

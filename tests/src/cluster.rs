@@ -1,0 +1,147 @@
+//! Clustered conversation nodes as real processes: the `conversation-node` binary (built by
+//! `cargo build -p conversation-node`, or by any workspace test run), several of them sharing one Redis
+//! key prefix and one set of DynamoDB tables on moto, each listening on a port of its own.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::Value;
+use shared::config::TableNames;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::node::JWT_SECRET;
+use crate::socketio::PATIENCE;
+
+/// The node binary next to the test binaries of this target directory.
+fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a target directory")
+        .join("conversation-node");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p conversation-node` first (a workspace test run builds it)",
+        binary.display()
+    );
+    binary
+}
+
+/// What the nodes of one test share.
+#[derive(Debug, Clone)]
+pub struct ClusterEnv {
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub tables: TableNames,
+    /// `LEASE_TTL` and `HEARTBEAT_INTERVAL`, in seconds.
+    pub lease_ttl: f64,
+    pub heartbeat: f64,
+    /// More variables for every node (`MAX_CONCURRENT_CONVERSATIONS`, ...).
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl ClusterEnv {
+    /// A fresh key prefix and fresh tables on moto, with short cadences.
+    pub async fn fresh() -> Self {
+        Self {
+            redis_url: crate::redis::url(),
+            key_prefix: crate::redis::unique_prefix(),
+            tables: crate::moto::unique_tables(&crate::moto::dynamodb().await).await,
+            lease_ttl: 3.0,
+            heartbeat: 0.5,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// One node process; killed when dropped.
+pub struct NodeProcess {
+    child: Child,
+    pub url: String,
+    pub node_id: String,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl NodeProcess {
+    /// Starts a node and waits until it listens.
+    pub async fn start(env: &ClusterEnv) -> Self {
+        let mut child = Command::new(node_binary())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("JWT_HS256_SECRET", JWT_SECRET)
+            .env("REDIS_URL", &env.redis_url)
+            .env("REDIS_KEY_PREFIX", &env.key_prefix)
+            .env("LEASE_TTL", env.lease_ttl.to_string())
+            .env("HEARTBEAT_INTERVAL", env.heartbeat.to_string())
+            .env("AWS_ENDPOINT_URL", crate::moto::endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("PROACTIVE_TABLE", &env.tables.proactive)
+            .env("CONVERSATIONS_TABLE", &env.tables.conversations)
+            .env("EVENTS_TABLE", &env.tables.events)
+            .env("SHUTDOWN_GRACE", "2")
+            .envs(env.extra.iter().map(|(name, value)| (*name, value)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the node binary starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("its logs")).lines();
+        let (address, node_id) = loop {
+            let line = tokio::time::timeout(PATIENCE, lines.next_line())
+                .await
+                .expect("the node logs where it listens")
+                .expect("its logs are readable")
+                .expect("the node runs");
+            let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
+            if parsed["fields"]["message"] == "listening" {
+                let field = |name: &str| {
+                    parsed["fields"][name]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                break (field("address"), field("node_id"));
+            }
+        };
+        // The rest of its logs is drained so that the node never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let port = address.rsplit(':').next().expect("host:port").to_owned();
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            node_id,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the node runs")
+    }
+
+    /// Sends a signal (`KILL`, `TERM`, `STOP`, `CONT`) to the node.
+    pub async fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to end.
+    pub async fn exited(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("the node exits")
+            .expect("an exit status")
+    }
+}
