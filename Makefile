@@ -19,6 +19,10 @@ test:
 cluster:
 	scripts/cluster.sh
 
+# The quality bars' benchmarks (release builds); QUICK=1 for small sizes.
+bench:
+	scripts/bench.sh
+
 fmt:
 	cargo fmt --all
 

@@ -46,3 +46,28 @@ wait_for() {
   for _ in $(seq 1 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   log "$name did not come up"; return 1
 }
+
+# The local services the tests and benchmarks talk to, started only when missing and remembered in
+# STARTED_PIDS so that the caller's `stop_started_services` (an EXIT trap) stops exactly those.
+STARTED_PIDS=()
+stop_started_services() {
+  for pid in "${STARTED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+
+# Redis on 127.0.0.1:6379 (callers use their own key prefixes, so a developer's server is shared safely)
+# and one serialised moto server on a free port; exports TEST_REDIS_URL and TEST_AWS_ENDPOINT_URL.
+start_test_services() {
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize no \
+      >/tmp/proactive-test-redis.log 2>&1 &
+    STARTED_PIDS+=($!)
+    wait_for "redis" redis-cli -h 127.0.0.1 -p 6379 ping
+  fi
+  export TEST_REDIS_URL="redis://127.0.0.1:6379"
+  local moto_port
+  moto_port=$(free_port)
+  "$VENV/bin/python" "$SHARED_TOOLS/moto_serial.py" 127.0.0.1 "$moto_port" >/tmp/proactive-test-moto.log 2>&1 &
+  STARTED_PIDS+=($!)
+  wait_for "moto" curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/"
+  export TEST_AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+}

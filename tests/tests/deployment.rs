@@ -354,13 +354,15 @@ async fn the_webhook_answers_a_signed_sample_under_the_lambda_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
+    // Our turn at cargo first: the seeded outbox entry still within its grace period must stay within
+    // it while another test's release build holds cargo.
+    let _turn = CARGO.lock().await;
     let dynamodb = moto::dynamodb().await;
     let tables = moto::unique_tables(&dynamodb).await;
     let store: Arc<dyn ProactiveStore> =
         Arc::new(ProactiveTable::new(dynamodb, tables.proactive.clone()));
     let seeded = seed_world(&store).await;
     let observer = EventObserver::start(TRIGGER_SOURCE).await;
-    let _turn = CARGO.lock().await;
     let emulator = LambdaEmulator::start(&function_env(
         &tables,
         &[

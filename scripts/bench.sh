@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark of the quality bars, in release builds, against the same local services
+# as the tests (started only when missing, stopped by PID at the end). Figures go to standard output;
+# the README's table keeps the latest. `QUICK=1` runs the small sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/tools.sh
+
+ensure_redis_server
+ensure_python_tools
+ensure_node_tools
+export PATH="$VENV/bin:$PATH"
+trap stop_started_services EXIT
+start_test_services
+
+quick=()
+[ -n "${QUICK:-}" ] && quick=(--quick)
+log "P3, P4, R1: the trigger decision"
+cargo run -q --release -p bench -- "${quick[@]}" trigger
+log "P10, R5: the Common Room sync's rate"
+cargo run -q --release -p commonroom-sync --example rate_bench
+log "P1: Lambda init against a local runtime API"
+cargo run -q --release -p e2e --example lambda_init_bench
+log "P2: arm64 bundle sizes"
+scripts/build-arm64.sh
