@@ -6,10 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
-ensure_redis_server
-ensure_python_tools
-ensure_node_tools
-export PATH="$VENV/bin:$PATH"
+ensure_test_tools
 trap stop_started_services EXIT
 start_test_services
 

@@ -5,11 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
-ensure_redis_server
-ensure_python_tools
-ensure_node_tools
-# cargo-lambda (a cargo subcommand) finds its zig through the venv's Python; cfn-lint and sam live there too.
-export PATH="$VENV/bin:$PATH"
+ensure_test_tools
 
 trap stop_started_services EXIT
 start_test_services

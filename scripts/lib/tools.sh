@@ -47,6 +47,15 @@ wait_for() {
   log "$name did not come up"; return 1
 }
 
+# Everything the tests and benchmarks need installed; the venv's tools first on PATH (cargo-lambda finds its
+# zig through the venv's Python; cfn-lint and sam live there too).
+ensure_test_tools() {
+  ensure_redis_server
+  ensure_python_tools
+  ensure_node_tools
+  export PATH="$VENV/bin:$PATH"
+}
+
 # The local services the tests and benchmarks talk to, started only when missing and remembered in
 # STARTED_PIDS so that the caller's `stop_started_services` (an EXIT trap) stops exactly those.
 STARTED_PIDS=()
