@@ -121,7 +121,7 @@ pub fn test_settings(rate_limit: f64) -> SyncSettings {
         rate_limit,
         lookback: Duration::from_secs(3600),
         retry: RetryPolicy {
-            max_attempts: 12,
+            max_attempts: 20,
             initial_backoff: Duration::from_millis(20),
             factor: 2.0,
             max_backoff: Duration::from_millis(500),
