@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::moto;
-use crate::socketio::PATIENCE;
+use crate::socketio::{PATIENCE, is_state};
 
 /// The HS256 secret every test node verifies tokens with.
 pub const JWT_SECRET: &str = "conversation-node-tests-secret";
@@ -272,6 +272,18 @@ impl TestNode {
             .as_str()
             .expect("a conversation id")
             .to_owned()
+    }
+
+    /// A conversation started on this node (which then owns it), with its loop ready for a message.
+    pub async fn create_ready_conversation(&self, token: &str) -> String {
+        let id = self.create_conversation(token, None).await;
+        self.wait_for_events(token, &id, |events| {
+            events
+                .last()
+                .is_some_and(|e| is_state(e, "awaiting_user_input"))
+        })
+        .await;
+        id
     }
 
     pub async fn conversation(&self, token: &str, id: &str) -> Value {

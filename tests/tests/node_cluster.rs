@@ -24,24 +24,11 @@ async fn two_nodes_on(stores: Stores, options: impl Fn() -> NodeOptions) -> (Tes
     (a, b)
 }
 
-/// A conversation started on `owner`, with its loop ready.
-async fn owned_by(owner: &TestNode, token: &str) -> String {
-    let id = owner.create_conversation(token, None).await;
-    owner
-        .wait_for_events(token, &id, |events| {
-            events
-                .last()
-                .is_some_and(|e| is_state(e, "awaiting_user_input"))
-        })
-        .await;
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_another_node_talks_to_the_owner() {
     let (a, b) = two_nodes(NodeOptions::new).await;
     let alice = token("alice");
-    let id = owned_by(&a, &alice).await;
+    let id = a.create_ready_conversation(&alice).await;
     let appended_by_a = a.metric("node_events_appended_total").await;
 
     let mut client =
@@ -74,7 +61,7 @@ async fn a_client_on_another_node_talks_to_the_owner() {
 async fn request_llm_completion_runs_on_the_owner() {
     let (a, b) = two_nodes(NodeOptions::new).await;
     let alice = token("alice");
-    let id = ConversationId::parse(&owned_by(&a, &alice).await).unwrap();
+    let id = ConversationId::parse(&a.create_ready_conversation(&alice).await).unwrap();
     let answer = b
         .handle
         .request_llm_completion(&id, vec![ChatMessage::new(ChatRole::User, "name this")])
@@ -93,7 +80,7 @@ async fn a_stop_on_one_node_stops_the_loop_on_the_other_and_stays() {
     })
     .await;
     let alice = token("alice");
-    let id = owned_by(&a, &alice).await;
+    let id = a.create_ready_conversation(&alice).await;
     let mut client =
         SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
     client
@@ -129,7 +116,7 @@ async fn a_leaving_node_hands_its_conversations_to_the_node_with_their_clients()
     // On DynamoDB, as in production: the new owner resumes from the shared tables.
     let (a, b) = two_nodes_on(Stores::dynamo().await, NodeOptions::new).await;
     let alice = token("alice");
-    let id = owned_by(&a, &alice).await;
+    let id = a.create_ready_conversation(&alice).await;
     let mut client =
         SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
     let replayed = client
@@ -159,7 +146,7 @@ async fn a_turn_interrupted_by_a_handover_is_answered_by_the_new_owner() {
     llm.delay(Duration::from_millis(1500));
     let (a, b) = two_nodes(|| NodeOptions::new().with_model(llm.url(), "key")).await;
     let alice = token("alice");
-    let id = owned_by(&a, &alice).await;
+    let id = a.create_ready_conversation(&alice).await;
     let mut client =
         SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
     client
@@ -192,13 +179,13 @@ async fn the_limit_counts_a_users_conversations_on_every_node() {
     })
     .await;
     let alice = token("alice");
-    let on_a = owned_by(&a, &alice).await;
-    let on_b = owned_by(&b, &alice).await;
+    let on_a = a.create_ready_conversation(&alice).await;
+    let on_b = b.create_ready_conversation(&alice).await;
     // A third one started on A evicts the oldest (on A); a fourth evicts the one on B.
-    let third = owned_by(&a, &alice).await;
+    let third = a.create_ready_conversation(&alice).await;
     a.wait_for(&alice, &on_a, is_stopped).await;
     assert_eq!(b.conversation(&alice, &on_b).await["status"], "running");
-    owned_by(&a, &alice).await;
+    a.create_ready_conversation(&alice).await;
     b.wait_for(&alice, &on_b, is_stopped).await;
     assert_eq!(b.metric("node_sessions").await, 0.0);
     assert_eq!(a.conversation(&alice, &third).await["status"], "running");

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::node::{NodeOptions, Stores, TestNode, is_stopped, token};
-use e2e::socketio::is_state;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::domain::{ChatMessage, ChatRole, ConversationId};
 
@@ -29,24 +28,11 @@ async fn two_redis_nodes() -> (TestNode, TestNode) {
     (nodes.pop().unwrap(), b)
 }
 
-/// A conversation started on `owner`, with its loop ready.
-async fn owned_by(owner: &TestNode, token: &str) -> String {
-    let id = owner.create_conversation(token, None).await;
-    owner
-        .wait_for_events(token, &id, |events| {
-            events
-                .last()
-                .is_some_and(|e| is_state(e, "awaiting_user_input"))
-        })
-        .await;
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_llm_completion_and_stop_reach_the_owner_over_redis() {
     let (a, b) = two_redis_nodes().await;
     let alice = token("alice");
-    let id = owned_by(&a, &alice).await;
+    let id = a.create_ready_conversation(&alice).await;
     let conversation = ConversationId::parse(&id).unwrap();
     let answer = b
         .handle
