@@ -73,8 +73,15 @@ impl Drop for NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts a node and waits until it listens.
+    /// Starts a node and waits until it serves.
     pub async fn start(env: &ClusterEnv) -> Self {
+        let mut node = Self::launch(env).await;
+        node.logged("node started").await;
+        node
+    }
+
+    /// Starts a node and waits until it listens: it may still be waiting for Redis (`/ready` 503).
+    pub async fn launch(env: &ClusterEnv) -> Self {
         let mut child = Command::new(node_binary())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

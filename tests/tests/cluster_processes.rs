@@ -230,68 +230,124 @@ fn stored_ids(events: &[Value]) -> Vec<i64> {
     events.iter().filter_map(|e| e["id"].as_i64()).collect()
 }
 
+/// A client that reconnects by itself, behind a load balancer of its own, and every event it received.
+struct Roaming {
+    client: SocketClient,
+    received: Vec<Value>,
+    _balancer: Balancer,
+}
+
+impl Roaming {
+    /// Connects through a balancer over `nodes` (the first connection goes to the first node) and
+    /// reads up to the answer to `first`.
+    async fn connect(nodes: &[&NodeProcess], id: &str, token: &str, first: &str) -> Self {
+        let urls: Vec<&str> = nodes.iter().map(|node| node.url.as_str()).collect();
+        let balancer = Balancer::start(&urls).await;
+        let options = ConnectOptions::conversation(id, token, None).reconnecting();
+        let mut client = SocketClient::connect(&balancer.url, &options).await;
+        let received = client.events_until(|e| answers(e, first)).await;
+        Self {
+            client,
+            received,
+            _balancer: balancer,
+        }
+    }
+
+    /// After its node got SIGTERM at `terminated`: the client is disconnected, reconnects, says `text`
+    /// and reads up to the answer. Returns when it was disconnected, reconnected, and received its
+    /// first event newer than any before, counted from `terminated`.
+    async fn moves_on(&mut self, terminated: Instant, text: &str) -> [std::time::Duration; 3] {
+        let last_before = stored_ids(&self.received).into_iter().max();
+        // Closed by the node: not a Socket.IO disconnect, after which a client would not come back.
+        assert_eq!(self.client.disconnection().await, "transport close");
+        let disconnected = terminated.elapsed();
+        self.client
+            .connection()
+            .await
+            .expect("the client reconnects through the balancer");
+        let reconnected = terminated.elapsed();
+        say(&mut self.client, text).await;
+        let mut first_new = None;
+        loop {
+            let event = self.client.next_event().await;
+            if first_new.is_none() && event["id"].as_i64() > last_before {
+                first_new = Some(terminated.elapsed());
+            }
+            let done = answers(&event, text);
+            self.received.push(event);
+            if done {
+                break;
+            }
+        }
+        // Across both connections, every stored event arrived once, in order.
+        let ids = stored_ids(&self.received);
+        assert_eq!(
+            ids,
+            (0..i64::try_from(ids.len()).unwrap()).collect::<Vec<_>>(),
+            "no event is missed or repeated over the reconnection"
+        );
+        [disconnected, reconnected, first_new.unwrap_or_default()]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_moves_its_clients_to_the_others_without_gap_or_duplicate() {
     let env = ClusterEnv::fresh().await;
     let leaving = NodeProcess::start(&env).await;
     let staying = NodeProcess::start(&env).await;
-    // Round robin from the first backend: the client's first connection goes to the leaving node.
-    let balancer = Balancer::start(&[&leaving.url, &staying.url]).await;
     let alice = token("alice");
-    let id = create_conversation(&leaving, &alice, "before the deploy").await;
-    let options = ConnectOptions::conversation(&id, &alice, None).reconnecting();
-    let mut client = SocketClient::connect(&balancer.url, &options).await;
-    let mut received = client
-        .events_until(|e| answers(e, "before the deploy"))
-        .await;
-    say(&mut client, "still before").await;
-    received.extend(client.events_until(|e| answers(e, "still before")).await);
-    let last_before = stored_ids(&received).into_iter().max().unwrap_or(-1);
+    // Both run on the leaving node. "alone" has no client elsewhere: the reconnecting client's new node
+    // takes it over. "watched" has a client on the staying node too, which takes it over at once and
+    // talks while the other client is away: that one gets what it missed when it is back.
+    let alone = create_conversation(&leaving, &alice, "alone").await;
+    let watched = create_conversation(&leaving, &alice, "watched").await;
+    let nodes = [&leaving, &staying];
+    let mut alone_client = Roaming::connect(&nodes, &alone, &alice, "alone").await;
+    let mut watched_client = Roaming::connect(&nodes, &watched, &alice, "watched").await;
+    let options = ConnectOptions::conversation(&watched, &alice, None);
+    let mut watcher = SocketClient::connect(&staying.url, &options).await;
+    watcher.events_until(|e| answers(e, "watched")).await;
 
     leaving.signal("TERM").await;
     let terminated = Instant::now();
-    // Closed by the node (not a Socket.IO disconnect, after which a client would not come back).
-    assert_eq!(client.disconnection().await, "transport close");
-    let disconnected = terminated.elapsed();
-    client
-        .connection()
-        .await
-        .expect("the client reconnects through the balancer");
-    let reconnected = terminated.elapsed();
-    say(&mut client, "after the deploy").await;
-    let mut first_from_new_owner = None;
-    loop {
-        let event = client.next_event().await;
-        if first_from_new_owner.is_none() && event["id"].as_i64() > Some(last_before) {
-            first_from_new_owner = Some(terminated.elapsed());
-        }
-        let done = answers(&event, "after the deploy");
-        received.push(event);
-        if done {
-            break;
-        }
-    }
-    println!(
-        "SIGTERM: the client was disconnected after {disconnected:?}, reconnected after \
-         {reconnected:?} (the client's own reconnection delay), got the new owner's first event after \
-         {:?} and its answer after {:?}",
-        first_from_new_owner.unwrap_or_default(),
+    let watcher_side = async {
+        say(&mut watcher, "during the deploy").await;
+        watcher
+            .events_until(|e| answers(e, "during the deploy"))
+            .await;
         terminated.elapsed()
+    };
+    let (continued, alone_times, watched_times) = tokio::join!(
+        watcher_side,
+        alone_client.moves_on(terminated, "after the deploy"),
+        watched_client.moves_on(terminated, "after the deploy"),
     );
-    // Across both connections, the client saw every stored event once, in order.
-    let ids = stored_ids(&received);
-    assert_eq!(
-        ids,
-        (0..i64::try_from(ids.len()).unwrap()).collect::<Vec<_>>(),
-        "no event is missed or repeated over the reconnection"
+    println!(
+        "SIGTERM: a conversation with a client on a survivor answered after {continued:?}; the \
+         leaving node's clients were disconnected after {:?} / {:?}, reconnected after {:?} / {:?} \
+         (their own reconnection delay), and got the new owner's first event after {:?} / {:?}",
+        alone_times[0],
+        watched_times[0],
+        alone_times[1],
+        watched_times[1],
+        alone_times[2],
+        watched_times[2],
     );
+    answered_once_without_gaps(&staying, &alice, &alone, &["alone", "after the deploy"]).await;
     answered_once_without_gaps(
         &staying,
         &alice,
-        &id,
-        &["before the deploy", "still before", "after the deploy"],
+        &watched,
+        &["watched", "during the deploy", "after the deploy"],
     )
     .await;
+    assert!(
+        watched_client
+            .received
+            .iter()
+            .any(|e| answers(e, "during the deploy")),
+        "the client got the answer given while it was away"
+    );
     let status = leaving.exited().await;
     assert!(status.success(), "a clean stop: {status}");
 }
@@ -403,8 +459,8 @@ async fn a_node_started_while_redis_is_down_waits_for_it() {
     let mut env = ClusterEnv::fresh().await;
     env.redis_url = redis.url();
     redis.kill();
-    let mut node = NodeProcess::start(&env).await;
-    let stopped_early = NodeProcess::start(&env).await;
+    let mut node = NodeProcess::launch(&env).await;
+    let stopped_early = NodeProcess::launch(&env).await;
     node.logged("the cluster's Redis is unreachable: waiting for it")
         .await;
     // Alive (a health check keeps it) but not ready (a load balancer sends it nothing).
