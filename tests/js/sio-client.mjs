@@ -1,6 +1,8 @@
 // A Socket.IO client driven by a test: the official `socket.io-client`, one process per client.
 // Usage: node sio-client.mjs <base url> '<options JSON>'
-//   options: {query: {...}, auth_token?, header_token?, transports?}
+//   options: {query: {...}, auth_token?, header_token?, transports?, reconnection?}
+//   With reconnection, the client reconnects by itself (the library's own backoff) and, like the
+//   original web client, asks for the events after the latest one it received (`latest_event_id`).
 // Prints one JSON line per happening: {type: "connect"|"connect_error"|"disconnect"|"oh_event"|"ack", ...}.
 // Reads one JSON command per line: {emit, data, ack_id?} (with ack_id, waits for the server's ack and
 // prints {type: "ack", ack_id, data}), or {close: true}.
@@ -16,13 +18,24 @@ const socket = io(url, {
   auth: options.auth_token ? { token: options.auth_token } : undefined,
   extraHeaders: options.header_token ? { Authorization: `Bearer ${options.header_token}` } : undefined,
   transports: options.transports ?? ["websocket"],
-  reconnection: false,
+  reconnection: options.reconnection ?? false,
 });
+
+// The query of every later handshake (reconnections) is the manager's: it follows the stored events.
+const followLatest = (event) => {
+  const latest = Number(socket.io.opts.query.latest_event_id ?? -1);
+  if (Number.isInteger(event?.id) && event.id > latest) {
+    socket.io.opts.query.latest_event_id = String(event.id);
+  }
+};
 
 socket.on("connect", () => out({ type: "connect", id: socket.id }));
 socket.on("connect_error", (error) => out({ type: "connect_error", message: error.message }));
 socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
-socket.on("oh_event", (data) => out({ type: "oh_event", data }));
+socket.on("oh_event", (data) => {
+  followLatest(data);
+  out({ type: "oh_event", data });
+});
 
 readline
   .createInterface({ input: process.stdin })

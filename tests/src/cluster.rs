@@ -9,6 +9,7 @@ use serde_json::Value;
 use shared::config::TableNames;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 use crate::node::JWT_SECRET;
 use crate::socketio::PATIENCE;
@@ -61,6 +62,8 @@ pub struct NodeProcess {
     child: Child,
     pub url: String,
     pub node_id: String,
+    /// The messages it logs after it listens.
+    messages: mpsc::UnboundedReceiver<String>,
 }
 
 impl Drop for NodeProcess {
@@ -70,8 +73,15 @@ impl Drop for NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts a node and waits until it listens.
+    /// Starts a node and waits until it serves.
     pub async fn start(env: &ClusterEnv) -> Self {
+        let mut node = Self::launch(env).await;
+        node.logged("node started").await;
+        node
+    }
+
+    /// Starts a node and waits until it listens: it may still be waiting for Redis (`/ready` 503).
+    pub async fn launch(env: &ClusterEnv) -> Self {
         let mut child = Command::new(node_binary())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -114,13 +124,39 @@ impl NodeProcess {
             }
         };
         // The rest of its logs is drained so that the node never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (sender, messages) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
+                if let Some(message) = parsed["fields"]["message"].as_str() {
+                    let _ = sender.send(message.to_owned());
+                }
+            }
+        });
         let port = address.rsplit(':').next().expect("host:port").to_owned();
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             node_id,
+            messages,
         }
+    }
+
+    /// Waits until the node logs `message`.
+    pub async fn logged(&mut self, message: &str) {
+        let seen = async {
+            while let Some(logged) = self.messages.recv().await {
+                if logged == message {
+                    return true;
+                }
+            }
+            false
+        };
+        let seen = tokio::time::timeout(PATIENCE, seen).await;
+        assert!(
+            seen.is_ok_and(|seen| seen),
+            "the node did not log {message:?}"
+        );
     }
 
     pub fn pid(&self) -> u32 {

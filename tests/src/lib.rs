@@ -1,5 +1,6 @@
 //! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
+//! - [`balancer`]: a loopback TCP load balancer (round robin over live nodes) for reconnecting clients.
 //! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.
 //! - [`cluster`]: clustered node processes (the real binary) on Redis and moto.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
@@ -12,6 +13,7 @@
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
+pub mod balancer;
 pub mod cleanup_scenarios;
 pub mod cluster;
 pub mod contract;

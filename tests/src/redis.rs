@@ -81,6 +81,15 @@ impl PrivateRedis {
         self.child = Self::spawn(self.port);
     }
 
+    /// Whether a key exists.
+    pub fn exists(&self, key: &str) -> bool {
+        let output = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "EXISTS", key])
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).trim() == "1"
+    }
+
     /// How many times each command ran (`INFO commandstats`), by lower-case name.
     pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
         let output = std::process::Command::new("redis-cli")

@@ -25,6 +25,9 @@ pub struct ConnectOptions {
     pub auth_token: Option<String>,
     /// A bearer token sent in the `Authorization` header.
     pub header_token: Option<String>,
+    /// Reconnect by itself when the connection drops (the official client's automatic reconnection),
+    /// asking for the events after the latest one it received, as the original web client does.
+    pub reconnection: bool,
 }
 
 impl ConnectOptions {
@@ -39,6 +42,15 @@ impl ConnectOptions {
             query,
             auth_token: Some(token.to_owned()),
             header_token: None,
+            reconnection: false,
+        }
+    }
+
+    /// These options, reconnecting by themselves.
+    pub fn reconnecting(self) -> Self {
+        Self {
+            reconnection: true,
+            ..self
         }
     }
 }

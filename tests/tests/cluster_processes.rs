@@ -1,14 +1,17 @@
 //! Clustered nodes as real processes (the `conversation-node` binary) on real Redis and DynamoDB on
 //! moto, with official Socket.IO clients: a client on one node talks to a conversation another node
-//! runs, and a `kill -9` of that owner loses no acknowledged action.
+//! runs, and a `kill -9` of that owner loses no acknowledged action; a SIGTERM moves its clients
+//! (through a load balancer) to the others; Redis outages, at start or later, are waited out.
 
 use std::time::Instant;
 
+use e2e::balancer::Balancer;
 use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::node::{is_agent_message, token};
 use e2e::redis::PrivateRedis;
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
+use shared::adapters::redis::keys::Keys;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::domain::{ConversationId, UserAction};
 use shared::ports::Coordination;
@@ -222,6 +225,133 @@ async fn sigterm_hands_conversations_over_to_the_others() {
     .await;
 }
 
+/// The ids of the stored events among `events` (the ones with an id), in the order received.
+fn stored_ids(events: &[Value]) -> Vec<i64> {
+    events.iter().filter_map(|e| e["id"].as_i64()).collect()
+}
+
+/// A client that reconnects by itself, behind a load balancer of its own, and every event it received.
+struct Roaming {
+    client: SocketClient,
+    received: Vec<Value>,
+    _balancer: Balancer,
+}
+
+impl Roaming {
+    /// Connects through a balancer over `nodes` (the first connection goes to the first node) and
+    /// reads up to the answer to `first`.
+    async fn connect(nodes: &[&NodeProcess], id: &str, token: &str, first: &str) -> Self {
+        let urls: Vec<&str> = nodes.iter().map(|node| node.url.as_str()).collect();
+        let balancer = Balancer::start(&urls).await;
+        let options = ConnectOptions::conversation(id, token, None).reconnecting();
+        let mut client = SocketClient::connect(&balancer.url, &options).await;
+        let received = client.events_until(|e| answers(e, first)).await;
+        Self {
+            client,
+            received,
+            _balancer: balancer,
+        }
+    }
+
+    /// After its node got SIGTERM at `terminated`: the client is disconnected, reconnects, says `text`
+    /// and reads up to the answer. Returns when it was disconnected, reconnected, and received its
+    /// first event newer than any before, counted from `terminated`.
+    async fn moves_on(&mut self, terminated: Instant, text: &str) -> [std::time::Duration; 3] {
+        let last_before = stored_ids(&self.received).into_iter().max();
+        // Closed by the node: not a Socket.IO disconnect, after which a client would not come back.
+        assert_eq!(self.client.disconnection().await, "transport close");
+        let disconnected = terminated.elapsed();
+        self.client
+            .connection()
+            .await
+            .expect("the client reconnects through the balancer");
+        let reconnected = terminated.elapsed();
+        say(&mut self.client, text).await;
+        let mut first_new = None;
+        loop {
+            let event = self.client.next_event().await;
+            if first_new.is_none() && event["id"].as_i64() > last_before {
+                first_new = Some(terminated.elapsed());
+            }
+            let done = answers(&event, text);
+            self.received.push(event);
+            if done {
+                break;
+            }
+        }
+        // Across both connections, every stored event arrived once, in order.
+        let ids = stored_ids(&self.received);
+        assert_eq!(
+            ids,
+            (0..i64::try_from(ids.len()).unwrap()).collect::<Vec<_>>(),
+            "no event is missed or repeated over the reconnection"
+        );
+        [disconnected, reconnected, first_new.unwrap_or_default()]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_moves_its_clients_to_the_others_without_gap_or_duplicate() {
+    let env = ClusterEnv::fresh().await;
+    let leaving = NodeProcess::start(&env).await;
+    let staying = NodeProcess::start(&env).await;
+    let alice = token("alice");
+    // Both run on the leaving node. "alone" has no client elsewhere: the reconnecting client's new node
+    // takes it over. "watched" has a client on the staying node too, which takes it over at once and
+    // talks while the other client is away: that one gets what it missed when it is back.
+    let alone = create_conversation(&leaving, &alice, "alone").await;
+    let watched = create_conversation(&leaving, &alice, "watched").await;
+    let nodes = [&leaving, &staying];
+    let mut alone_client = Roaming::connect(&nodes, &alone, &alice, "alone").await;
+    let mut watched_client = Roaming::connect(&nodes, &watched, &alice, "watched").await;
+    let options = ConnectOptions::conversation(&watched, &alice, None);
+    let mut watcher = SocketClient::connect(&staying.url, &options).await;
+    watcher.events_until(|e| answers(e, "watched")).await;
+
+    leaving.signal("TERM").await;
+    let terminated = Instant::now();
+    let watcher_side = async {
+        say(&mut watcher, "during the deploy").await;
+        watcher
+            .events_until(|e| answers(e, "during the deploy"))
+            .await;
+        terminated.elapsed()
+    };
+    let (continued, alone_times, watched_times) = tokio::join!(
+        watcher_side,
+        alone_client.moves_on(terminated, "after the deploy"),
+        watched_client.moves_on(terminated, "after the deploy"),
+    );
+    println!(
+        "SIGTERM: a conversation with a client on a survivor answered after {continued:?}; the \
+         leaving node's clients were disconnected after {:?} / {:?}, reconnected after {:?} / {:?} \
+         (their own reconnection delay), and got the new owner's first event after {:?} / {:?}",
+        alone_times[0],
+        watched_times[0],
+        alone_times[1],
+        watched_times[1],
+        alone_times[2],
+        watched_times[2],
+    );
+    answered_once_without_gaps(&staying, &alice, &alone, &["alone", "after the deploy"]).await;
+    answered_once_without_gaps(
+        &staying,
+        &alice,
+        &watched,
+        &["watched", "during the deploy", "after the deploy"],
+    )
+    .await;
+    assert!(
+        watched_client
+            .received
+            .iter()
+            .any(|e| answers(e, "during the deploy")),
+        "the client got the answer given while it was away"
+    );
+    let status = leaving.exited().await;
+    assert!(status.success(), "a clean stop: {status}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_user_limit_holds_across_nodes_under_concurrent_starts() {
     let mut env = ClusterEnv::fresh().await;
@@ -267,6 +397,10 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     let mut redis = PrivateRedis::start();
     let mut env = ClusterEnv::fresh().await;
     env.redis_url = redis.url();
+    env.extra = vec![
+        ("MAX_CONCURRENT_CONVERSATIONS", "1".into()),
+        ("CONVERSATION_LIMIT_POLICY", "reject".into()),
+    ];
     let first = NodeProcess::start(&env).await;
     let second = NodeProcess::start(&env).await;
     let alice = token("alice");
@@ -276,6 +410,8 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     client
         .events_until(|e| answers(e, "before the restart"))
         .await;
+    // Alice is at her limit.
+    assert_eq!(try_create(&second, &alice, "one too many").await.0, 429);
 
     no_key_scans(&redis);
     redis.kill();
@@ -285,6 +421,15 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     redis.start_empty();
     readiness(&first, true).await;
     readiness(&second, true).await;
+    // The owner's next refresh re-asserts its lease and, in the same step, alice's running set: from
+    // then on she is at her limit exactly as before the restart.
+    let lease = Keys::new(&env.key_prefix).lease(&ConversationId::parse(&id).unwrap());
+    let deadline = Instant::now() + e2e::socketio::PATIENCE;
+    while !redis.exists(&lease) {
+        assert!(Instant::now() < deadline, "the lease was never re-asserted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(try_create(&second, &alice, "one too many").await.0, 429);
     say(&mut client, "after the restart").await;
     client
         .events_until(|e| answers(e, "after the restart"))
@@ -297,6 +442,44 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     )
     .await;
     no_key_scans(&redis);
+}
+
+/// A probe's status code.
+async fn probe(node: &NodeProcess, path: &str) -> u16 {
+    reqwest::get(format!("{}{path}", node.url))
+        .await
+        .expect("the node answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_redis_is_down_waits_for_it() {
+    let mut redis = PrivateRedis::start();
+    let mut env = ClusterEnv::fresh().await;
+    env.redis_url = redis.url();
+    redis.kill();
+    let mut node = NodeProcess::launch(&env).await;
+    let stopped_early = NodeProcess::launch(&env).await;
+    node.logged("the cluster's Redis is unreachable: waiting for it")
+        .await;
+    // Alive (a health check keeps it) but not ready (a load balancer sends it nothing).
+    assert_eq!(probe(&node, "/health").await, 200);
+    assert_eq!(probe(&node, "/ready").await, 503);
+    // A stop while it waits is a clean exit.
+    stopped_early.signal("TERM").await;
+    let status = stopped_early.exited().await;
+    assert!(status.success(), "a clean stop: {status}");
+
+    redis.start_empty();
+    readiness(&node, true).await;
+    let alice = token("alice");
+    let id = create_conversation(&node, &alice, "once Redis is up").await;
+    let options = ConnectOptions::conversation(&id, &alice, None);
+    let mut client = SocketClient::connect(&node.url, &options).await;
+    client
+        .events_until(|e| answers(e, "once Redis is up"))
+        .await;
 }
 
 /// No command that walks the key space (or a whole collection) was issued.

@@ -1,11 +1,15 @@
 //! The coordination contract against the Redis adapter (`TEST_REDIS_URL`), each cluster under its own
-//! key prefix.
+//! key prefix; and what only Redis can do, lose its data (a private server restarted empty).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use e2e::contract::coordination::{ClusterSpec, Member};
+use e2e::redis::PrivateRedis;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
-use shared::ports::coordination::NodeId;
+use shared::domain::ConversationId;
+use shared::ports::Coordination;
+use shared::ports::coordination::{ClaimOutcome, ClaimRequest, LimitPolicy, NodeId};
 
 async fn redis_cluster(spec: ClusterSpec) -> Vec<Member> {
     let settings = RedisSettings {
@@ -28,3 +32,59 @@ async fn redis_cluster(spec: ClusterSpec) -> Vec<Member> {
 }
 
 e2e::coordination_contract!(redis_cluster);
+
+/// Redis restarted empty forgets the users' running sets with the leases: the owners' next refresh
+/// re-asserts both, so that the per-user limit holds at once, not only once conversations are claimed
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_after_an_empty_restart_restores_the_running_sets() {
+    let mut redis = PrivateRedis::start();
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_prefix: e2e::redis::unique_prefix(),
+        lease_ttl: Duration::from_secs(30),
+    };
+    let connect = |name: &str| RedisCoordination::connect(&settings, NodeId::new(name));
+    let (owner, _owner_incoming) = connect("owner").await.expect("Redis is reachable");
+    let (other, _other_incoming) = connect("other").await.expect("Redis is reachable");
+    let claim = |name: &str, policy| ClaimRequest {
+        conversation: ConversationId::parse(name).unwrap(),
+        user_id: "alice".into(),
+        max_running: 1,
+        policy,
+        min_epoch: 1,
+    };
+    let ClaimOutcome::Claimed { lease, .. } = owner
+        .claim(&claim("running", LimitPolicy::Reject))
+        .await
+        .unwrap()
+    else {
+        panic!("the first claim is granted");
+    };
+
+    redis.kill();
+    redis.start_empty();
+    // Both reconnect, then the owner's refresh (as its next heartbeat would) re-asserts the lease.
+    let deadline = Instant::now() + e2e::socketio::PATIENCE;
+    while owner.check().await.is_err() || other.check().await.is_err() {
+        assert!(Instant::now() < deadline, "the nodes never reconnected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lost = owner.refresh(std::slice::from_ref(&lease)).await.unwrap();
+    assert!(lost.is_empty(), "nobody claimed it since: {lost:?}");
+
+    // Alice is at her limit again, exactly as before the restart: refused, or her oldest evicted.
+    let refused = other
+        .claim(&claim("another", LimitPolicy::Reject))
+        .await
+        .unwrap();
+    assert_eq!(refused, ClaimOutcome::LimitReached);
+    let evicting = other
+        .claim(&claim("another", LimitPolicy::EvictOldest))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&evicting, ClaimOutcome::Claimed { evicted, .. } if *evicted == [lease.conversation.clone()]),
+        "{evicting:?}"
+    );
+}

@@ -14,7 +14,7 @@ use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::Agent;
 use crate::agent::llm::LlmClient;
@@ -115,8 +115,10 @@ impl ConversationNode {
         NodeHandle(Arc::clone(&self.node))
     }
 
-    /// Serves `app` (usually [`ConversationNode::router`]) until `shutdown` resolves, then hands every
-    /// conversation over, closes the sockets and waits for open requests, at most the grace period.
+    /// Serves `app` (usually [`ConversationNode::router`]) until `shutdown` resolves. Then it stops
+    /// accepting connections (a reconnecting client lands on another node), hands every conversation
+    /// over and closes the Socket.IO connections, so that their clients reconnect at once rather than
+    /// after a ping timeout; it waits for open requests, at most the grace period in all.
     pub async fn serve(
         self,
         app: Router,
@@ -130,24 +132,35 @@ impl ConversationNode {
             ..
         } = self;
         let grace = node.timing.shutdown_grace;
-        let (signalled, on_signal) = oneshot::channel::<()>();
-        let stopping = Arc::clone(&node);
-        let graceful = async move {
+        let (signal, signalled) = watch::channel(false);
+        let stop_accepting = async move {
             shutdown.await;
-            let _ = signalled.send(());
+            let _ = signal.send(true);
+        };
+        let server = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
+        let stopping = Arc::clone(&node);
+        let mut on_signal = signalled.clone();
+        let hand_over = async move {
+            if on_signal.wait_for(|signalled| *signalled).await.is_err() {
+                return;
+            }
             tracing::info!("stopping: handing the conversations over");
             lifecycle::hand_over_all(&stopping, grace / 2).await;
             io.close().await;
         };
+        let mut on_signal = signalled;
         let deadline = async move {
-            match on_signal.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending().await,
+            // Not a `match` on the guard: it must not be held across the sleep.
+            let signalled = on_signal.wait_for(|signalled| *signalled).await.is_ok();
+            if signalled {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
             }
         };
-        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        let stopped = async move { tokio::join!(server.into_future(), hand_over).0 };
         let served = tokio::select! {
-            served = server.into_future() => served,
+            served = stopped => served,
             () = deadline => {
                 tracing::warn!("requests still open after the grace period: stopping anyway");
                 Ok(())

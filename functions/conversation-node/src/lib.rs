@@ -14,6 +14,7 @@
 //! - [`dispatch`]: routing what the cluster delivers to this node.
 //! - [`starter`]: the proactive starter; [`callbacks`]: `ConversationStateChanged` on the bus.
 //! - [`metrics`], [`shutdown`], [`state`]: counters, stop signal and background tasks, shared state.
+//! - [`startup`]: listening (health yes, ready no) while the ports are not ready yet (Redis down).
 //! - [`wiring`]: the ports the environment names (what `main` and the local stack build the node from).
 
 pub mod agent;
@@ -31,6 +32,7 @@ pub mod sessions;
 pub mod shutdown;
 pub mod socket;
 pub mod starter;
+pub mod startup;
 pub mod state;
 pub mod wiring;
 

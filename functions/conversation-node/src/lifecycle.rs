@@ -103,9 +103,7 @@ pub async fn ensure_running(
         ClaimOutcome::Claimed { lease, evicted } => {
             // The loop reads the metadata afresh when it starts.
             let Some(meta) = node.conversations.get_conversation(conversation).await? else {
-                node.coordination
-                    .release(&lease, user_id, LeaseEnd::Stopped)
-                    .await?;
+                node.coordination.release(&lease, LeaseEnd::Stopped).await?;
                 return Ok(Started::AlreadyRunning);
             };
             evict(node, evicted);
@@ -137,16 +135,11 @@ pub async fn create(
     match node.conversations.create_conversation(&meta).await {
         Ok(WriteOutcome::Written) => {}
         Ok(WriteOutcome::Conflict) => {
-            node.coordination
-                .release(&lease, &meta.user_id, LeaseEnd::Stopped)
-                .await?;
+            node.coordination.release(&lease, LeaseEnd::Stopped).await?;
             return Ok(Created::Exists);
         }
         Err(error) => {
-            let _ = node
-                .coordination
-                .release(&lease, &meta.user_id, LeaseEnd::Stopped)
-                .await;
+            let _ = node.coordination.release(&lease, LeaseEnd::Stopped).await;
             return Err(error.into());
         }
     }
@@ -157,10 +150,7 @@ pub async fn create(
             .await
     {
         // Without its first message the conversation does not start: it is recorded stopped.
-        let _ = node
-            .coordination
-            .release(&lease, &meta.user_id, LeaseEnd::Stopped)
-            .await;
+        let _ = node.coordination.release(&lease, LeaseEnd::Stopped).await;
         let stopped = Conversation {
             status: ConversationStatus::Stopped,
             agent_state: AgentState::Stopped,

@@ -1,7 +1,8 @@
 //! The conversation node's process: configuration and adapters from the environment, then serve until
-//! SIGTERM or SIGINT. See `docs/node.md`.
+//! SIGTERM or SIGINT. It listens before its ports are ready (see `startup`). See `docs/node.md`.
 
 use anyhow::Context;
+use conversation_node::startup::{self, Waited};
 use conversation_node::{ConversationNode, NodeConfig, shutdown, wiring};
 use shared::adapters::in_process_bus::InProcessBus;
 
@@ -26,13 +27,23 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: NodeConfig) -> anyhow::Result<()> {
-    let deps = wiring::deps_from_config(&config, None, &InProcessBus::default()).await?;
-    let node = ConversationNode::start(&config, deps)?;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
-        .await
+    let listener = std::net::TcpListener::bind(("0.0.0.0", config.port))
         .with_context(|| format!("cannot listen on port {}", config.port))?;
-    tracing::info!(address = %listener.local_addr()?, node_id = %node.node_id(), "listening");
+    listener.set_nonblocking(true)?;
+    tracing::info!(address = %listener.local_addr()?, node_id = %config.node_id, "listening");
+    let mut stop = Box::pin(shutdown::signal());
+    let bus = InProcessBus::default();
+    let deps = wiring::deps_from_config(&config, None, &bus);
+    let (deps, listener) =
+        match startup::serve_until_ready(listener, &config.node_id, deps, &mut stop).await? {
+            Waited::Ready(deps, listener) => (deps?, listener),
+            Waited::Stopped => {
+                tracing::info!(node_id = %config.node_id, "stopped before it was ready");
+                return Ok(());
+            }
+        };
+    let node = ConversationNode::start(&config, deps)?;
     let app = node.router();
-    node.serve(app, listener, shutdown::signal()).await?;
+    node.serve(app, listener, stop).await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The node's ports from its configuration: the stores and bus the environment names (see
-//! `shared::wiring`), the coordination backend, the GitHub client.
+//! `shared::wiring`), the coordination backend (a Redis that is down is waited for), the GitHub client.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::adapters::embedded::EmbeddedDb;
 use shared::adapters::in_process_bus::InProcessBus;
@@ -9,8 +10,9 @@ use shared::adapters::local_cluster::LocalCluster;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::Coordination;
-use shared::ports::coordination::CoordinationError;
+use shared::ports::coordination::{CoordinationError, Incoming, NodeId};
 use shared::wiring::{self, AwsContext, WiringError};
+use tokio::sync::mpsc;
 
 use crate::app::NodeDeps;
 use crate::config::{CoordinationBackend, NodeConfig};
@@ -21,6 +23,43 @@ pub enum NodeWiringError {
     Wiring(#[from] WiringError),
     #[error("the cluster's Redis: {0}")]
     Redis(#[from] CoordinationError),
+}
+
+/// The first pause after a failed attempt to reach Redis at start; each failure doubles it, up to the cap.
+const REDIS_RETRY_FIRST: Duration = Duration::from_millis(250);
+const REDIS_RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// Connects to the cluster's Redis, waiting for it as long as it takes: a node started during a Redis
+/// outage serves once Redis is back. Each failed attempt is logged once (without the URL, which may
+/// hold a password); only settings that cannot work end the wait.
+async fn connect_redis(
+    settings: &RedisSettings,
+    node_id: &NodeId,
+) -> Result<(RedisCoordination, mpsc::Receiver<Incoming>), CoordinationError> {
+    let mut pause = REDIS_RETRY_FIRST;
+    let mut attempt = 1_u32;
+    loop {
+        match RedisCoordination::connect(settings, node_id.clone()).await {
+            Err(CoordinationError::Unavailable(reason)) => {
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    %reason,
+                    "the cluster's Redis is unreachable: waiting for it"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(REDIS_RETRY_CAP);
+                attempt += 1;
+            }
+            Ok(connected) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "connected to the cluster's Redis");
+                }
+                return Ok(connected);
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The ports `config` names. `db` is the embedded database when the store is embedded (`None` opens
@@ -43,8 +82,7 @@ pub async fn deps_from_config(
                 key_prefix: key_prefix.clone(),
                 lease_ttl: config.timing.lease_ttl,
             };
-            let (node, incoming) =
-                RedisCoordination::connect(&settings, config.node_id.clone()).await?;
+            let (node, incoming) = connect_redis(&settings, &config.node_id).await?;
             (Arc::new(node), incoming)
         }
     };

@@ -87,17 +87,22 @@ async fn the_binary_serves_and_stops_on_sigterm() {
         }
     });
     let mut seen = Vec::new();
-    let address = loop {
+    let mut address = None;
+    // It listens first, and serves once its ports are ready.
+    loop {
         let line = tokio::time::timeout(PATIENCE, logs.recv())
             .await
-            .expect("the node logs where it listens")
+            .expect("the node logs where it listens, then that it started")
             .expect("the node is running");
         seen.push(line.clone());
         let parsed: Value = serde_json::from_str(&line).expect("logs are JSON lines");
-        if parsed["fields"]["message"] == "listening" {
-            break parsed["fields"]["address"].as_str().unwrap().to_owned();
+        match parsed["fields"]["message"].as_str() {
+            Some("listening") => address = parsed["fields"]["address"].as_str().map(str::to_owned),
+            Some("node started") => break,
+            _ => {}
         }
-    };
+    }
+    let address = address.expect("it logged where it listens");
     let port = address.rsplit(':').next().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -177,6 +177,7 @@ impl Coordination for LocalNode {
         Ok(ClaimOutcome::Claimed {
             lease: Lease {
                 conversation: request.conversation.clone(),
+                user_id: request.user_id.clone(),
                 owner: self.node_id.clone(),
                 epoch,
             },
@@ -199,7 +200,13 @@ impl Coordination for LocalNode {
                 .epochs
                 .get(&lease.conversation)
                 .is_none_or(|epoch| *epoch <= lease.epoch);
-            if held || (gone && nobody_claimed_since) {
+            // Not evicted meanwhile (this cluster never forgets its running sets, unlike a Redis
+            // restarted empty).
+            let counted = state
+                .running
+                .get(&lease.user_id)
+                .is_some_and(|running| running.contains(&lease.conversation));
+            if held || (gone && nobody_claimed_since && counted) {
                 // Re-asserted when it expired unclaimed, as the Redis adapter does.
                 state.leases.insert(
                     lease.conversation.clone(),
@@ -216,12 +223,7 @@ impl Coordination for LocalNode {
         Ok(lost)
     }
 
-    async fn release(
-        &self,
-        lease: &Lease,
-        user_id: &str,
-        end: LeaseEnd,
-    ) -> Result<(), CoordinationError> {
+    async fn release(&self, lease: &Lease, end: LeaseEnd) -> Result<(), CoordinationError> {
         let now = Instant::now();
         let recipients = {
             let mut state = self.cluster.lock();
@@ -235,7 +237,7 @@ impl Coordination for LocalNode {
             let someone_else_runs_it = state.live_owner(&lease.conversation, now).is_some();
             match end {
                 LeaseEnd::Stopped if !someone_else_runs_it => {
-                    if let Some(running) = state.running.get_mut(user_id) {
+                    if let Some(running) = state.running.get_mut(&lease.user_id) {
                         running.retain(|c| *c != lease.conversation);
                     }
                     Vec::new()

@@ -62,10 +62,12 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// The right to run a conversation, held by `owner` under `epoch`.
+/// The right to run a conversation, held by `owner` under `epoch`. `user_id` names the running set the
+/// conversation counts in (a re-asserted lease restores its place there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub conversation: ConversationId,
+    pub user_id: String,
     pub owner: NodeId,
     pub epoch: u64,
 }
@@ -215,6 +217,9 @@ pub enum CoordinationError {
     Unavailable(String),
     #[error("coordination message could not be decoded: {0}")]
     Corrupt(String),
+    /// The backend's settings cannot work (a malformed URL): retrying does not help.
+    #[error("coordination backend misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 #[async_trait]
@@ -226,16 +231,12 @@ pub trait Coordination: Send + Sync {
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, CoordinationError>;
 
     /// Extends the leases this node still holds, and re-asserts those that expired (or that a backend
-    /// restarted empty forgot) if nobody claimed them since; returns the conversations of the others.
+    /// restarted empty forgot) if nobody claimed them since, back in their user's running set if the
+    /// backend forgot that too; returns the conversations of the others.
     async fn refresh(&self, leases: &[Lease]) -> Result<Vec<ConversationId>, CoordinationError>;
 
     /// Gives a lease up (only if still held by it).
-    async fn release(
-        &self,
-        lease: &Lease,
-        user_id: &str,
-        end: LeaseEnd,
-    ) -> Result<(), CoordinationError>;
+    async fn release(&self, lease: &Lease, end: LeaseEnd) -> Result<(), CoordinationError>;
 
     /// Stores a user action durably in the conversation's inbox and tells its owner, if any. A client's
     /// retry (the same `client_action_id` for the conversation, within [`ACTION_ID_MEMORY`]) is stored

@@ -36,6 +36,7 @@ macro_rules! coordination_contract {
             presence_counts_clients_on_every_node,
             a_silent_node_is_reaped_once,
             a_refresh_reasserts_a_lease_nobody_claimed_since,
+            a_lapsed_lease_evicted_meanwhile_is_not_reasserted,
             a_retried_action_is_stored_once,
             a_departed_node_is_reaped_before_it_falls_silent,
         ]);
@@ -185,7 +186,7 @@ where
     // The old holder's release does not touch the new lease.
     nodes[0]
         .coordination
-        .release(&old, "u", LeaseEnd::Stopped)
+        .release(&old, LeaseEnd::Stopped)
         .await
         .unwrap();
     assert!(
@@ -280,7 +281,7 @@ where
     // Nothing was claimed: another node may claim "two" once there is room.
     let (one, _) = claimed(a, &request("one", "alice", 1, LimitPolicy::Reject)).await;
     a.coordination
-        .release(&one, "alice", LeaseEnd::Stopped)
+        .release(&one, LeaseEnd::Stopped)
         .await
         .unwrap();
     claimed(a, &request("two", "alice", 1, LimitPolicy::Reject)).await;
@@ -362,7 +363,7 @@ where
     let (lease, _) = claimed(&nodes[0], &request("done", "alice", 1, LimitPolicy::Reject)).await;
     nodes[0]
         .coordination
-        .release(&lease, "alice", LeaseEnd::Stopped)
+        .release(&lease, LeaseEnd::Stopped)
         .await
         .unwrap();
     claimed(&nodes[1], &request("next", "alice", 1, LimitPolicy::Reject)).await;
@@ -370,7 +371,7 @@ where
     let (next, _) = claimed(&nodes[1], &request("next", "alice", 1, LimitPolicy::Reject)).await;
     nodes[1]
         .coordination
-        .release(&next, "alice", LeaseEnd::HandedOver)
+        .release(&next, LeaseEnd::HandedOver)
         .await
         .unwrap();
     let refused = nodes[0]
@@ -402,7 +403,7 @@ where
     nodes[1].coordination.join(&c, "on-b").await.unwrap();
     nodes[0]
         .coordination
-        .release(&lease, "u", LeaseEnd::HandedOver)
+        .release(&lease, LeaseEnd::HandedOver)
         .await
         .unwrap();
     match received(&mut nodes[1]).await {
@@ -733,6 +734,36 @@ where
         nodes[1].coordination.claim(&claim).await.unwrap(),
         ClaimOutcome::Held { .. }
     ));
+}
+
+pub async fn a_lapsed_lease_evicted_meanwhile_is_not_reasserted<F, Fut>(make: F)
+where
+    F: Fn(ClusterSpec) -> Fut,
+    Fut: Future<Output = Vec<Member>>,
+{
+    let ttl = Duration::from_millis(300);
+    let nodes = make(ClusterSpec {
+        nodes: 2,
+        lease_ttl: ttl,
+    })
+    .await;
+    let policy = LimitPolicy::EvictOldest;
+    let (lapsed, _) = claimed(&nodes[0], &request("lapsed", "alice", 1, policy)).await;
+    tokio::time::sleep(ttl * 2).await;
+    let (_, evicted) = claimed(&nodes[1], &request("newer", "alice", 1, policy)).await;
+    assert_eq!(evicted, [conversation("lapsed")]);
+    // Nobody claimed "lapsed" since, but it no longer counts in alice's running set: its late
+    // refresh loses it rather than running alice over the limit.
+    assert_eq!(
+        nodes[0].coordination.refresh(&[lapsed]).await.unwrap(),
+        [conversation("lapsed")]
+    );
+    let refused = nodes[0]
+        .coordination
+        .claim(&request("third", "alice", 1, LimitPolicy::Reject))
+        .await
+        .unwrap();
+    assert_eq!(refused, ClaimOutcome::LimitReached);
 }
 
 pub async fn a_retried_action_is_stored_once<F, Fut>(make: F)

@@ -486,12 +486,7 @@ impl Session {
     }
 
     async fn release(&self, end: LeaseEnd) {
-        if let Err(error) = self
-            .node
-            .coordination
-            .release(&self.lease, &self.meta.user_id, end)
-            .await
-        {
+        if let Err(error) = self.node.coordination.release(&self.lease, end).await {
             tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "cannot release the lease");
         }
     }

@@ -114,7 +114,8 @@ impl RedisCoordination {
         settings: &RedisSettings,
         node_id: NodeId,
     ) -> Result<(Self, mpsc::Receiver<Incoming>), CoordinationError> {
-        let client = redis::Client::open(settings.url.as_str()).map_err(unavailable)?;
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|error| CoordinationError::Misconfigured(error.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -356,6 +357,7 @@ impl Coordination for RedisCoordination {
             [kind, epoch, evicted @ ..] if kind == "claimed" => Ok(ClaimOutcome::Claimed {
                 lease: Lease {
                     conversation: conversation.clone(),
+                    user_id: request.user_id.clone(),
                     owner: self.node_id.clone(),
                     epoch: epoch.parse().map_err(corrupt)?,
                 },
@@ -374,12 +376,14 @@ impl Coordination for RedisCoordination {
         }
         let mut invocation = scripts::REFRESH.key(self.keys.owned(&self.node_id));
         invocation
+            .key(self.keys.claims())
             .arg(self.node_id.as_str())
             .arg(millis(self.lease_ttl));
         for lease in leases {
             invocation
                 .key(self.keys.lease(&lease.conversation))
                 .key(self.keys.epoch(&lease.conversation))
+                .key(self.keys.running(&lease.user_id))
                 .arg(lease.epoch)
                 .arg(lease.conversation.as_str());
         }
@@ -394,12 +398,7 @@ impl Coordination for RedisCoordination {
             .collect())
     }
 
-    async fn release(
-        &self,
-        lease: &Lease,
-        user_id: &str,
-        end: LeaseEnd,
-    ) -> Result<(), CoordinationError> {
+    async fn release(&self, lease: &Lease, end: LeaseEnd) -> Result<(), CoordinationError> {
         let end = match end {
             LeaseEnd::Stopped => "stopped",
             LeaseEnd::HandedOver => "handed_over",
@@ -410,7 +409,7 @@ impl Coordination for RedisCoordination {
         })?;
         scripts::RELEASE
             .key(self.keys.lease(&lease.conversation))
-            .key(self.keys.running(user_id))
+            .key(self.keys.running(&lease.user_id))
             .key(self.keys.owned(&self.node_id))
             .arg(self.node_id.as_str())
             .arg(lease.epoch)

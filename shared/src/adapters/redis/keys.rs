@@ -7,7 +7,7 @@
 //! | `{p}lease:{conversation}` | hash | `owner` (node id), `epoch` | `PEXPIRE` lease TTL, refreshed by the owner |
 //! | `{p}epoch:{conversation}` | string | the last epoch granted (`INCR`) | kept; the event store's fence guards its loss |
 //! | `{p}claims` | string | a counter ordering claims (the score of `running`) | kept |
-//! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction |
+//! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction; the owners' refresh restores them after Redis lost its data |
 //! | `{p}owned:{node}` | set | the conversations a node holds leases of | members leave on release |
 //! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded |
 //! | `{p}action:{conversation}:{client action id}` | string | the inbox id a client's action was stored as | `EX` a day (`ACTION_ID_MEMORY`) |

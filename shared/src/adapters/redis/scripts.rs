@@ -42,27 +42,37 @@ return reply
     )
 });
 
-/// KEYS: owned (this node's), then a lease key and an epoch key per lease. ARGV: node, ttl ms, then an
-/// epoch and a conversation id per lease. Extends the leases still held by `node` under their epoch, and re-asserts those whose
-/// key is gone (expired, or Redis restarted empty) as long as nobody was granted a later epoch since;
-/// returns the 1-based positions of the others.
+/// KEYS: owned (this node's), claims (the order counter), then per lease its lease key, epoch key and
+/// its user's running set. ARGV: node, ttl ms, then an epoch and a conversation id per lease.
+/// Extends the leases still held by `node` under their epoch. A lease whose key is gone (expired, or
+/// Redis restarted empty) is re-asserted if nobody was granted a later epoch since and it still counts
+/// in its user's running set; with its epoch counter gone too (Redis lost its data, the running set
+/// with it) it takes its place there again, so that the per-user limit holds at once. An expired lease
+/// evicted from the running set meanwhile is lost. Returns the 1-based positions of the lost leases.
 pub static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local lost = {}
-for i = 1, (#KEYS - 1) / 2 do
-  local lease, counter = KEYS[2 * i], KEYS[2 * i + 1]
+for i = 1, (#KEYS - 2) / 3 do
+  local lease, counter, running = KEYS[3 * i], KEYS[3 * i + 1], KEYS[3 * i + 2]
   local epoch, conversation = ARGV[2 * i + 1], ARGV[2 * i + 2]
   local held = redis.call('HMGET', lease, 'owner', 'epoch')
   if held[1] == ARGV[1] and held[2] == epoch then
     redis.call('PEXPIRE', lease, ARGV[2])
-  elseif not held[1] and tonumber(redis.call('GET', counter) or '0') <= tonumber(epoch) then
-    redis.call('SET', counter, epoch)
-    redis.call('HSET', lease, 'owner', ARGV[1], 'epoch', epoch)
-    redis.call('PEXPIRE', lease, ARGV[2])
-    redis.call('SADD', KEYS[1], conversation)
   else
-    table.insert(lost, i)
+    local granted = redis.call('GET', counter)
+    local counted = redis.call('ZSCORE', running, conversation)
+    if held[1] or (granted and (tonumber(granted) > tonumber(epoch) or not counted)) then
+      table.insert(lost, i)
+    else
+      if not counted then
+        redis.call('ZADD', running, redis.call('INCR', KEYS[2]), conversation)
+      end
+      redis.call('SET', counter, epoch)
+      redis.call('HSET', lease, 'owner', ARGV[1], 'epoch', epoch)
+      redis.call('PEXPIRE', lease, ARGV[2])
+      redis.call('SADD', KEYS[1], conversation)
+    end
   end
 end
 return lost
