@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::node::{is_agent_message, token};
-use e2e::redis::PrivateRedis;
+use e2e::redis::{PrivateRedis, no_key_scans};
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
@@ -297,21 +297,6 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     )
     .await;
     no_key_scans(&redis);
-}
-
-/// No command that walks the key space (or a whole collection) was issued.
-fn no_key_scans(redis: &PrivateRedis) {
-    let calls = redis.command_calls();
-    assert!(
-        calls.contains_key("evalsha"),
-        "the statistics are read: {calls:?}"
-    );
-    for pattern_command in ["scan", "keys", "hscan", "sscan", "zscan"] {
-        assert!(
-            !calls.contains_key(pattern_command),
-            "{pattern_command} was issued: {calls:?}"
-        );
-    }
 }
 
 /// Commands per heartbeat of an idle node over a window of `beats` heartbeats (each heartbeat runs
