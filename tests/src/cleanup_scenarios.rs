@@ -358,7 +358,7 @@ struct ClusterWorld {
     dead: NodeId,
     live: NodeId,
     /// Keeps the live node's connection open through the case.
-    _live_node: RedisCoordination,
+    live_node: RedisCoordination,
     /// Run by the dead node, updated an hour ago: stopped by the pass.
     dead_old: Conversation,
     /// Run by the dead node, updated just now: its lease freed, the conversation left running.
@@ -428,7 +428,7 @@ impl ClusterWorld {
             prefix: prefix.clone(),
             dead: NodeId::new("dead-node"),
             live: NodeId::new("live-node"),
-            _live_node: node(&redis, &prefix, "live-node").await,
+            live_node: node(&redis, &prefix, "live-node").await,
             dead_old: running_conversation("dead-old", hour_ago),
             dead_recent: running_conversation("dead-recent", now()),
             live_old: running_conversation("live-old", hour_ago),
@@ -445,7 +445,7 @@ impl ClusterWorld {
             assert_eq!(created.expect("seed a conversation"), WriteOutcome::Written);
         }
 
-        let live = &world._live_node;
+        let live = &world.live_node;
         claim(live, &world.live_old).await;
         let orphan = claim(live, &world.orphan_old).await;
         live.release(&orphan, ALICE, LeaseEnd::HandedOver)
@@ -469,12 +469,12 @@ impl ClusterWorld {
             .expect("join");
         drop(dead);
         // Its last heartbeat an hour ago (Redis time, in ms).
-        let an_hour_ago = (hour_ago.timestamp_millis()).to_string();
+        let an_hour_ago = hour_ago.timestamp_millis().to_string();
         world.redis.cli(&[
             "ZADD",
             &world.keys.nodes(),
             an_hour_ago.as_str(),
-            "dead-node",
+            world.dead.as_str(),
         ]);
         world
     }
