@@ -15,13 +15,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 
 use super::coordination::CoordinationError;
 use crate::domain::ConversationId;
 
 /// What reaping dead nodes did (or, counted only, would do).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reaped {
     /// Nodes removed from the cluster.
     pub nodes: u64,
