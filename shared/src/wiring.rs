@@ -10,10 +10,13 @@ use crate::adapters::embedded::{
 };
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
-use crate::config::{BusBackend, ConfigError, StoreBackend};
+use crate::adapters::redis::RedisJanitor;
+use crate::adapters::redis::keys::Keys;
+use crate::config::{self, BusBackend, ConfigError, StoreBackend};
 use crate::github::{GitHubClient, GitHubConfig};
 use crate::ports::{
-    ConversationStore, EventBus, EventStore, ProactiveStore, StoreError, SyncStateStore,
+    ClusterJanitor, ConversationStore, EventBus, EventStore, ProactiveStore, StoreError,
+    SyncStateStore,
 };
 use crate::sync::SYNC_NAME;
 use crate::webhook::{WebhookService, WebhookSettings};
@@ -140,6 +143,15 @@ pub async fn event_bus(
         }
         BusBackend::InProcess => Arc::new(in_process.clone()),
     }
+}
+
+/// The cluster's janitor when the cluster keeps its state in Redis (`REDIS_URL`, keys under
+/// `REDIS_KEY_PREFIX` as the nodes name them); `None` otherwise: a standalone node's cluster lives in
+/// its own process, with nothing left behind for a cleanup.
+pub fn cluster_janitor() -> Option<Arc<dyn ClusterJanitor>> {
+    let url = config::var("REDIS_URL")?;
+    let prefix = config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
+    Some(Arc::new(RedisJanitor::new(&url, &prefix)))
 }
 
 /// The webhook function's service, everything read from the environment.

@@ -1,22 +1,37 @@
 //! The cleanup function's pass against a store adapter and a bus: exact counts, nothing recent touched,
-//! due triggers re-published exactly once. Written once, run on every adapter with
-//! `e2e::cleanup_scenarios!(fresh_stack);`, where `fresh_stack` builds a [`Stack`].
+//! due triggers re-published exactly once; and its cluster steps against real Redis (a server of each
+//! case's own, whose command statistics show that no pass walks the key space): a dead node's state
+//! gone, stale running conversations stopped, every live key and conversation untouched. Written once,
+//! run on every adapter with `e2e::cleanup_scenarios!(fresh_stack);`, where `fresh_stack` builds a
+//! [`Stack`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use cleanup::{Cleanup, CleanupError, CleanupOptions, CleanupSummary, StepOutcome};
-use shared::adapters::eventbridge::EventBridgeBus;
-use shared::domain::{
-    GroupKey, GroupState, HeadSha, OutboxEntry, ProactiveConversationRequested, RepoId, Repository,
-    RunStatus, TRIGGER_DETAIL_TYPE, WorkflowRun, WorkflowRunGroup,
+use cleanup::{
+    Cleanup, CleanupError, CleanupOptions, CleanupSummary, ClusterPorts, DeadNodesReport,
+    StaleRunningReport, StepOutcome,
 };
-use shared::ports::{BusEvent, EventBus, Expected, ProactiveStore, WriteOutcome};
+use shared::adapters::eventbridge::EventBridgeBus;
+use shared::adapters::redis::keys::Keys;
+use shared::adapters::redis::{RedisCoordination, RedisJanitor, RedisSettings};
+use shared::domain::{
+    AgentState, Conversation, ConversationId, ConversationStatus, GroupKey, GroupState, HeadSha,
+    OutboxEntry, ProactiveConversationRequested, RepoId, Repository, RunStatus,
+    TRIGGER_DETAIL_TYPE, WorkflowRun, WorkflowRunGroup,
+};
+use shared::ports::coordination::{
+    ClaimOutcome, ClaimRequest, Lease, LeaseEnd, LimitPolicy, NodeId,
+};
+use shared::ports::{
+    BusEvent, ConversationStore, Coordination, EventBus, Expected, ProactiveStore, WriteOutcome,
+};
 use tokio::sync::broadcast;
 
 use crate::moto::EventObserver;
+use crate::redis::{PrivateRedis, no_key_scans, unique_prefix};
 
 pub type Store = Arc<dyn ProactiveStore>;
 
@@ -29,6 +44,9 @@ macro_rules! cleanup_scenarios {
             a_pass_deletes_past_retention_and_republishes_due_triggers_once,
             without_a_bus_the_outbox_is_skipped_and_kept,
             a_failing_bus_fails_the_pass_and_keeps_the_triggers,
+            cluster_dry_run_counts_exactly_and_changes_nothing,
+            cluster_pass_reaps_dead_nodes_and_stops_stale_conversations_only,
+            without_redis_the_cluster_steps_are_skipped,
         ]);
     };
     (@cases $make:path, [$($case:ident),+ $(,)?]) => {
@@ -84,9 +102,10 @@ impl Published {
     }
 }
 
-/// A store, the bus the cleanup publishes on, and where its publishes are observed.
+/// The stores, the bus the cleanup publishes on, and where its publishes are observed.
 pub struct Stack {
     pub store: Store,
+    pub conversations: Arc<dyn ConversationStore>,
     pub bus: Arc<dyn EventBus>,
     pub published: Published,
 }
@@ -323,4 +342,381 @@ pub async fn a_failing_bus_fails_the_pass_and_keeps_the_triggers(mut stack: Stac
     kept.insert(seeded.in_grace.clone());
     assert_eq!(pending_ids(&stack.store).await, kept);
     assert!(stack.published.trigger_ids(0).await.is_empty());
+}
+
+/// How long the seeded leases live: longer than any case, so that only the cleanup ends them.
+const SEEDED_LEASE_TTL: Duration = Duration::from_secs(600);
+const ALICE: &str = "alice";
+
+/// A cluster on a Redis of the case's own, as a crash leaves it: a node silent for an hour with two
+/// leases and clients of two conversations, a live node with the same kinds of state, and their
+/// conversations in the store, running (old and recent) or stopped.
+struct ClusterWorld {
+    redis: PrivateRedis,
+    prefix: String,
+    keys: Keys,
+    dead: NodeId,
+    live: NodeId,
+    /// Keeps the live node's connection open through the case.
+    live_node: RedisCoordination,
+    /// Run by the dead node, updated an hour ago: stopped by the pass.
+    dead_old: Conversation,
+    /// Run by the dead node, updated just now: its lease freed, the conversation left running.
+    dead_recent: Conversation,
+    /// Run by the live node, updated an hour ago: untouched.
+    live_old: Conversation,
+    /// In its user's running set, no lease (its node handed it over and nobody took it), updated an
+    /// hour ago: stopped by the pass.
+    orphan_old: Conversation,
+    /// Stopped an hour ago: untouched.
+    stopped_old: Conversation,
+}
+
+/// A running conversation of Alice's, last updated at `updated_at`, with a fresh id named after `name`.
+pub fn running_conversation(name: &str, updated_at: DateTime<Utc>) -> Conversation {
+    Conversation {
+        id: ConversationId::parse(&format!(
+            "{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))
+        .expect("a conversation id"),
+        user_id: ALICE.into(),
+        title: Some(name.into()),
+        created_at: updated_at - TimeDelta::hours(1),
+        last_updated_at: updated_at,
+        status: ConversationStatus::Running,
+        agent_state: AgentState::AwaitingUserInput,
+        trigger_id: None,
+        repository: None,
+    }
+}
+
+async fn node(redis: &PrivateRedis, prefix: &str, name: &str) -> RedisCoordination {
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_prefix: prefix.to_owned(),
+        lease_ttl: SEEDED_LEASE_TTL,
+    };
+    let (node, _incoming) = RedisCoordination::connect(&settings, NodeId::new(name))
+        .await
+        .expect("connect a node");
+    node.beat().await.expect("a heartbeat");
+    node
+}
+
+async fn claim(node: &RedisCoordination, conversation: &Conversation) -> Lease {
+    let request = ClaimRequest {
+        conversation: conversation.id.clone(),
+        user_id: conversation.user_id.clone(),
+        max_running: 10,
+        policy: LimitPolicy::Reject,
+        min_epoch: 0,
+    };
+    match node.claim(&request).await.expect("claim") {
+        ClaimOutcome::Claimed { lease, .. } => lease,
+        other => panic!("not claimed: {other:?}"),
+    }
+}
+
+impl ClusterWorld {
+    async fn seed(conversations: &Arc<dyn ConversationStore>) -> Self {
+        let redis = PrivateRedis::start();
+        let prefix = unique_prefix();
+        let hour_ago = now() - TimeDelta::hours(1);
+        let world = Self {
+            keys: Keys::new(&prefix),
+            prefix: prefix.clone(),
+            dead: NodeId::new("dead-node"),
+            live: NodeId::new("live-node"),
+            live_node: node(&redis, &prefix, "live-node").await,
+            dead_old: running_conversation("dead-old", hour_ago),
+            dead_recent: running_conversation("dead-recent", now()),
+            live_old: running_conversation("live-old", hour_ago),
+            orphan_old: running_conversation("orphan-old", hour_ago),
+            stopped_old: Conversation {
+                status: ConversationStatus::Stopped,
+                agent_state: AgentState::Stopped,
+                ..running_conversation("stopped-old", hour_ago)
+            },
+            redis,
+        };
+        for conversation in world.all() {
+            let created = conversations.create_conversation(conversation).await;
+            assert_eq!(created.expect("seed a conversation"), WriteOutcome::Written);
+        }
+
+        let live = &world.live_node;
+        claim(live, &world.live_old).await;
+        let orphan = claim(live, &world.orphan_old).await;
+        live.release(&orphan, LeaseEnd::HandedOver)
+            .await
+            .expect("hand over");
+        live.join(&world.live_old.id, "live-client-1")
+            .await
+            .expect("join");
+        live.join(&world.dead_old.id, "live-client-2")
+            .await
+            .expect("join");
+
+        let dead = node(&world.redis, &prefix, "dead-node").await;
+        claim(&dead, &world.dead_old).await;
+        claim(&dead, &world.dead_recent).await;
+        dead.join(&world.dead_old.id, "dead-client-1")
+            .await
+            .expect("join");
+        dead.join(&world.live_old.id, "dead-client-2")
+            .await
+            .expect("join");
+        drop(dead);
+        // Its last heartbeat an hour ago (Redis time, in ms).
+        let an_hour_ago = hour_ago.timestamp_millis().to_string();
+        world.redis.cli(&[
+            "ZADD",
+            &world.keys.nodes(),
+            an_hour_ago.as_str(),
+            world.dead.as_str(),
+        ]);
+        world
+    }
+
+    fn all(&self) -> [&Conversation; 5] {
+        [
+            &self.dead_old,
+            &self.dead_recent,
+            &self.live_old,
+            &self.orphan_old,
+            &self.stopped_old,
+        ]
+    }
+
+    fn cleanup(&self, stack: &Stack) -> Cleanup {
+        let janitor = RedisJanitor::new(&self.redis.url(), &self.prefix);
+        Cleanup::new(Arc::clone(&stack.store), None).with_cluster(ClusterPorts {
+            conversations: Arc::clone(&stack.conversations),
+            janitor: Arc::new(janitor),
+        })
+    }
+
+    /// Every key the world's nodes wrote, as `DUMP` shows it (empty when absent).
+    fn snapshot(&self) -> Vec<(String, String)> {
+        let mut keys = vec![
+            self.keys.nodes(),
+            self.keys.running(ALICE),
+            self.keys.claims(),
+        ];
+        for node in [&self.dead, &self.live] {
+            keys.extend([self.keys.owned(node), self.keys.watching(node)]);
+        }
+        for conversation in self.all() {
+            keys.extend([
+                self.keys.lease(&conversation.id),
+                self.keys.epoch(&conversation.id),
+                self.keys.presence(&conversation.id),
+            ]);
+        }
+        keys.into_iter()
+            .map(|key| {
+                let dump = self.redis.cli(&["DUMP", &key]);
+                (key, dump)
+            })
+            .collect()
+    }
+
+    fn lines(&self, command: &[&str]) -> BTreeSet<String> {
+        self.redis
+            .cli(command)
+            .lines()
+            .map(str::to_owned)
+            .filter(|line| !line.is_empty())
+            .collect()
+    }
+}
+
+fn cluster_options(dry_run: bool) -> CleanupOptions {
+    CleanupOptions {
+        dry_run,
+        ..CleanupOptions::default()
+    }
+}
+
+/// What a pass over the seeded world reports, dry or not.
+fn expected_cluster_counts(summary: &CleanupSummary) -> (DeadNodesReport, StaleRunningReport) {
+    let stale = summary.stale_running.report().expect("stale-running done");
+    (
+        DeadNodesReport {
+            silence_seconds: 600,
+            nodes: 1,
+            leases: 2,
+            client_records: 2,
+        },
+        StaleRunningReport {
+            grace_seconds: 600,
+            updated_before: stale.updated_before,
+            recorded_running: 4,
+            live: 1,
+            stopped: 2,
+        },
+    )
+}
+
+fn cluster_counts(summary: &CleanupSummary) -> (DeadNodesReport, StaleRunningReport) {
+    (
+        summary
+            .dead_nodes
+            .report()
+            .expect("dead-nodes done")
+            .clone(),
+        summary
+            .stale_running
+            .report()
+            .expect("stale-running done")
+            .clone(),
+    )
+}
+
+async fn stored(stack: &Stack, conversation: &Conversation) -> Conversation {
+    stack
+        .conversations
+        .get_conversation(&conversation.id)
+        .await
+        .expect("read a conversation")
+        .expect("the conversation exists")
+}
+
+pub async fn cluster_dry_run_counts_exactly_and_changes_nothing(stack: Stack) {
+    let world = ClusterWorld::seed(&stack.conversations).await;
+    let before = world.snapshot();
+    let cleanup = world.cleanup(&stack);
+    for _ in 0..2 {
+        let summary = cleanup
+            .run(&cluster_options(true))
+            .await
+            .expect("a dry run");
+        assert_eq!(
+            cluster_counts(&summary),
+            expected_cluster_counts(&summary),
+            "{summary:?}"
+        );
+    }
+    assert_eq!(world.snapshot(), before, "a dry run changes no key");
+    for conversation in world.all() {
+        assert_eq!(&stored(&stack, conversation).await, conversation);
+    }
+    no_key_scans(&world.redis);
+}
+
+pub async fn cluster_pass_reaps_dead_nodes_and_stops_stale_conversations_only(stack: Stack) {
+    let world = ClusterWorld::seed(&stack.conversations).await;
+    let before: std::collections::BTreeMap<String, String> = world.snapshot().into_iter().collect();
+    let started = Utc::now();
+    let cleanup = world.cleanup(&stack);
+    let summary = cleanup.run(&cluster_options(false)).await.expect("a pass");
+    assert_eq!(
+        cluster_counts(&summary),
+        expected_cluster_counts(&summary),
+        "{summary:?}"
+    );
+
+    // The dead node's state is gone: listed no more, its index sets, leases and client records too.
+    let keys = &world.keys;
+    assert_eq!(
+        world.lines(&["ZRANGE", &keys.nodes(), "0", "-1"]),
+        BTreeSet::from([world.live.to_string()])
+    );
+    for key in [
+        keys.owned(&world.dead),
+        keys.watching(&world.dead),
+        keys.lease(&world.dead_old.id),
+        keys.lease(&world.dead_recent.id),
+    ] {
+        assert_eq!(world.redis.cli(&["EXISTS", &key]).trim(), "0", "{key} gone");
+    }
+    for conversation in [&world.dead_old, &world.live_old] {
+        let presence = keys.presence(&conversation.id);
+        assert_eq!(
+            world.lines(&["HKEYS", &presence]),
+            BTreeSet::from([world.live.to_string()]),
+            "only the live node's clients of {}",
+            conversation.id
+        );
+    }
+    // Every live key as it was.
+    for key in [
+        keys.owned(&world.live),
+        keys.watching(&world.live),
+        keys.lease(&world.live_old.id),
+        keys.claims(),
+    ] {
+        assert_eq!(
+            world.redis.cli(&["DUMP", &key]),
+            before[&key],
+            "{key} untouched"
+        );
+    }
+    // The stale ones stopped and out of the running set; the others as they were.
+    assert_eq!(
+        world.lines(&["ZRANGE", &keys.running(ALICE), "0", "-1"]),
+        BTreeSet::from([
+            world.dead_recent.id.as_str().to_owned(),
+            world.live_old.id.as_str().to_owned(),
+        ])
+    );
+    for conversation in [&world.dead_old, &world.orphan_old] {
+        let after = stored(&stack, conversation).await;
+        assert_eq!(after.status, ConversationStatus::Stopped);
+        assert_eq!(after.agent_state, AgentState::Stopped);
+        assert!(after.last_updated_at >= started - TimeDelta::milliseconds(1));
+        assert_eq!(
+            Conversation {
+                status: ConversationStatus::Running,
+                agent_state: conversation.agent_state,
+                last_updated_at: conversation.last_updated_at,
+                ..after
+            },
+            *conversation,
+            "only the stop changed"
+        );
+    }
+    for conversation in [&world.dead_recent, &world.live_old, &world.stopped_old] {
+        assert_eq!(&stored(&stack, conversation).await, conversation);
+    }
+
+    // A second pass finds nothing left to do.
+    let again = cleanup
+        .run(&cluster_options(false))
+        .await
+        .expect("a second pass");
+    let (dead_nodes, stale) = cluster_counts(&again);
+    assert_eq!(
+        (
+            dead_nodes.nodes,
+            dead_nodes.leases,
+            dead_nodes.client_records
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        (stale.recorded_running, stale.live, stale.stopped),
+        (2, 1, 0)
+    );
+    no_key_scans(&world.redis);
+}
+
+pub async fn without_redis_the_cluster_steps_are_skipped(stack: Stack) {
+    let conversation = running_conversation("lonely", now() - TimeDelta::hours(1));
+    let created = stack.conversations.create_conversation(&conversation).await;
+    assert_eq!(created.expect("seed a conversation"), WriteOutcome::Written);
+    let cleanup = Cleanup::new(Arc::clone(&stack.store), None);
+    let summary = cleanup.run(&cluster_options(false)).await.expect("a pass");
+    for outcome in [
+        serde_json::to_value(&summary.dead_nodes).unwrap(),
+        serde_json::to_value(&summary.stale_running).unwrap(),
+    ] {
+        assert_eq!(outcome["status"], "skipped", "{summary:?}");
+        assert_eq!(
+            outcome["reason"],
+            "no cluster Redis is configured (REDIS_URL)"
+        );
+    }
+    assert_eq!(stored(&stack, &conversation).await, conversation);
 }

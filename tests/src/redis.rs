@@ -83,20 +83,22 @@ impl PrivateRedis {
 
     /// Whether a key exists.
     pub fn exists(&self, key: &str) -> bool {
+        self.cli(&["EXISTS", key]).trim() == "1"
+    }
+
+    /// Runs one command with `redis-cli`; its reply as text, one element a line.
+    pub fn cli(&self, command: &[&str]) -> String {
         let output = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "EXISTS", key])
+            .args(["-p", &self.port.to_string()])
+            .args(command)
             .output()
             .expect("redis-cli runs");
-        String::from_utf8_lossy(&output.stdout).trim() == "1"
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// How many times each command ran (`INFO commandstats`), by lower-case name.
     pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
-        let output = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "INFO", "commandstats"])
-            .output()
-            .expect("redis-cli runs");
-        String::from_utf8_lossy(&output.stdout)
+        self.cli(&["INFO", "commandstats"])
             .lines()
             .filter_map(|line| {
                 let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
@@ -104,5 +106,20 @@ impl PrivateRedis {
                 Some((name.to_owned(), calls.parse().ok()?))
             })
             .collect()
+    }
+}
+
+/// Asserts that no command walking the key space (or a whole collection by cursor) was issued.
+pub fn no_key_scans(redis: &PrivateRedis) {
+    let calls = redis.command_calls();
+    assert!(
+        calls.contains_key("evalsha"),
+        "the statistics are read: {calls:?}"
+    );
+    for pattern_command in ["scan", "keys", "hscan", "sscan", "zscan"] {
+        assert!(
+            !calls.contains_key(pattern_command),
+            "{pattern_command} was issued: {calls:?}"
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! The cleanup scenarios on DynamoDB (moto), re-publishing through the real EventBridge client to a
-//! moto bus observed through an SQS queue; and a pass whose store is unavailable.
+//! moto bus observed through an SQS queue (the cluster's on real Redis); and a pass whose store is
+//! unavailable.
 
 use std::sync::Arc;
 
 use cleanup::{Cleanup, CleanupError, CleanupOptions, StepOutcome};
 use e2e::cleanup_scenarios::{Published, Stack};
 use e2e::moto::{self, EventObserver};
-use shared::adapters::dynamo::ProactiveTable;
+use shared::adapters::dynamo::{ConversationTable, ProactiveTable};
 use shared::adapters::eventbridge::EventBridgeBus;
 use shared::domain::TRIGGER_SOURCE;
 
@@ -16,7 +17,8 @@ async fn fresh_stack() -> Stack {
     let observer = EventObserver::start(TRIGGER_SOURCE).await;
     let bus = EventBridgeBus::new(moto::eventbridge().await, observer.bus_name());
     Stack {
-        store: Arc::new(ProactiveTable::new(dynamodb, tables.proactive)),
+        store: Arc::new(ProactiveTable::new(dynamodb.clone(), tables.proactive)),
+        conversations: Arc::new(ConversationTable::new(dynamodb, tables.conversations)),
         bus: Arc::new(bus),
         published: Published::EventBridge(observer),
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use e2e::balancer::Balancer;
 use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::node::{is_agent_message, token};
-use e2e::redis::PrivateRedis;
+use e2e::redis::{PrivateRedis, no_key_scans};
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
 use shared::adapters::redis::keys::Keys;
@@ -480,21 +480,6 @@ async fn a_node_started_while_redis_is_down_waits_for_it() {
     client
         .events_until(|e| answers(e, "once Redis is up"))
         .await;
-}
-
-/// No command that walks the key space (or a whole collection) was issued.
-fn no_key_scans(redis: &PrivateRedis) {
-    let calls = redis.command_calls();
-    assert!(
-        calls.contains_key("evalsha"),
-        "the statistics are read: {calls:?}"
-    );
-    for pattern_command in ["scan", "keys", "hscan", "sscan", "zscan"] {
-        assert!(
-            !calls.contains_key(pattern_command),
-            "{pattern_command} was issued: {calls:?}"
-        );
-    }
 }
 
 /// Commands per heartbeat of an idle node over a window of `beats` heartbeats (each heartbeat runs

@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TableDescription;
-use e2e::cleanup_scenarios::seed_world;
+use e2e::cleanup_scenarios::{running_conversation, seed_world};
 use e2e::lambda_tools::{LambdaEmulator, cargo_lambda, run, target_dir, tool, workspace_root};
 use e2e::moto::{self, EventObserver};
 use e2e::webhook_samples::{LOCAL_WEBHOOK_SECRET, NAME, OWNER, REPOSITORY_ID};
 use e2e::webhook_sender::{read_delivery, send};
 use serde_json::{Value, json};
-use shared::adapters::dynamo::ProactiveTable;
+use shared::adapters::dynamo::{ConversationTable, ProactiveTable};
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
 use shared::config::TableNames;
-use shared::domain::{RepoId, TRIGGER_SOURCE};
-use shared::ports::ProactiveStore;
+use shared::domain::{ConversationStatus, RepoId, TRIGGER_SOURCE};
+use shared::ports::{ConversationStore, ProactiveStore};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
@@ -261,6 +261,7 @@ async fn cleanup_bootstrap_runs_its_command_line(bootstrap: &Path) {
             "PROACTIVE_TABLE",
             "AWS_LAMBDA_FUNCTION_NAME",
             "EVENT_BUS_NAME",
+            "REDIS_URL",
         ] {
             cli.env_remove(aws);
         }
@@ -272,6 +273,7 @@ async fn cleanup_bootstrap_runs_its_command_line(bootstrap: &Path) {
         assert_eq!(summary["dry_run"], dry_run, "{summary}");
         assert_eq!(summary["retention"]["groups"], groups, "{summary}");
         assert_eq!(summary["outbox"]["status"], "skipped", "{summary}");
+        assert_eq!(summary["dead_nodes"]["status"], "skipped", "{summary}");
         let logged: Value = output
             .stderr
             .lines()
@@ -357,14 +359,22 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
     let _turn = CARGO.lock().await;
     let dynamodb = moto::dynamodb().await;
     let tables = moto::unique_tables(&dynamodb).await;
-    let store: Arc<dyn ProactiveStore> =
-        Arc::new(ProactiveTable::new(dynamodb, tables.proactive.clone()));
+    let store: Arc<dyn ProactiveStore> = Arc::new(ProactiveTable::new(
+        dynamodb.clone(),
+        tables.proactive.clone(),
+    ));
+    // Recorded as running an hour ago, on a cluster (an empty Redis prefix) where nothing runs it.
+    let conversations = ConversationTable::new(dynamodb, tables.conversations.clone());
+    let stale = running_conversation("stale", chrono::Utc::now() - chrono::TimeDelta::hours(1));
+    conversations.create_conversation(&stale).await.unwrap();
     let observer = EventObserver::start(TRIGGER_SOURCE).await;
     let emulator = LambdaEmulator::start(&function_env(
         &tables,
         &[
             ("EVENT_BUS_NAME", observer.bus_name().to_owned()),
             ("PROACTIVE_RETENTION_DAYS", "30".into()),
+            ("REDIS_URL", e2e::redis::url()),
+            ("REDIS_KEY_PREFIX", e2e::redis::unique_prefix()),
         ],
     ))
     .await;
@@ -399,6 +409,11 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
     assert_eq!(summary["retention"]["status"], "done", "{summary}");
     assert_eq!(summary["retention"]["retention_days"], 30, "{summary}");
     assert_eq!(summary["retention"]["groups"], 6, "{summary}");
+    assert_eq!(summary["dead_nodes"]["status"], "done", "{summary}");
+    assert_eq!(summary["dead_nodes"]["nodes"], 0, "{summary}");
+    assert_eq!(summary["stale_running"]["stopped"], 1, "{summary}");
+    let stopped = conversations.get_conversation(&stale.id).await.unwrap();
+    assert_eq!(stopped.map(|c| c.status), Some(ConversationStatus::Stopped));
 
     let published: BTreeSet<String> = observer
         .receive(4, Duration::from_secs(3))

@@ -16,9 +16,10 @@ use crate::CleanupOptions;
 #[serde(default)]
 #[command(
     name = "cleanup",
-    about = "Deletes workflow-run groups past retention and re-publishes stuck triggers, once.",
-    long_about = "Deletes workflow-run groups past retention and re-publishes stuck triggers, once. \
-                  Configuration comes from the same environment variables as the Lambda function; \
+    about = "Deletes workflow-run groups past retention, re-publishes stuck triggers, reaps dead \
+             cluster nodes and stops conversations no live node runs, once.",
+    long_about = "Deletes workflow-run groups past retention, re-publishes stuck triggers, reaps dead \
+                  cluster nodes and stops conversations no live node runs, once. Configuration comes from the same environment variables as the Lambda function; \
                   the summary is printed on standard output as JSON."
 )]
 pub struct Overrides {
@@ -32,6 +33,13 @@ pub struct Overrides {
     /// Re-publish triggers decided more than this many minutes ago (default: 5).
     #[arg(long, value_name = "MINUTES")]
     pub outbox_grace_minutes: Option<u64>,
+    /// Reap cluster nodes silent for more than this many minutes (default: 10).
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_silence_minutes: Option<u64>,
+    /// Stop conversations recorded as running that no live node runs and that were last updated more
+    /// than this many minutes ago (default: 10).
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub running_grace_minutes: Option<u64>,
 }
 
 fn true_if_set<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
@@ -44,6 +52,8 @@ pub enum InvocationError {
     Unreadable(serde_json::Error),
     #[error("retention_days must be at least 1: 0 would delete every workflow-run group")]
     ZeroRetention,
+    #[error("{0} must be at least 1: 0 would take live nodes and conversations for dead")]
+    ZeroClusterThreshold(&'static str),
 }
 
 #[derive(Deserialize)]
@@ -67,6 +77,14 @@ impl Overrides {
         if overrides.retention_days == Some(0) {
             return Err(InvocationError::ZeroRetention);
         }
+        for (name, value) in [
+            ("node_silence_minutes", overrides.node_silence_minutes),
+            ("running_grace_minutes", overrides.running_grace_minutes),
+        ] {
+            if value == Some(0) {
+                return Err(InvocationError::ZeroClusterThreshold(name));
+            }
+        }
         Ok(overrides)
     }
 
@@ -78,8 +96,15 @@ impl Overrides {
         if let Some(days) = self.retention_days {
             options = options.with_retention_days(days);
         }
-        if let Some(minutes) = self.outbox_grace_minutes {
-            options.outbox_grace = std::time::Duration::from_secs(minutes * 60);
+        let minutes = |minutes: u64| std::time::Duration::from_secs(minutes * 60);
+        if let Some(grace) = self.outbox_grace_minutes {
+            options.outbox_grace = minutes(grace);
+        }
+        if let Some(silence) = self.node_silence_minutes {
+            options.node_silence = minutes(silence);
+        }
+        if let Some(grace) = self.running_grace_minutes {
+            options.running_grace = minutes(grace);
         }
         options
     }
@@ -111,20 +136,29 @@ mod tests {
             dry_run: true,
             retention_days: Some(7),
             outbox_grace_minutes: Some(15),
+            node_silence_minutes: Some(20),
+            running_grace_minutes: Some(30),
         };
         assert_eq!(
             Overrides::from_event(sample("scheduler-dry-run.json")).unwrap(),
             expected
         );
         let mut scheduled = sample("scheduled.json");
-        scheduled["detail"] =
-            json!({"dry_run": true, "retention_days": 7, "outbox_grace_minutes": 15});
+        scheduled["detail"] = json!({
+            "dry_run": true,
+            "retention_days": 7,
+            "outbox_grace_minutes": 15,
+            "node_silence_minutes": 20,
+            "running_grace_minutes": 30,
+        });
         assert_eq!(Overrides::from_event(scheduled).unwrap(), expected);
 
         let options = expected.apply(&CleanupOptions::default());
         assert!(options.dry_run);
         assert_eq!(options.retention_days(), 7);
         assert_eq!(options.outbox_grace.as_secs(), 15 * 60);
+        assert_eq!(options.node_silence.as_secs(), 20 * 60);
+        assert_eq!(options.running_grace.as_secs(), 30 * 60);
     }
 
     #[test]
@@ -160,21 +194,41 @@ mod tests {
             Overrides::from_event(json!({"retention_days": 0})),
             Err(InvocationError::ZeroRetention)
         ));
+        for name in ["node_silence_minutes", "running_grace_minutes"] {
+            assert!(matches!(
+                Overrides::from_event(json!({name: 0})),
+                Err(InvocationError::ZeroClusterThreshold(refused)) if refused == name
+            ));
+        }
     }
 
     #[test]
     fn the_command_line_gives_the_same_overrides() {
-        let parsed =
-            Overrides::try_parse_from(["cleanup", "--dry-run", "--retention-days", "9"]).unwrap();
+        let parsed = Overrides::try_parse_from([
+            "cleanup",
+            "--dry-run",
+            "--retention-days",
+            "9",
+            "--running-grace-minutes",
+            "3",
+        ])
+        .unwrap();
         assert_eq!(
             parsed,
             Overrides {
                 dry_run: true,
                 retention_days: Some(9),
-                outbox_grace_minutes: None,
+                running_grace_minutes: Some(3),
+                ..Overrides::default()
             }
         );
-        assert!(Overrides::try_parse_from(["cleanup", "--retention-days", "0"]).is_err());
+        for zero in [
+            "--retention-days",
+            "--node-silence-minutes",
+            "--running-grace-minutes",
+        ] {
+            assert!(Overrides::try_parse_from(["cleanup", zero, "0"]).is_err());
+        }
         assert!(Overrides::try_parse_from(["cleanup", "--retention"]).is_err());
     }
 }

@@ -5,29 +5,40 @@
 //! - [`outbox`]: re-publishes decided triggers whose publish failed, once a grace period has left the
 //!   decision path time to publish its own;
 //! - [`retention`]: deletes workflow-run groups last updated before the retention window (DynamoDB's TTL
-//!   on the same attribute is only a backstop: its deletes lag by up to two days).
+//!   on the same attribute is only a backstop: its deletes lag by up to two days);
+//! - [`dead_nodes`]: reaps cluster nodes silent far longer than the live nodes tolerate, freeing the
+//!   Redis state nobody is left to free;
+//! - [`stale_running`]: marks stopped the conversations recorded as running that no live node runs.
+//!
+//! The two cluster steps need the cluster's Redis (`REDIS_URL`); without it they are skipped: a
+//! standalone node's cluster lives in its own process and leaves nothing behind.
 //!
 //! A step that fails does not stop the others; the pass then ends in [`CleanupError::StepsFailed`],
-//! carrying the summary. Under `dry_run` every step counts what it would do and changes nothing. The
-//! cluster's steps (a dead node's Redis state, conversations recorded as running on a node that is
-//! gone) slot in the same way: a module, a field of the summary, one line in [`Cleanup::run`].
+//! carrying the summary. Under `dry_run` every step counts what it would do and changes nothing.
 
+pub mod dead_nodes;
 pub mod invocation;
 pub mod options;
 pub mod outbox;
 pub mod retention;
+pub mod stale_running;
 pub mod summary;
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use shared::config::{BusBackend, StoreBackend};
-use shared::ports::{EventBus, ProactiveStore};
+use shared::ports::{ClusterJanitor, ConversationStore, EventBus, ProactiveStore};
 use shared::wiring::{self, AwsContext, WiringError};
 
 pub use invocation::{InvocationError, Overrides};
 pub use options::CleanupOptions;
-pub use summary::{CleanupSummary, OutboxReport, RetentionReport, StepOutcome};
+pub use summary::{
+    CleanupSummary, DeadNodesReport, OutboxReport, RetentionReport, StaleRunningReport, StepOutcome,
+};
+
+/// Why the cluster steps are skipped.
+const NO_CLUSTER: &str = "no cluster Redis is configured (REDIS_URL)";
 
 /// A pass that did not complete every step; the summary says which failed and why.
 #[derive(Debug, thiserror::Error)]
@@ -37,22 +48,44 @@ pub enum CleanupError {
 }
 
 /// What the cleanup works on. `bus` is `None` when no event bus is configured: the outbox step is then
-/// skipped rather than "publishing" triggers to a bus nobody listens to and clearing them.
+/// skipped rather than "publishing" triggers to a bus nobody listens to and clearing them. `cluster`
+/// is `None` when the cluster's state is not in Redis: the cluster steps are then skipped.
 #[derive(Clone)]
 pub struct Cleanup {
     store: Arc<dyn ProactiveStore>,
     bus: Option<Arc<dyn EventBus>>,
+    cluster: Option<ClusterPorts>,
+}
+
+/// What the cluster steps work on: the conversations' records and the cluster's coordination state.
+#[derive(Clone)]
+pub struct ClusterPorts {
+    pub conversations: Arc<dyn ConversationStore>,
+    pub janitor: Arc<dyn ClusterJanitor>,
 }
 
 impl Cleanup {
     pub fn new(store: Arc<dyn ProactiveStore>, bus: Option<Arc<dyn EventBus>>) -> Self {
-        Self { store, bus }
+        Self {
+            store,
+            bus,
+            cluster: None,
+        }
     }
 
-    /// The configured store and, when `EVENT_BUS_NAME` is set, the EventBridge bus.
+    /// This cleanup with the cluster steps.
+    pub fn with_cluster(mut self, cluster: ClusterPorts) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// The configured stores, the EventBridge bus when `EVENT_BUS_NAME` is set, and the cluster's Redis
+    /// when `REDIS_URL` is.
     pub async fn from_env() -> Result<Self, WiringError> {
         let mut aws = AwsContext::default();
-        let store = wiring::proactive_store(&StoreBackend::from_env(), None, &mut aws).await?;
+        let backend = StoreBackend::from_env();
+        let db = wiring::embedded_db(&backend)?;
+        let store = wiring::proactive_store(&backend, db.as_ref(), &mut aws).await?;
         let bus = match BusBackend::from_env() {
             BusBackend::InProcess => None,
             // EventBridge: the in-process bus argument goes unused.
@@ -60,7 +93,15 @@ impl Cleanup {
                 Some(wiring::event_bus(&eventbridge, &Default::default(), &mut aws).await)
             }
         };
-        Ok(Self::new(store, bus))
+        let cleanup = Self::new(store, bus);
+        let Some(janitor) = wiring::cluster_janitor() else {
+            return Ok(cleanup);
+        };
+        let conversations = wiring::conversation_store(&backend, db.as_ref(), &mut aws).await?;
+        Ok(cleanup.with_cluster(ClusterPorts {
+            conversations,
+            janitor,
+        }))
     }
 
     /// Runs every step once. `Ok` only when no step failed; the summary is in both cases.
@@ -76,12 +117,23 @@ impl Cleanup {
         )
         .await;
         let retention = retention::run(self.store.as_ref(), options, started_at).await;
+        let cluster = self.cluster.as_ref();
+        // Dead nodes first: their leases gone, their conversations no longer count as live.
+        let dead_nodes = dead_nodes::run(cluster.map(|c| c.janitor.as_ref()), options).await;
+        let stale_running = stale_running::run(
+            cluster.map(|c| (c.conversations.as_ref(), c.janitor.as_ref())),
+            options,
+            started_at,
+        )
+        .await;
         let summary = CleanupSummary {
             dry_run: options.dry_run,
             started_at,
             finished_at: Utc::now(),
             outbox,
             retention,
+            dead_nodes,
+            stale_running,
         };
         if summary.failed_steps().is_empty() {
             Ok(summary)

@@ -12,7 +12,21 @@ pub const DEFAULT_OUTBOX_GRACE: Duration = Duration::from_secs(5 * 60);
 /// The most outbox entries one pass re-publishes; the rest wait for the next pass, oldest first.
 pub const DEFAULT_OUTBOX_BATCH: usize = 1000;
 
+/// How long a node must have been silent for the cleanup to reap it (`CLEANUP_NODE_SILENCE_MINUTES`):
+/// far beyond the live nodes' own reaping (two heartbeats), so that while any node lives, it reaps
+/// first and takes the dead node's conversations over.
+pub const DEFAULT_NODE_SILENCE: Duration = Duration::from_secs(10 * 60);
+
+/// How long a conversation recorded as running but run by no live lease must have gone without an
+/// update before the cleanup marks it stopped (`CLEANUP_RUNNING_GRACE_MINUTES`): a start, a takeover
+/// or a restart between its store write and its claim is never mistaken for a stale one.
+pub const DEFAULT_RUNNING_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// How many running conversations one read of the store (and one lease check) covers.
+pub const DEFAULT_RUNNING_BATCH: usize = 100;
+
 const DAY: u64 = 24 * 3600;
+const MINUTE: u64 = 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupOptions {
@@ -22,6 +36,9 @@ pub struct CleanupOptions {
     pub retention: Duration,
     pub outbox_grace: Duration,
     pub outbox_batch: usize,
+    pub node_silence: Duration,
+    pub running_grace: Duration,
+    pub running_batch: usize,
 }
 
 impl Default for CleanupOptions {
@@ -31,25 +48,40 @@ impl Default for CleanupOptions {
             retention: Duration::from_secs(30 * DAY),
             outbox_grace: DEFAULT_OUTBOX_GRACE,
             outbox_batch: DEFAULT_OUTBOX_BATCH,
+            node_silence: DEFAULT_NODE_SILENCE,
+            running_grace: DEFAULT_RUNNING_GRACE,
+            running_batch: DEFAULT_RUNNING_BATCH,
         }
     }
 }
 
 impl CleanupOptions {
     /// `PROACTIVE_RETENTION_DAYS` (default 30), `CLEANUP_OUTBOX_GRACE_MINUTES` (default 5),
+    /// `CLEANUP_NODE_SILENCE_MINUTES` and `CLEANUP_RUNNING_GRACE_MINUTES` (default 10, at least 1),
     /// `CLEANUP_DRY_RUN` (default false).
     pub fn from_env() -> Result<Self, ConfigError> {
         let options = Self {
             dry_run: config::flag("CLEANUP_DRY_RUN", false)?,
             retention: shared::proactive::retention_from_env()?,
-            outbox_grace: Duration::from_secs(
-                60 * config::parsed(
-                    "CLEANUP_OUTBOX_GRACE_MINUTES",
-                    DEFAULT_OUTBOX_GRACE.as_secs() / 60,
-                )?,
-            ),
+            outbox_grace: minutes("CLEANUP_OUTBOX_GRACE_MINUTES", DEFAULT_OUTBOX_GRACE)?,
             outbox_batch: DEFAULT_OUTBOX_BATCH,
+            node_silence: minutes("CLEANUP_NODE_SILENCE_MINUTES", DEFAULT_NODE_SILENCE)?,
+            running_grace: minutes("CLEANUP_RUNNING_GRACE_MINUTES", DEFAULT_RUNNING_GRACE)?,
+            running_batch: DEFAULT_RUNNING_BATCH,
         };
+        for (name, value) in [
+            ("CLEANUP_NODE_SILENCE_MINUTES", options.node_silence),
+            ("CLEANUP_RUNNING_GRACE_MINUTES", options.running_grace),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason:
+                        "must be at least 1: 0 would take live nodes and conversations for dead"
+                            .into(),
+                });
+            }
+        }
         if options.retention.is_zero() {
             return Err(ConfigError::Invalid {
                 name: "PROACTIVE_RETENTION_DAYS",
@@ -68,4 +100,11 @@ impl CleanupOptions {
     pub fn retention_days(&self) -> u64 {
         self.retention.as_secs() / DAY
     }
+}
+
+/// A whole number of minutes from `name`, else `default`.
+fn minutes(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(
+        MINUTE * config::parsed(name, default.as_secs() / MINUTE)?,
+    ))
 }

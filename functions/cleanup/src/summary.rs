@@ -21,6 +21,10 @@ impl<T> StepOutcome<T> {
         }
     }
 
+    fn failed(&self) -> bool {
+        matches!(self, Self::Failed { .. })
+    }
+
     fn status(&self) -> &'static str {
         match self {
             Self::Done(_) => "done",
@@ -61,26 +65,53 @@ pub struct OutboxReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadNodesReport {
+    /// Nodes whose last heartbeat is older than this are dead.
+    pub silence_seconds: u64,
+    /// Nodes reaped (or, in a dry run, that would be).
+    pub nodes: u64,
+    /// Leases they still held, freed.
+    pub leases: u64,
+    /// Records of their clients (one per node and conversation), forgotten.
+    pub client_records: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleRunningReport {
+    pub grace_seconds: u64,
+    /// Conversations last updated before this instant that no live lease runs are stale.
+    pub updated_before: DateTime<Utc>,
+    /// Conversations recorded as running, read.
+    pub recorded_running: usize,
+    /// Of those, run by a live node's lease: left alone.
+    pub live: usize,
+    /// Of those, marked stopped (or, in a dry run, that would be); each also leaves its user's running
+    /// set.
+    pub stopped: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CleanupSummary {
     pub dry_run: bool,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub outbox: StepOutcome<OutboxReport>,
     pub retention: StepOutcome<RetentionReport>,
+    pub dead_nodes: StepOutcome<DeadNodesReport>,
+    pub stale_running: StepOutcome<StaleRunningReport>,
 }
 
 impl CleanupSummary {
     /// The names of the steps that failed. An outbox pass with a failed publish counts: the trigger is
     /// still waiting, and the invocation's error is what alarms watch.
     pub fn failed_steps(&self) -> Vec<&'static str> {
-        let outbox_failed = matches!(self.outbox, StepOutcome::Failed { .. })
-            || self.outbox.report().is_some_and(|report| report.failed > 0);
+        let outbox_failed =
+            self.outbox.failed() || self.outbox.report().is_some_and(|report| report.failed > 0);
         [
             ("outbox", outbox_failed),
-            (
-                "retention",
-                matches!(self.retention, StepOutcome::Failed { .. }),
-            ),
+            ("retention", self.retention.failed()),
+            ("dead_nodes", self.dead_nodes.failed()),
+            ("stale_running", self.stale_running.failed()),
         ]
         .into_iter()
         .filter_map(|(step, failed)| failed.then_some(step))
@@ -92,6 +123,8 @@ impl CleanupSummary {
     pub fn log(&self) {
         let retention = self.retention.report();
         let outbox = self.outbox.report();
+        let dead_nodes = self.dead_nodes.report();
+        let stale = self.stale_running.report();
         tracing::info!(
             dry_run = self.dry_run,
             started_at = %self.started_at.to_rfc3339(),
@@ -108,6 +141,19 @@ impl CleanupSummary {
             retention.retention_days = retention.map(|r| r.retention_days),
             retention.cutoff = retention.map(|r| r.cutoff.to_rfc3339()),
             retention.groups = retention.map(|r| r.groups),
+            dead_nodes.status = self.dead_nodes.status(),
+            dead_nodes.note = self.dead_nodes.note(),
+            dead_nodes.silence_seconds = dead_nodes.map(|r| r.silence_seconds),
+            dead_nodes.nodes = dead_nodes.map(|r| r.nodes),
+            dead_nodes.leases = dead_nodes.map(|r| r.leases),
+            dead_nodes.client_records = dead_nodes.map(|r| r.client_records),
+            stale_running.status = self.stale_running.status(),
+            stale_running.note = self.stale_running.note(),
+            stale_running.grace_seconds = stale.map(|r| r.grace_seconds),
+            stale_running.updated_before = stale.map(|r| r.updated_before.to_rfc3339()),
+            stale_running.recorded_running = stale.map(|r| r.recorded_running),
+            stale_running.live = stale.map(|r| r.live),
+            stale_running.stopped = stale.map(|r| r.stopped),
             "cleanup summary"
         );
     }

@@ -1,4 +1,5 @@
-//! The conversation store port: conversation metadata, with the `created_at` order the sync reads.
+//! The conversation store port: conversation metadata, with the `created_at` order the sync reads and
+//! the running conversations the cleanup reads.
 //! Adapters: embedded (SQLite) and DynamoDB; both pass `tests/src/contract/conversation_store.rs`.
 
 use async_trait::async_trait;
@@ -35,6 +36,14 @@ pub trait ConversationStore: Send + Sync {
     async fn list_created_after(
         &self,
         after: &CreatedCursor,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError>;
+
+    /// Conversations whose status is `Running`, in id order strictly after `after` (from the first when
+    /// `None`), at most `limit`. Served by an index holding only those (the cleanup's reads).
+    async fn list_running(
+        &self,
+        after: Option<&ConversationId>,
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError>;
 }

@@ -1,5 +1,6 @@
 //! Ports: the small traits every external dependency sits behind.
 
+pub mod cluster_janitor;
 pub mod conversation_store;
 pub mod coordination;
 pub mod event_bus;
@@ -7,6 +8,7 @@ pub mod event_store;
 pub mod proactive_store;
 pub mod sync_state;
 
+pub use cluster_janitor::ClusterJanitor;
 pub use conversation_store::ConversationStore;
 pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};

@@ -1,5 +1,6 @@
 //! The conversation store contract: idempotent creation, reads and updates, a user's listing newest
-//! first, and the `(created_at, id)` order the sync pages through. Each case takes an empty store.
+//! first, the `(created_at, id)` order the sync pages through, and the running conversations the
+//! cleanup pages through. Each case takes an empty store.
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ macro_rules! conversation_store_contract {
                 created_after_is_oldest_first_with_ties_broken_by_id,
                 created_after_is_strictly_after_the_cursor,
                 created_after_pages_with_limit,
+                running_listing_holds_only_running_conversations_in_id_order,
+                running_listing_pages_strictly_after_the_cursor,
             ]
         );
     };
@@ -279,4 +282,70 @@ pub async fn created_after_pages_with_limit(store: Store) {
             .await
             .is_empty()
     );
+}
+
+async fn running(store: &Store, after: Option<&str>, limit: usize) -> Vec<Conversation> {
+    let after = after.map(|id| ConversationId::parse(id).expect("a conversation id"));
+    store
+        .list_running(after.as_ref(), limit)
+        .await
+        .expect("list running conversations")
+}
+
+fn stopped(conversation: &Conversation) -> Conversation {
+    Conversation {
+        status: ConversationStatus::Stopped,
+        agent_state: AgentState::Stopped,
+        last_updated_at: conversation.last_updated_at + TimeDelta::minutes(1),
+        ..conversation.clone()
+    }
+}
+
+pub async fn running_listing_holds_only_running_conversations_in_id_order(store: Store) {
+    let at = |minutes| base() + TimeDelta::minutes(minutes);
+    let (r2, s1, r1, s2) = (
+        conversation("r2", "alice", at(1)),
+        conversation("s1", "alice", at(2)),
+        conversation("r1", "bob", at(3)),
+        conversation("s2", "bob", at(4)),
+    );
+    create_all(&store, &[r2.clone(), s1.clone(), r1.clone(), s2.clone()]).await;
+    assert_eq!(
+        ids(&running(&store, None, 10).await),
+        ["r1", "r2", "s1", "s2"]
+    );
+    // A stop takes a conversation out of the listing; running again puts it back.
+    for conversation in [&s1, &s2, &r1] {
+        store
+            .update_conversation(&stopped(conversation))
+            .await
+            .unwrap();
+    }
+    assert_eq!(running(&store, None, 10).await, vec![r2.clone()]);
+    store.update_conversation(&r1).await.unwrap();
+    assert_eq!(running(&store, None, 10).await, vec![r1, r2]);
+    assert!(running(&store, None, 0).await.is_empty());
+}
+
+pub async fn running_listing_pages_strictly_after_the_cursor(store: Store) {
+    let conversations: Vec<Conversation> = (0..7)
+        .map(|n| conversation(&format!("c{n}"), "alice", base()))
+        .collect();
+    create_all(&store, &conversations).await;
+    store
+        .update_conversation(&stopped(&conversations[3]))
+        .await
+        .unwrap();
+
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = running(&store, cursor.as_deref(), 2).await;
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.id.as_str().to_owned());
+        pages.push(ids(&page).join(","));
+    }
+    assert_eq!(pages, ["c0,c1", "c2,c4", "c5,c6"]);
+    assert_eq!(ids(&running(&store, Some("c4"), 10).await), ["c5", "c6"]);
+    assert!(running(&store, Some("c6"), 10).await.is_empty());
 }

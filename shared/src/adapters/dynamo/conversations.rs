@@ -1,14 +1,17 @@
 //! The conversation store on one DynamoDB table: an item per conversation, key `pk` = conversation id.
 //!
 //! Attributes: `user_id`, `title`?, `created_at`, `last_updated_at`, `status`, `agent_state`,
-//! `trigger_id`?, `repository`?, and for the indexes `created_key` = `<created_at>#<id>` and
-//! `created_partition` = `CONVERSATION`.
+//! `trigger_id`?, `repository`?, and for the indexes `created_key` = `<created_at>#<id>`,
+//! `created_partition` = `CONVERSATION`, and `running_partition` = `RUNNING` only while the status is
+//! running.
 //!
 //! Global secondary indexes (all attributes projected, so a listing needs no further reads):
 //! - `by_user` (`user_id`, `created_key`): a user's conversations, read newest first.
 //! - `by_creation` (`created_partition`, `created_key`): every conversation in `(created_at, id)`
 //!   order, for the sync's "created after the watermark" reads. One constant partition keeps that order
 //!   a single query; conversations are created far below the ~1,000 writes/s one index partition takes.
+//! - `running` (`running_partition`, `pk`): sparse, only the running conversations, in id order, for
+//!   the cleanup's "recorded as running" reads (stopped ones leave it as the attribute goes).
 //!
 //! `created_at` is a fixed-width UTC string and `#` sorts before every id character, so the string
 //! order of `created_key` is exactly the `(created_at, id)` order of [`CreatedCursor`].
@@ -22,16 +25,19 @@ use super::item::{
     Fields, Item, PK, enum_name, is_conditional_failure, sortable_time, string, unavailable,
 };
 use super::{IndexSpec, Projected, TableSpec, query_up_to};
-use crate::domain::{Conversation, ConversationId, CreatedCursor};
+use crate::domain::{Conversation, ConversationId, ConversationStatus, CreatedCursor};
 use crate::ports::{ConversationStore, StoreError, WriteOutcome};
 
 const USER_ID: &str = "user_id";
 const CREATED_KEY: &str = "created_key";
 const CREATED_PARTITION: &str = "created_partition";
 const CONVERSATION: &str = "CONVERSATION";
+const RUNNING_PARTITION: &str = "running_partition";
+const RUNNING: &str = "RUNNING";
 
 const USER_INDEX: &str = "by_user";
 const CREATION_INDEX: &str = "by_creation";
+const RUNNING_INDEX: &str = "running";
 
 pub(super) fn table_spec(name: &str) -> TableSpec<'_> {
     const INDEXES: &[IndexSpec] = &[
@@ -45,6 +51,12 @@ pub(super) fn table_spec(name: &str) -> TableSpec<'_> {
             name: CREATION_INDEX,
             partition: CREATED_PARTITION,
             sort: CREATED_KEY,
+            projected: Projected::All,
+        },
+        IndexSpec {
+            name: RUNNING_INDEX,
+            partition: RUNNING_PARTITION,
+            sort: PK,
             projected: Projected::All,
         },
     ];
@@ -127,6 +139,10 @@ fn encode(conversation: &Conversation) -> Result<Item, StoreError> {
             conversation.trigger_id.as_ref().map(|t| t.to_string()),
         ),
         ("repository", conversation.repository.clone()),
+        (
+            RUNNING_PARTITION,
+            (conversation.status == ConversationStatus::Running).then(|| RUNNING.to_owned()),
+        ),
     ];
     let item: Item = [
         (PK, string(conversation.id.as_str())),
@@ -245,6 +261,26 @@ impl ConversationStore for ConversationTable {
             .expression_attribute_values(":partition", string(CONVERSATION))
             .expression_attribute_values(":after", string(created_key(after)))
             .scan_index_forward(true);
+        decode_up_to(query, limit).await
+    }
+
+    async fn list_running(
+        &self,
+        after: Option<&ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let query = self
+            .query_index(RUNNING_INDEX)
+            .expression_attribute_names("#partition", RUNNING_PARTITION)
+            .expression_attribute_values(":partition", string(RUNNING))
+            .scan_index_forward(true);
+        let query = match after {
+            Some(after) => query
+                .key_condition_expression("#partition = :partition AND #pk > :after")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":after", string(after.as_str())),
+            None => query.key_condition_expression("#partition = :partition"),
+        };
         decode_up_to(query, limit).await
     }
 }

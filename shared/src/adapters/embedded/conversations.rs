@@ -1,6 +1,7 @@
 //! The embedded conversation store: one SQLite row per conversation, its JSON body beside the columns
-//! the two listings are served from: `(user_id, created_at)` for a user's newest first, and
-//! `(created_at, id)` for the sync's oldest-first paging. Times are kept in nanoseconds so that a
+//! the listings are served from: `(user_id, created_at)` for a user's newest first, `(created_at, id)`
+//! for the sync's oldest-first paging, and a partial index of the running conversations' ids (on the
+//! body's status, so that databases created before it need no migration) for the cleanup. Times are kept in nanoseconds so that a
 //! cursor taken from a conversation compares exactly with the stored row.
 
 use async_trait::async_trait;
@@ -21,7 +22,14 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations (user_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS conversations_by_creation ON conversations (created_at, id);
+CREATE INDEX IF NOT EXISTS conversations_running ON conversations (id)
+    WHERE json_extract(body, '$.status') = 'running';
 ";
+
+/// The running conversations after an id; its condition repeats the partial index's, so that SQLite
+/// serves it from that index.
+const RUNNING_AFTER: &str = "SELECT body FROM conversations
+    WHERE json_extract(body, '$.status') = 'running' AND id > ?1 ORDER BY id LIMIT ?2";
 
 #[derive(Clone)]
 pub struct EmbeddedConversationStore {
@@ -168,6 +176,21 @@ impl ConversationStore for EmbeddedConversationStore {
         )
         .await
     }
+
+    async fn list_running(
+        &self,
+        after: Option<&ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.bodies(
+            RUNNING_AFTER,
+            vec![
+                Value::Text(after.map_or("", ConversationId::as_str).to_owned()),
+                limit_value(limit),
+            ],
+        )
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +285,28 @@ mod tests {
         assert_eq!(
             store.list_user_conversations("u1", 1).await.unwrap().len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn running_conversations_are_read_from_their_partial_index() {
+        let db = EmbeddedDb::in_memory().unwrap();
+        EmbeddedConversationStore::open(db.clone()).await.unwrap();
+        let plan: Vec<String> = db
+            .run(|conn| {
+                let mut statement = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {RUNNING_AFTER}"))
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params!["", 10], |row| row.get::<_, String>(3))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH conversations USING INDEX conversations_running (id>?)"]
         );
     }
 }

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use super::keys::Keys;
 use super::scripts;
 use crate::domain::{ConversationId, InboxId, UserAction};
+use crate::ports::cluster_janitor::Reaped;
 use crate::ports::coordination::{
     ACTION_ID_MEMORY, ClaimOutcome, ClaimRequest, Coordination, CoordinationError, Destination,
     InboxEntry, Incoming, Lease, LeaseEnd, LimitPolicy, NodeId, NodeMessage, Pushed, RoomMessage,
@@ -82,7 +83,7 @@ impl Drop for RedisCoordination {
     }
 }
 
-fn unavailable(error: redis::RedisError) -> CoordinationError {
+pub(super) fn unavailable(error: redis::RedisError) -> CoordinationError {
     CoordinationError::Unavailable(error.to_string())
 }
 
@@ -94,7 +95,7 @@ fn encode(message: &impl Serialize) -> Result<String, CoordinationError> {
     serde_json::to_string(message).map_err(corrupt)
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -107,6 +108,73 @@ fn next_inbox_id(id: &InboxId) -> Result<String, CoordinationError> {
         .ok_or_else(|| corrupt(format!("inbox id {id} is not <ms>-<seq>")))
 }
 
+/// A client of the server at `url` and its reconnecting command connection.
+pub(super) async fn command_connection(
+    url: &str,
+) -> Result<(redis::Client, ConnectionManager), CoordinationError> {
+    let client = redis::Client::open(url)
+        .map_err(|error| CoordinationError::Misconfigured(error.to_string()))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_number_of_retries(2);
+    let commands = client
+        .get_connection_manager_with_config(config)
+        .await
+        .map_err(unavailable)?;
+    Ok((client, commands))
+}
+
+/// What one run of the `REAP` script did, or would do under `count_only`: the counts, and the
+/// conversations whose lease it freed.
+pub(super) struct ReapOutcome {
+    pub reaped: Reaped,
+    pub orphans: Vec<ConversationId>,
+}
+
+/// Reaps the nodes silent for longer than `silence` and the `departed` ones (see `scripts::REAP`).
+pub(super) async fn run_reap(
+    commands: &mut ConnectionManager,
+    keys: &Keys,
+    silence: Duration,
+    departed: Vec<String>,
+    count_only: bool,
+) -> Result<ReapOutcome, CoordinationError> {
+    let owner_gone = encode(&RoomEnvelope {
+        skip: None,
+        message: RoomMessage::OwnerGone,
+    })?;
+    let reply: Vec<String> = scripts::REAP
+        .key(keys.nodes())
+        .arg(millis(silence))
+        .arg(keys.kind_prefix("owned"))
+        .arg(keys.kind_prefix("lease"))
+        .arg(keys.kind_prefix("watching"))
+        .arg(keys.kind_prefix("presence"))
+        .arg(keys.kind_prefix("room"))
+        .arg(owner_gone)
+        .arg(if count_only { "count" } else { "reap" })
+        .arg(departed)
+        .invoke_async(commands)
+        .await
+        .map_err(unavailable)?;
+    let [nodes, client_records, orphans @ ..] = reply.as_slice() else {
+        return Err(corrupt(format!("unexpected reap reply {reply:?}")));
+    };
+    let orphans = orphans
+        .iter()
+        .map(|id| ConversationId::parse(id).map_err(corrupt))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ReapOutcome {
+        reaped: Reaped {
+            nodes: nodes.parse().map_err(corrupt)?,
+            leases: orphans.len() as u64,
+            client_records: client_records.parse().map_err(corrupt)?,
+        },
+        orphans,
+    })
+}
+
 impl RedisCoordination {
     /// Connects, subscribes to this node's channel and starts the reader; incoming messages arrive on
     /// the returned receiver.
@@ -114,16 +182,7 @@ impl RedisCoordination {
         settings: &RedisSettings,
         node_id: NodeId,
     ) -> Result<(Self, mpsc::Receiver<Incoming>), CoordinationError> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|error| CoordinationError::Misconfigured(error.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(2);
-        let commands = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(unavailable)?;
+        let (client, commands) = command_connection(&settings.url).await?;
         let keys = Keys::new(&settings.key_prefix);
         let subscriptions = Arc::new(Subscriptions {
             client,
@@ -608,27 +667,8 @@ impl Coordination for RedisCoordination {
 
     async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {
         let gone = self.departed_nodes().await?;
-        let owner_gone = encode(&RoomEnvelope {
-            skip: None,
-            message: RoomMessage::OwnerGone,
-        })?;
-        let orphans: Vec<String> = scripts::REAP
-            .key(self.keys.nodes())
-            .arg(millis(silence))
-            .arg(self.keys.kind_prefix("owned"))
-            .arg(self.keys.kind_prefix("lease"))
-            .arg(self.keys.kind_prefix("watching"))
-            .arg(self.keys.kind_prefix("presence"))
-            .arg(self.keys.kind_prefix("room"))
-            .arg(owner_gone)
-            .arg(gone)
-            .invoke_async(&mut self.commands())
-            .await
-            .map_err(unavailable)?;
-        orphans
-            .iter()
-            .map(|id| ConversationId::parse(id).map_err(corrupt))
-            .collect()
+        let outcome = run_reap(&mut self.commands(), &self.keys, silence, gone, false).await?;
+        Ok(outcome.orphans)
     }
 
     async fn check(&self) -> Result<(), CoordinationError> {

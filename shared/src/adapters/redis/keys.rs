@@ -7,13 +7,13 @@
 //! | `{p}lease:{conversation}` | hash | `owner` (node id), `epoch` | `PEXPIRE` lease TTL, refreshed by the owner |
 //! | `{p}epoch:{conversation}` | string | the last epoch granted (`INCR`) | kept; the event store's fence guards its loss |
 //! | `{p}claims` | string | a counter ordering claims (the score of `running`) | kept |
-//! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction; the owners' refresh restores them after Redis lost its data |
+//! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction; the owners' refresh restores them after Redis lost its data; the cleanup removes a stale one |
 //! | `{p}owned:{node}` | set | the conversations a node holds leases of | members leave on release |
 //! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded |
 //! | `{p}action:{conversation}:{client action id}` | string | the inbox id a client's action was stored as | `EX` a day (`ACTION_ID_MEMORY`) |
 //! | `{p}presence:{conversation}` | hash | node id -> how many clients of the conversation it has | a field leaves with the node's last client, or when the node is reaped |
 //! | `{p}watching:{node}` | set | the conversations a node has clients of (to forget them when it is reaped) | members leave with the last client |
-//! | `{p}nodes` | sorted set | node ids scored by their last heartbeat (Redis time, ms) | members leave when reaped |
+//! | `{p}nodes` | sorted set | node ids scored by their last heartbeat (Redis time, ms) | members leave when reaped (by a node, or by the cleanup when none is left) |
 //! | `{p}node:{node}` | channel | directed messages for one node (JSON `NodeMessage`) | - |
 //! | `{p}room:{conversation}` | channel | room messages for every node with a client (JSON) | - |
 //!

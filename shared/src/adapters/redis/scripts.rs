@@ -1,6 +1,6 @@
 //! The Lua scripts that make lease changes atomic: a claim with the per-user limit, the owner-only
 //! refresh and release, a push that tells the owner in the same step, liveness and the reaping of
-//! dead nodes. Keys are named by the caller
+//! dead nodes, and the cleanup function's checks (see `janitor.rs`). Keys are named by the caller
 //! (see `keys.rs`); `redis::Script` runs them by SHA and reloads them after a Redis restart.
 
 use std::sync::LazyLock;
@@ -138,40 +138,88 @@ return 1
 });
 
 /// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
-/// and `room:` names, the `OwnerGone` room message, then the nodes whose connection is gone.
-/// Removes the nodes silent for longer than the silence, or gone (`ZREM` decides, so exactly one caller
-/// reaps each), deletes the leases they still hold, forgets their clients, tells the rooms of their
-/// conversations; returns those.
+/// and `room:` names, the `OwnerGone` room message, `reap`|`count`, then the nodes whose connection
+/// is gone. Removes the nodes silent for longer than the silence, or gone (`ZREM` decides, so exactly
+/// one caller reaps each), deletes the leases they still hold, forgets their clients, tells the rooms
+/// of their conversations. Returns `{nodes, client records, conversations...}`: how many nodes were
+/// removed and presence fields deleted, and the conversations whose lease was freed. `count` changes
+/// nothing and returns what `reap` would.
 pub static REAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local count_only = ARGV[8] == 'count'
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-for i = 8, #ARGV do table.insert(dead, ARGV[i]) end
-local orphans = {}
+for i = 9, #ARGV do table.insert(dead, ARGV[i]) end
+local seen, nodes, clients, orphans = {}, 0, 0, {}
 for _, node in ipairs(dead) do
-  if redis.call('ZREM', KEYS[1], node) == 1 then
+  local listed
+  if count_only then
+    listed = not seen[node] and redis.call('ZSCORE', KEYS[1], node)
+    seen[node] = true
+  else
+    listed = redis.call('ZREM', KEYS[1], node) == 1
+  end
+  if listed then
+    nodes = nodes + 1
     local owned = ARGV[2] .. node
     for _, conversation in ipairs(redis.call('SMEMBERS', owned)) do
       local lease = ARGV[3] .. conversation
       if redis.call('HGET', lease, 'owner') == node then
-        redis.call('DEL', lease)
+        if not count_only then redis.call('DEL', lease) end
         table.insert(orphans, conversation)
       end
     end
-    redis.call('DEL', owned)
     local watching = ARGV[4] .. node
     for _, conversation in ipairs(redis.call('SMEMBERS', watching)) do
-      redis.call('HDEL', ARGV[5] .. conversation, node)
+      local presence = ARGV[5] .. conversation
+      if count_only then
+        clients = clients + redis.call('HEXISTS', presence, node)
+      else
+        clients = clients + redis.call('HDEL', presence, node)
+      end
     end
-    redis.call('DEL', watching)
+    if not count_only then redis.call('DEL', owned, watching) end
   end
 end
+local reply = {tostring(nodes), tostring(clients)}
 for _, conversation in ipairs(orphans) do
-  redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7])
+  if not count_only then redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7]) end
+  table.insert(reply, conversation)
 end
-return orphans
+return reply
+"#,
+    )
+});
+
+/// KEYS: lease, running (the user's). ARGV: conversation. Removes the conversation from the user's
+/// running set unless a lease runs it; returns 1 if it was removed.
+pub static FORGET_RUNNING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"#,
+    )
+});
+
+/// KEYS: nodes, then a lease key per conversation. ARGV: silence ms. Returns the 1-based positions of
+/// the leases held by a node that beat within the silence, or that never beat (its TTL ends those).
+pub static LIVE_LEASES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local live = {}
+for i = 2, #KEYS do
+  local owner = redis.call('HGET', KEYS[i], 'owner')
+  if owner then
+    local beat = redis.call('ZSCORE', KEYS[1], owner)
+    if not beat or tonumber(beat) > cutoff then table.insert(live, i - 1) end
+  end
+end
+return live
 "#,
     )
 });

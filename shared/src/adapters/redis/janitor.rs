@@ -1,0 +1,103 @@
+//! The Redis adapter of the cluster janitor port, for the cleanup function: the nodes' own `REAP`
+//! script (counting only in a dry run), and two small scripts that read leases with their owners'
+//! heartbeats and forget a stopped conversation's running-set member. Every key is named from the
+//! ids it is given or reads (`keys.rs`): a pass never walks the key space.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+use super::coordination::{ReapOutcome, command_connection, millis, run_reap, unavailable};
+use super::keys::Keys;
+use super::scripts;
+use crate::domain::ConversationId;
+use crate::ports::ClusterJanitor;
+use crate::ports::cluster_janitor::Reaped;
+use crate::ports::coordination::CoordinationError;
+
+/// Connects on first use (and after a failed attempt, on the next), so that a Redis that is down fails
+/// the cleanup's cluster steps only, not the process.
+pub struct RedisJanitor {
+    url: String,
+    keys: Keys,
+    commands: OnceCell<ConnectionManager>,
+}
+
+impl RedisJanitor {
+    /// The janitor of the cluster on the Redis at `url`, whose keys start with `key_prefix`.
+    pub fn new(url: &str, key_prefix: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            keys: Keys::new(key_prefix),
+            commands: OnceCell::new(),
+        }
+    }
+
+    async fn commands(&self) -> Result<ConnectionManager, CoordinationError> {
+        let connect = || async { Ok(command_connection(&self.url).await?.1) };
+        self.commands.get_or_try_init(connect).await.cloned()
+    }
+}
+
+#[async_trait]
+impl ClusterJanitor for RedisJanitor {
+    async fn reap_silent_nodes(
+        &self,
+        silence: Duration,
+        count_only: bool,
+    ) -> Result<Reaped, CoordinationError> {
+        // Only silence counts here: a node whose connection is merely gone may be reconnecting, and
+        // the live nodes reap those within seconds anyway.
+        let ReapOutcome { reaped, .. } = run_reap(
+            &mut self.commands().await?,
+            &self.keys,
+            silence,
+            Vec::new(),
+            count_only,
+        )
+        .await?;
+        Ok(reaped)
+    }
+
+    async fn live_runs(
+        &self,
+        conversations: &[ConversationId],
+        silence: Duration,
+    ) -> Result<HashSet<ConversationId>, CoordinationError> {
+        if conversations.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut invocation = scripts::LIVE_LEASES.key(self.keys.nodes());
+        invocation.arg(millis(silence));
+        for conversation in conversations {
+            invocation.key(self.keys.lease(conversation));
+        }
+        let live: Vec<usize> = invocation
+            .invoke_async(&mut self.commands().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(live
+            .into_iter()
+            .filter_map(|position| conversations.get(position.checked_sub(1)?))
+            .cloned()
+            .collect())
+    }
+
+    async fn forget_running(
+        &self,
+        conversation: &ConversationId,
+        user_id: &str,
+    ) -> Result<bool, CoordinationError> {
+        let removed: u8 = scripts::FORGET_RUNNING
+            .key(self.keys.lease(conversation))
+            .key(self.keys.running(user_id))
+            .arg(conversation.as_str())
+            .invoke_async(&mut self.commands().await?)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed == 1)
+    }
+}
