@@ -81,13 +81,19 @@ impl PrivateRedis {
         self.child = Self::spawn(self.port);
     }
 
-    /// How many times each command ran (`INFO commandstats`), by lower-case name.
-    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+    /// Runs one command with `redis-cli`; its raw output.
+    pub fn cli(&self, args: &[&str]) -> String {
         let output = std::process::Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "INFO", "commandstats"])
+            .args(["-p", &self.port.to_string()])
+            .args(args)
             .output()
             .expect("redis-cli runs");
-        String::from_utf8_lossy(&output.stdout)
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// How many times each command ran (`INFO commandstats`), by lower-case name.
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.cli(&["INFO", "commandstats"])
             .lines()
             .filter_map(|line| {
                 let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;

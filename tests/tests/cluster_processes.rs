@@ -4,59 +4,15 @@
 
 use std::time::Instant;
 
-use e2e::cluster::{ClusterEnv, NodeProcess};
-use e2e::node::{is_agent_message, token};
+use e2e::cluster::{ClusterEnv, NodeProcess, answers};
+use e2e::node::token;
 use e2e::redis::PrivateRedis;
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::domain::{ConversationId, UserAction};
 use shared::ports::Coordination;
 use shared::ports::coordination::{ClaimRequest, LimitPolicy, NodeId};
-
-/// Asks a node to create a conversation; its status and answer.
-async fn try_create(node: &NodeProcess, token: &str, first: &str) -> (u16, Value) {
-    let answer = reqwest::Client::new()
-        .post(format!("{}/api/conversations", node.url))
-        .bearer_auth(token)
-        .json(&json!({ "initial_user_msg": first }))
-        .send()
-        .await
-        .expect("the node answers");
-    let status = answer.status().as_u16();
-    (status, answer.json().await.expect("JSON"))
-}
-
-async fn create_conversation(node: &NodeProcess, token: &str, first: &str) -> String {
-    let (_, created) = try_create(node, token, first).await;
-    created["conversation_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not created: {created}"))
-        .to_owned()
-}
-
-async fn all_events(node: &NodeProcess, token: &str, id: &str) -> Vec<Value> {
-    let page: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/conversations/{id}/events?start_id=0&limit=100",
-            node.url
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the node answers")
-        .json()
-        .await
-        .expect("JSON");
-    page["events"].as_array().cloned().unwrap_or_default()
-}
-
-fn answers(event: &Value, text: &str) -> bool {
-    is_agent_message(event)
-        && event["args"]["content"]
-            .as_str()
-            .is_some_and(|c| c.contains(text))
-}
 
 /// Sends a message with a client action id (as a client that retries does) and waits for its ack.
 async fn say_with_id(client: &mut SocketClient, text: &str, client_action_id: &str) {
@@ -91,7 +47,9 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
     }
     let alice = token("alice");
     // Created on node 0, which therefore runs it.
-    let id = create_conversation(&nodes[0], &alice, "first words").await;
+    let id = nodes[0]
+        .create_conversation(&alice, Some("first words"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut on_owner = SocketClient::connect(&nodes[0].url, &options).await;
     let mut elsewhere = SocketClient::connect(&nodes[1].url, &options).await;
@@ -143,7 +101,7 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
 
 /// The stored events have ids 0, 1, 2, ... and answer each of `texts` exactly once.
 async fn answered_once_without_gaps(node: &NodeProcess, token: &str, id: &str, texts: &[&str]) {
-    let events = all_events(node, token, id).await;
+    let events = node.all_events(token, id).await;
     let ids: Vec<i64> = events.iter().filter_map(|e| e["id"].as_i64()).collect();
     assert_eq!(
         ids,
@@ -162,7 +120,9 @@ async fn a_paused_owner_appends_nothing_after_the_takeover() {
     let paused = NodeProcess::start(&env).await;
     let survivor = NodeProcess::start(&env).await;
     let alice = token("alice");
-    let id = create_conversation(&paused, &alice, "before the pause").await;
+    let id = paused
+        .create_conversation(&alice, Some("before the pause"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&survivor.url, &options).await;
     client
@@ -194,7 +154,9 @@ async fn sigterm_hands_conversations_over_to_the_others() {
     let leaving = NodeProcess::start(&env).await;
     let staying = NodeProcess::start(&env).await;
     let alice = token("alice");
-    let id = create_conversation(&leaving, &alice, "before the deploy").await;
+    let id = leaving
+        .create_conversation(&alice, Some("before the deploy"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&staying.url, &options).await;
     client
@@ -234,7 +196,7 @@ async fn the_per_user_limit_holds_across_nodes_under_concurrent_starts() {
         nodes.push(NodeProcess::start(&env).await);
     }
     let alice = token("alice");
-    let starts = (0..9).map(|n| try_create(&nodes[n % 3], &alice, "in parallel"));
+    let starts = (0..9).map(|n| nodes[n % 3].try_create(&alice, Some("in parallel")));
     let statuses: Vec<u16> = futures::future::join_all(starts)
         .await
         .into_iter()
@@ -270,7 +232,9 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     let first = NodeProcess::start(&env).await;
     let second = NodeProcess::start(&env).await;
     let alice = token("alice");
-    let id = create_conversation(&first, &alice, "before the restart").await;
+    let id = first
+        .create_conversation(&alice, Some("before the restart"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&second.url, &options).await;
     client
@@ -395,7 +359,9 @@ async fn kill_9_during_continuous_actions_on_many_conversations_loses_nothing_ac
     for n in 0..CONVERSATIONS {
         // Users of their own, so that the per-user limit evicts nothing.
         let user = token(&format!("user-{n}"));
-        let id = create_conversation(&nodes[0], &user, &format!("c{n} opens")).await;
+        let id = nodes[0]
+            .create_conversation(&user, Some(&format!("c{n} opens")))
+            .await;
         let options = ConnectOptions::conversation(&id, &user, None);
         clients.push(SocketClient::connect(&nodes[1 + n % 2].url, &options).await);
         conversations.push((id, user));
