@@ -31,6 +31,8 @@ enum Bench {
     Cluster {
         #[arg(long, value_enum, default_values_t = [cluster::Part::Heartbeat, cluster::Part::Takeover])]
         part: Vec<cluster::Part>,
+        #[command(flatten)]
+        takeover: cluster::takeover::Overrides,
     },
     /// R2: mutated deliveries through the webhook handler; exits 1 on any finding.
     FuzzWebhook {
@@ -53,7 +55,7 @@ async fn main() {
                 trigger::run(backend, &sizes).await;
             }
         }
-        Bench::Cluster { part } => cluster::run(&part, cli.quick).await,
+        Bench::Cluster { part, takeover } => cluster::run(&part, cli.quick, &takeover).await,
         Bench::FuzzWebhook { seconds, seed } => {
             let seconds = seconds.unwrap_or(if cli.quick { 2.0 } else { 60.0 });
             if !fuzz::run(std::time::Duration::from_secs_f64(seconds), seed).await {

@@ -13,11 +13,11 @@ pub enum Part {
     Takeover,
 }
 
-pub async fn run(parts: &[Part], quick: bool) {
+pub async fn run(parts: &[Part], quick: bool, overrides: &takeover::Overrides) {
     for part in parts {
         match part {
             Part::Heartbeat => heartbeat::run(&heartbeat::Sizes::new(quick)).await,
-            Part::Takeover => takeover::run(&takeover::Sizes::new(quick)).await,
+            Part::Takeover => takeover::run(&takeover::Sizes::new(quick).with(overrides)).await,
         }
     }
 }

@@ -59,6 +59,31 @@ impl Sizes {
     }
 }
 
+/// Smaller runs than the bar's, for machines where the serialised moto server cannot keep up.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Conversations (one client each) of the takeover run.
+    #[arg(long)]
+    pub conversations: Option<usize>,
+    /// How many times a node is killed.
+    #[arg(long)]
+    pub kills: Option<usize>,
+    /// Seconds between a client's actions.
+    #[arg(long)]
+    pub action_every: Option<f64>,
+}
+
+impl Sizes {
+    pub fn with(mut self, overrides: &Overrides) -> Self {
+        self.conversations = overrides.conversations.unwrap_or(self.conversations);
+        self.kills = overrides.kills.unwrap_or(self.kills);
+        if let Some(seconds) = overrides.action_every {
+            self.action_every = Duration::from_secs_f64(seconds);
+        }
+        self
+    }
+}
+
 /// What the clients and the killer share.
 struct Cluster {
     urls: RwLock<Vec<String>>,
