@@ -28,19 +28,22 @@ use mutate::{Input, Signature};
 
 /// Delivery ids kept for duplicate deliveries.
 const REMEMBERED_DELIVERIES: usize = 256;
-/// Examples printed per kind of finding.
-const EXAMPLE_BYTES: usize = 600;
+/// How much of an example's body is printed.
+const EXAMPLE_BYTES: usize = 400;
 
 /// The input being handled, for the panic hook (the release profile aborts on panic).
 static CURRENT: Mutex<Option<String>> = Mutex::new(None);
 
-/// What the run found wrong, by kind, with the first example of each.
+/// What the run found wrong, by kind (a status class and a rule), with the first example of each.
 #[derive(Default)]
 struct Findings(BTreeMap<String, (u64, String)>);
 
 impl Findings {
-    fn add(&mut self, kind: String, input: &Input) {
-        let entry = self.0.entry(kind).or_insert_with(|| (0, describe(input)));
+    fn add(&mut self, (kind, answer): (String, String), input: &Input) {
+        let entry = self
+            .0
+            .entry(kind)
+            .or_insert_with(|| (0, format!("answer {answer:.200}; {}", describe(input))));
         entry.0 += 1;
     }
 }
@@ -111,27 +114,34 @@ fn request(input: &Input, signature: Option<Vec<u8>>) -> lambda_http::Request {
     request
 }
 
-/// What is wrong with an answer, if anything.
-fn check(status: u16, body: &str, signature_verifies: bool, oversized: bool) -> Option<String> {
+/// What is wrong with an answer, if anything: the rule it breaks and the answer.
+fn check(
+    status: u16,
+    body: &str,
+    signature_verifies: bool,
+    oversized: bool,
+) -> Option<(String, String)> {
+    let answer = || format!("{status} {body}");
+    let broken = |rule: &str| Some((format!("{status}: {rule}"), answer()));
     if status >= 500 {
-        return Some(format!("{status}: {body:.120}"));
+        return broken("a server error");
     }
     let Ok(json) = serde_json::from_str::<Value>(body) else {
-        return Some(format!("{status} with a body that is not JSON"));
+        return broken("a body that is not JSON");
     };
     let success = (200..300).contains(&status);
-    let reason = json["error"].as_str().is_some_and(|r| !r.is_empty());
-    if !success && !reason {
-        return Some(format!("{status} without an `error` reason: {body:.120}"));
+    if !success && json["error"].as_str().is_none_or(str::is_empty) {
+        return broken("no `error` reason");
     }
     if oversized {
-        return (status != 413).then(|| format!("{status} for an oversized body"));
+        return (status != 413)
+            .then(|| (format!("{status}: an oversized body accepted"), answer()));
     }
     if !signature_verifies && status != 401 {
-        return Some(format!("{status} for a signature that does not verify"));
+        return broken("a signature that does not verify, not refused");
     }
     if signature_verifies && status == 401 {
-        return Some("401 for a valid signature".into());
+        return broken("a valid signature refused");
     }
     None
 }
