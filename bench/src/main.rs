@@ -1,7 +1,10 @@
 //! The quality bars' benchmarks (`../shared/spec/quality-bars.md`), one subcommand each family:
-//! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`.
+//! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`,
+//! `... -- cluster [--part heartbeat|takeover]`, `... -- fuzz-webhook [--seconds S]`.
 //! `scripts/bench.sh` starts what they need and runs them all; the README keeps the results.
 
+mod cluster;
+mod fuzz;
 mod stats;
 mod trigger;
 
@@ -24,6 +27,22 @@ enum Bench {
         #[arg(long, value_enum, default_values_t = [trigger::Backend::Embedded, trigger::Backend::Dynamodb])]
         backend: Vec<trigger::Backend>,
     },
+    /// P8, P9, R3: node processes on Redis and moto (needs TEST_AWS_ENDPOINT_URL; TEST_REDIS_URL for takeover).
+    Cluster {
+        #[arg(long, value_enum, default_values_t = [cluster::Part::Heartbeat, cluster::Part::Takeover])]
+        part: Vec<cluster::Part>,
+        #[command(flatten)]
+        takeover: cluster::takeover::Overrides,
+    },
+    /// R2: mutated deliveries through the webhook handler; exits 1 on any finding.
+    FuzzWebhook {
+        /// How long to run (default 60 s, 2 s with --quick).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// The random seed, to replay a run.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 #[tokio::main]
@@ -34,6 +53,13 @@ async fn main() {
             let sizes = trigger::Sizes::new(cli.quick);
             for backend in backend {
                 trigger::run(backend, &sizes).await;
+            }
+        }
+        Bench::Cluster { part, takeover } => cluster::run(&part, cli.quick, &takeover).await,
+        Bench::FuzzWebhook { seconds, seed } => {
+            let seconds = seconds.unwrap_or(if cli.quick { 2.0 } else { 60.0 });
+            if !fuzz::run(std::time::Duration::from_secs_f64(seconds), seed).await {
+                std::process::exit(1);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The benchmarks in quick mode, so that the programs cannot rot: each runs to the end and its
-//! correctness checks (exactly one trigger per red commit, none for green ones) hold.
+//! correctness checks (exactly one trigger per red commit, none for green ones; no SCAN; nothing
+//! acknowledged lost across kills; no fuzz finding) hold.
 
 use std::process::Command;
 
@@ -39,4 +40,31 @@ fn trigger_benchmarks_run_and_stay_exactly_once() {
         2,
         "{out}"
     );
+}
+
+#[test]
+fn cluster_benchmarks_run_scan_nothing_and_lose_nothing_across_kills() {
+    let out = bench(&["cluster"]);
+    assert!(
+        out.contains("P8 SCAN/KEYS/HSCAN/SSCAN/ZSCAN over the whole run: 0"),
+        "{out}"
+    );
+    assert_eq!(out.matches("P8 | ").count(), 1 + 2 + 4, "{out}");
+    assert!(out.contains("takeovers not seen: 0"), "{out}");
+    for clean in [
+        "acknowledged lost 0",
+        "recorded or answered twice 0",
+        "events received twice 0",
+        "events skipped by a client 0",
+        "stored ids out of place 0",
+        "answers not seen live 0",
+    ] {
+        assert!(out.contains(clean), "{clean}:\n{out}");
+    }
+}
+
+#[test]
+fn webhook_fuzzing_runs_without_findings() {
+    let out = bench(&["fuzz-webhook"]);
+    assert!(out.contains("R2 findings: 0"), "{out}");
 }

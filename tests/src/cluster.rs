@@ -1,33 +1,36 @@
 //! Clustered conversation nodes as real processes: the `conversation-node` binary (built by
 //! `cargo build -p conversation-node`, or by any workspace test run), several of them sharing one Redis
-//! key prefix and one set of DynamoDB tables on moto, each listening on a port of its own.
+//! key prefix and one set of DynamoDB tables on moto, each listening on a port of its own; and the REST
+//! calls tests and benchmarks make to them.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::config::TableNames;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::node::JWT_SECRET;
+use crate::node::{JWT_SECRET, is_agent_message};
 use crate::socketio::PATIENCE;
 
-/// The node binary next to the test binaries of this target directory.
+/// The node binary of this build profile: beside a program (`<target>/<profile>/bench`) or one level up
+/// from a test binary (`<target>/<profile>/deps/`).
 fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let binary = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("a target directory")
-        .join("conversation-node");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build -p conversation-node` first (a workspace test run builds it)",
-        binary.display()
-    );
-    binary
+    let exe = std::env::current_exe().expect("the running binary's path");
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("conversation-node"))
+        .find(|binary| binary.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no conversation-node beside {}: run `cargo build [--release] -p conversation-node` \
+                 first (a workspace test run builds it)",
+                exe.display()
+            )
+        })
 }
 
 /// What the nodes of one test share.
@@ -53,6 +56,17 @@ impl ClusterEnv {
             lease_ttl: 3.0,
             heartbeat: 0.5,
             extra: Vec::new(),
+        }
+    }
+
+    /// Like [`Self::fresh`], at the node's default cadences (`Timing::default()`: the values a node
+    /// uses when `LEASE_TTL` and `HEARTBEAT_INTERVAL` are not set).
+    pub async fn fresh_at_default_cadence() -> Self {
+        let defaults = conversation_node::config::Timing::default();
+        Self {
+            lease_ttl: defaults.lease_ttl.as_secs_f64(),
+            heartbeat: defaults.heartbeat.as_secs_f64(),
+            ..Self::fresh().await
         }
     }
 }
@@ -173,6 +187,65 @@ impl NodeProcess {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// Asks the node to create a conversation (with a first message, if any); its status and answer.
+    pub async fn try_create(&self, token: &str, first: Option<&str>) -> (u16, Value) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/api/conversations", self.url))
+            .bearer_auth(token)
+            .json(&json!({ "initial_user_msg": first }))
+            .send()
+            .await
+            .expect("the node answers");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.expect("JSON"))
+    }
+
+    /// Creates a conversation, which this node then runs; its id.
+    pub async fn create_conversation(&self, token: &str, first: Option<&str>) -> String {
+        let (_, created) = self.try_create(token, first).await;
+        created["conversation_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not created: {created}"))
+            .to_owned()
+    }
+
+    /// Every stored event of a conversation, through the REST pages.
+    pub async fn all_events(&self, token: &str, id: &str) -> Vec<Value> {
+        let mut events: Vec<Value> = Vec::new();
+        loop {
+            let page: Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/api/conversations/{id}/events?start_id={}&limit=100",
+                    self.url,
+                    events.len()
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("the node answers")
+                .json()
+                .await
+                .expect("JSON");
+            events.extend(page["events"].as_array().cloned().unwrap_or_default());
+            if page["has_more"] != true {
+                return events;
+            }
+        }
+    }
+
+    /// One value of the node's `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .expect("the node answers")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name}"))
+    }
+
     /// Waits for the process to end.
     pub async fn exited(mut self) -> std::process::ExitStatus {
         tokio::time::timeout(PATIENCE, self.child.wait())
@@ -180,4 +253,12 @@ impl NodeProcess {
             .expect("the node exits")
             .expect("an exit status")
     }
+}
+
+/// Whether an event is the agent's answer to a message containing `text`.
+pub fn answers(event: &Value, text: &str) -> bool {
+    is_agent_message(event)
+        && event["args"]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains(text))
 }

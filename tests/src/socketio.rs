@@ -159,6 +159,11 @@ impl SocketClient {
         line["data"].clone()
     }
 
+    /// The next `oh_event` payload, or `None` when none arrives within `wait`.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.next_event()).await.ok()
+    }
+
     /// `oh_event` payloads up to and including the first one `last` accepts.
     pub async fn events_until(&mut self, last: impl Fn(&Value) -> bool) -> Vec<Value> {
         let mut events = Vec::new();

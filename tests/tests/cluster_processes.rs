@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use e2e::balancer::Balancer;
-use e2e::cluster::{ClusterEnv, NodeProcess};
-use e2e::node::{is_agent_message, token};
+use e2e::cluster::{ClusterEnv, NodeProcess, answers};
+use e2e::node::token;
 use e2e::redis::{PrivateRedis, no_key_scans};
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
@@ -16,50 +16,6 @@ use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::domain::{ConversationId, UserAction};
 use shared::ports::Coordination;
 use shared::ports::coordination::{ClaimRequest, LimitPolicy, NodeId};
-
-/// Asks a node to create a conversation; its status and answer.
-async fn try_create(node: &NodeProcess, token: &str, first: &str) -> (u16, Value) {
-    let answer = reqwest::Client::new()
-        .post(format!("{}/api/conversations", node.url))
-        .bearer_auth(token)
-        .json(&json!({ "initial_user_msg": first }))
-        .send()
-        .await
-        .expect("the node answers");
-    let status = answer.status().as_u16();
-    (status, answer.json().await.expect("JSON"))
-}
-
-async fn create_conversation(node: &NodeProcess, token: &str, first: &str) -> String {
-    let (_, created) = try_create(node, token, first).await;
-    created["conversation_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not created: {created}"))
-        .to_owned()
-}
-
-async fn all_events(node: &NodeProcess, token: &str, id: &str) -> Vec<Value> {
-    let page: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/conversations/{id}/events?start_id=0&limit=100",
-            node.url
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the node answers")
-        .json()
-        .await
-        .expect("JSON");
-    page["events"].as_array().cloned().unwrap_or_default()
-}
-
-fn answers(event: &Value, text: &str) -> bool {
-    is_agent_message(event)
-        && event["args"]["content"]
-            .as_str()
-            .is_some_and(|c| c.contains(text))
-}
 
 /// Sends a message with a client action id (as a client that retries does) and waits for its ack.
 async fn say_with_id(client: &mut SocketClient, text: &str, client_action_id: &str) {
@@ -94,7 +50,9 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
     }
     let alice = token("alice");
     // Created on node 0, which therefore runs it.
-    let id = create_conversation(&nodes[0], &alice, "first words").await;
+    let id = nodes[0]
+        .create_conversation(&alice, Some("first words"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut on_owner = SocketClient::connect(&nodes[0].url, &options).await;
     let mut elsewhere = SocketClient::connect(&nodes[1].url, &options).await;
@@ -146,7 +104,7 @@ async fn a_client_on_another_node_is_served_and_survives_the_owners_crash() {
 
 /// The stored events have ids 0, 1, 2, ... and answer each of `texts` exactly once.
 async fn answered_once_without_gaps(node: &NodeProcess, token: &str, id: &str, texts: &[&str]) {
-    let events = all_events(node, token, id).await;
+    let events = node.all_events(token, id).await;
     let ids: Vec<i64> = events.iter().filter_map(|e| e["id"].as_i64()).collect();
     assert_eq!(
         ids,
@@ -165,7 +123,9 @@ async fn a_paused_owner_appends_nothing_after_the_takeover() {
     let paused = NodeProcess::start(&env).await;
     let survivor = NodeProcess::start(&env).await;
     let alice = token("alice");
-    let id = create_conversation(&paused, &alice, "before the pause").await;
+    let id = paused
+        .create_conversation(&alice, Some("before the pause"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&survivor.url, &options).await;
     client
@@ -197,7 +157,9 @@ async fn sigterm_hands_conversations_over_to_the_others() {
     let leaving = NodeProcess::start(&env).await;
     let staying = NodeProcess::start(&env).await;
     let alice = token("alice");
-    let id = create_conversation(&leaving, &alice, "before the deploy").await;
+    let id = leaving
+        .create_conversation(&alice, Some("before the deploy"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&staying.url, &options).await;
     client
@@ -299,8 +261,8 @@ async fn sigterm_moves_its_clients_to_the_others_without_gap_or_duplicate() {
     // Both run on the leaving node. "alone" has no client elsewhere: the reconnecting client's new node
     // takes it over. "watched" has a client on the staying node too, which takes it over at once and
     // talks while the other client is away: that one gets what it missed when it is back.
-    let alone = create_conversation(&leaving, &alice, "alone").await;
-    let watched = create_conversation(&leaving, &alice, "watched").await;
+    let alone = leaving.create_conversation(&alice, Some("alone")).await;
+    let watched = leaving.create_conversation(&alice, Some("watched")).await;
     let nodes = [&leaving, &staying];
     let mut alone_client = Roaming::connect(&nodes, &alone, &alice, "alone").await;
     let mut watched_client = Roaming::connect(&nodes, &watched, &alice, "watched").await;
@@ -364,7 +326,7 @@ async fn the_per_user_limit_holds_across_nodes_under_concurrent_starts() {
         nodes.push(NodeProcess::start(&env).await);
     }
     let alice = token("alice");
-    let starts = (0..9).map(|n| try_create(&nodes[n % 3], &alice, "in parallel"));
+    let starts = (0..9).map(|n| nodes[n % 3].try_create(&alice, Some("in parallel")));
     let statuses: Vec<u16> = futures::future::join_all(starts)
         .await
         .into_iter()
@@ -404,14 +366,16 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     let first = NodeProcess::start(&env).await;
     let second = NodeProcess::start(&env).await;
     let alice = token("alice");
-    let id = create_conversation(&first, &alice, "before the restart").await;
+    let id = first
+        .create_conversation(&alice, Some("before the restart"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&second.url, &options).await;
     client
         .events_until(|e| answers(e, "before the restart"))
         .await;
     // Alice is at her limit.
-    assert_eq!(try_create(&second, &alice, "one too many").await.0, 429);
+    assert_eq!(second.try_create(&alice, Some("one too many")).await.0, 429);
 
     no_key_scans(&redis);
     redis.kill();
@@ -429,7 +393,7 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
         assert!(Instant::now() < deadline, "the lease was never re-asserted");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(try_create(&second, &alice, "one too many").await.0, 429);
+    assert_eq!(second.try_create(&alice, Some("one too many")).await.0, 429);
     say(&mut client, "after the restart").await;
     client
         .events_until(|e| answers(e, "after the restart"))
@@ -474,7 +438,9 @@ async fn a_node_started_while_redis_is_down_waits_for_it() {
     redis.start_empty();
     readiness(&node, true).await;
     let alice = token("alice");
-    let id = create_conversation(&node, &alice, "once Redis is up").await;
+    let id = node
+        .create_conversation(&alice, Some("once Redis is up"))
+        .await;
     let options = ConnectOptions::conversation(&id, &alice, None);
     let mut client = SocketClient::connect(&node.url, &options).await;
     client
@@ -563,7 +529,9 @@ async fn kill_9_during_continuous_actions_on_many_conversations_loses_nothing_ac
     for n in 0..CONVERSATIONS {
         // Users of their own, so that the per-user limit evicts nothing.
         let user = token(&format!("user-{n}"));
-        let id = create_conversation(&nodes[0], &user, &format!("c{n} opens")).await;
+        let id = nodes[0]
+            .create_conversation(&user, Some(&format!("c{n} opens")))
+            .await;
         let options = ConnectOptions::conversation(&id, &user, None);
         clients.push(SocketClient::connect(&nodes[1 + n % 2].url, &options).await);
         conversations.push((id, user));
