@@ -14,6 +14,10 @@ quick=()
 [ -n "${QUICK:-}" ] && quick=(--quick)
 log "P3, P4, R1: the trigger decision"
 cargo run -q --release -p bench -- "${quick[@]}" trigger
+log "P5, P6, P7: Socket.IO round trips, load and idle connections, beside the peers"
+cargo build -q --release -p conversation-node -p bench --bins
+ulimit -n "$(ulimit -Hn)"  # P7 holds 10,000 connections in one node
+cargo run -q --release -p bench -- "${quick[@]}" socketio
 log "P10, R5: the Common Room sync's rate"
 cargo run -q --release -p commonroom-sync --example rate_bench
 log "P1: Lambda init against a local runtime API"

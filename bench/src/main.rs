@@ -2,6 +2,7 @@
 //! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`.
 //! `scripts/bench.sh` starts what they need and runs them all; the README keeps the results.
 
+mod socketio;
 mod stats;
 mod trigger;
 
@@ -24,6 +25,12 @@ enum Bench {
         #[arg(long, value_enum, default_values_t = [trigger::Backend::Embedded, trigger::Backend::Dynamodb])]
         backend: Vec<trigger::Backend>,
     },
+    /// P5, P6, P7: Socket.IO round trips, load and idle connections, ours beside the peers (needs Redis
+    /// at TEST_REDIS_URL, Node.js, the release `conversation-node` and `sio-echo` binaries).
+    Socketio {
+        #[arg(long, value_enum, default_values_t = [socketio::Part::P5, socketio::Part::P6, socketio::Part::P7])]
+        part: Vec<socketio::Part>,
+    },
 }
 
 #[tokio::main]
@@ -34,6 +41,15 @@ async fn main() {
             let sizes = trigger::Sizes::new(cli.quick);
             for backend in backend {
                 trigger::run(backend, &sizes).await;
+            }
+        }
+        Bench::Socketio { part } => {
+            let sizes = socketio::Sizes::new(cli.quick);
+            for part in part {
+                if let Err(error) = socketio::run(part, &sizes).await {
+                    eprintln!("{part:?} failed: {error:#}");
+                    std::process::exit(1);
+                }
             }
         }
     }
