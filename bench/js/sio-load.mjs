@@ -105,9 +105,10 @@ async function roundTrips() {
   }));
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
   const cpu = process.cpuUsage(cpuBefore);
-  out({ type: "done", latencies_us: latencies, wall_ms: wallMs, cpu_ms: (cpu.user + cpu.system) / 1000 });
   for (const sender of senders) sender.socket.off("disconnect").close();
-  process.exit(0);
+  // Exits once the line is written: a pipe takes a long line in several writes.
+  const done = { type: "done", latencies_us: latencies, wall_ms: wallMs, cpu_ms: (cpu.user + cpu.system) / 1000 };
+  process.stdout.write(JSON.stringify(done) + "\n", () => process.exit(0));
 }
 
 async function idle() {

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::serve::ListenerExt;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use shared::domain::{ChatMessage, ConversationId, ProactiveConversationRequested};
 use shared::github::GitHubClient;
@@ -145,6 +146,13 @@ impl ConversationNode {
                 Err(_) => std::future::pending().await,
             }
         };
+        // No Nagle delay: an ack and the events after it are small writes in a row, and the second
+        // would wait for the client's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(reason = %error, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
         let served = tokio::select! {
             served = server.into_future() => served,
