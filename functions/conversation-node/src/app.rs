@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::serve::ListenerExt;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::serve::ListenerExt;
 use shared::domain::{ChatMessage, ConversationId, ProactiveConversationRequested};
 use shared::github::GitHubClient;
 use shared::ports::coordination::{Incoming, NodeId};
