@@ -52,7 +52,7 @@ fn socketio_benchmarks_run_every_server_to_the_end() {
     let mut lines = vec![
         "P5 our node, client on B, conversation on A".to_owned(),
         "P5 store append".to_owned(),
-        "P6 bare socketioxide (current-thread), 10 clients, median".to_owned(),
+        "P6 bare socketioxide (current-thread), 10 clients, median of 1 of 1".to_owned(),
         "P7 our node, median".to_owned(),
         "P7 bare socketioxide (defaults, current-thread), median".to_owned(),
     ];
@@ -62,9 +62,11 @@ fn socketio_benchmarks_run_every_server_to_the_end() {
         lines.push(format!("P7 {peer}, median"));
     }
     for nodes in [2, 3] {
-        lines.push(format!("P6 our node x{nodes}, 10 clients, median"));
+        lines.push(format!(
+            "P6 our node x{nodes}, 10 clients, median of 1 of 1"
+        ));
         for peer in peers {
-            lines.push(format!("P6 {peer} x{nodes}, 10 clients, median"));
+            lines.push(format!("P6 {peer} x{nodes}, 10 clients, median of 1 of 1"));
         }
     }
     for line in lines {
