@@ -15,12 +15,15 @@ quick=()
 log "P3, P4, R1: the trigger decision"
 cargo run -q --release -p bench -- "${quick[@]}" trigger
 log "P8, P9, R3: node processes on a cluster (the release node binary beside the bench)"
-cargo build -q --release -p conversation-node
+cargo build -q --release -p conversation-node -p bench --bins
 cargo run -q --release -p bench -- "${quick[@]}" cluster
 log "R2: fuzzing the webhook handler (FUZZ_SECONDS, default 600)"
 fuzz_seconds=()
 [ -z "${QUICK:-}" ] && fuzz_seconds=(--seconds "${FUZZ_SECONDS:-600}")
 cargo run -q --release -p bench -- "${quick[@]}" fuzz-webhook "${fuzz_seconds[@]}"
+log "P5, P6, P7: Socket.IO round trips, load and idle connections, beside the peers"
+ulimit -n "$(ulimit -Hn)"  # P7 holds 10,000 connections in one node
+cargo run -q --release -p bench -- "${quick[@]}" socketio
 log "P10, R5: the Common Room sync's rate"
 cargo run -q --release -p commonroom-sync --example rate_bench
 log "P1: Lambda init against a local runtime API"

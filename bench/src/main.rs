@@ -1,10 +1,12 @@
 //! The quality bars' benchmarks (`../shared/spec/quality-bars.md`), one subcommand each family:
 //! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`,
-//! `... -- cluster [--part heartbeat|takeover]`, `... -- fuzz-webhook [--seconds S]`.
+//! `... -- cluster [--part heartbeat|takeover]`, `... -- fuzz-webhook [--seconds S]`,
+//! `... -- socketio [--part p5|p6|p7]`.
 //! `scripts/bench.sh` starts what they need and runs them all; the README keeps the results.
 
 mod cluster;
 mod fuzz;
+mod socketio;
 mod stats;
 mod trigger;
 
@@ -43,6 +45,12 @@ enum Bench {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// P5, P6, P7: Socket.IO round trips, load and idle connections, ours beside the peers (needs Redis
+    /// at TEST_REDIS_URL, Node.js, the release `conversation-node` and `sio-echo` binaries).
+    Socketio {
+        #[arg(long, value_enum, default_values_t = [socketio::Part::P5, socketio::Part::P6, socketio::Part::P7])]
+        part: Vec<socketio::Part>,
+    },
 }
 
 #[tokio::main]
@@ -60,6 +68,15 @@ async fn main() {
             let seconds = seconds.unwrap_or(if cli.quick { 2.0 } else { 60.0 });
             if !fuzz::run(std::time::Duration::from_secs_f64(seconds), seed).await {
                 std::process::exit(1);
+            }
+        }
+        Bench::Socketio { part } => {
+            let sizes = socketio::Sizes::new(cli.quick);
+            for part in part {
+                if let Err(error) = socketio::run(part, &sizes).await {
+                    eprintln!("{part:?} failed: {error:#}");
+                    std::process::exit(1);
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The benchmarks in quick mode, so that the programs cannot rot: each runs to the end and its
 //! correctness checks (exactly one trigger per red commit, none for green ones; no SCAN; nothing
-//! acknowledged lost across kills; no fuzz finding) hold.
+//! acknowledged lost across kills; no fuzz finding; every Socket.IO action acknowledged and answered)
+//! hold.
 
 use std::process::Command;
 
@@ -67,4 +68,36 @@ fn cluster_benchmarks_run_scan_nothing_and_lose_nothing_across_kills() {
 fn webhook_fuzzing_runs_without_findings() {
     let out = bench(&["fuzz-webhook"]);
     assert!(out.contains("R2 findings: 0"), "{out}");
+}
+
+#[test]
+fn socketio_benchmarks_run_every_server_to_the_end() {
+    let out = bench(&["socketio"]);
+    let peers = [
+        "node.js socket.io + redis-adapter",
+        "python-socketio + AsyncRedisManager",
+    ];
+    let mut lines = vec![
+        "P5 our node, client on B, conversation on A".to_owned(),
+        "P5 store append".to_owned(),
+        "P6 bare socketioxide (current-thread), 10 clients, median of 1 of 1".to_owned(),
+        "P7 our node, median".to_owned(),
+        "P7 bare socketioxide (defaults, current-thread), median".to_owned(),
+    ];
+    for peer in peers {
+        lines.push(format!("P5 {peer}, client on B, owner A"));
+        lines.push(format!("P5 median of 1 runs: {peer}"));
+        lines.push(format!("P7 {peer}, median"));
+    }
+    for nodes in [2, 3] {
+        lines.push(format!(
+            "P6 our node x{nodes}, 10 clients, median of 1 of 1"
+        ));
+        for peer in peers {
+            lines.push(format!("P6 {peer} x{nodes}, 10 clients, median of 1 of 1"));
+        }
+    }
+    for line in lines {
+        assert_eq!(out.matches(&line).count(), 1, "one line {line:?}:\n{out}");
+    }
 }

@@ -20,9 +20,9 @@ ensure_redis_server() {
 # template. One pip call, so that one resolver run settles their shared dependencies (boto3).
 ensure_python_tools() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  local want=("moto[server]>=5.1,<6" "python-socketio[asyncio-client]>=5.11,<6"
+  local want=("moto[server]>=5.1,<6" "python-socketio[asyncio-client]>=5.11,<6" "redis>=5,<7"
               "cargo-lambda>=1.8,<2" "cfn-lint>=1.20,<2" "aws-sam-cli>=1.130,<2")
-  if ! "$VENV/bin/python" -c 'import moto, socketio, aiohttp, cfnlint, samcli' 2>/dev/null \
+  if ! "$VENV/bin/python" -c 'import moto, socketio, aiohttp, redis, cfnlint, samcli' 2>/dev/null \
      || [ ! -x "$VENV/bin/cargo-lambda" ]; then
     log "installing ${want[*]} into $VENV"
     "$VENV/bin/pip" install -q "${want[@]}"
@@ -30,8 +30,8 @@ ensure_python_tools() {
 }
 
 ensure_node_tools() {
-  if [ ! -d node_modules/socket.io-client ]; then
-    log "installing socket.io-client from npm"
+  if [ ! -d node_modules/socket.io-client ] || [ ! -d node_modules/@socket.io/redis-adapter ]; then
+    log "installing socket.io-client and the benchmarks' node.js peer from npm"
     npm install --no-audit --no-fund --silent >/dev/null
   fi
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::serve::ListenerExt;
 use shared::domain::{ChatMessage, ConversationId, ProactiveConversationRequested};
 use shared::github::GitHubClient;
 use shared::ports::coordination::{Incoming, NodeId};
@@ -137,6 +138,13 @@ impl ConversationNode {
             shutdown.await;
             let _ = signal.send(true);
         };
+        // No Nagle delay: an ack and the events after it are small writes in a row, and the second
+        // would wait for the client's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(reason = %error, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
         let stopping = Arc::clone(&node);
         let mut on_signal = signalled.clone();
