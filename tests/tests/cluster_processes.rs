@@ -449,7 +449,8 @@ async fn a_node_started_while_redis_is_down_waits_for_it() {
 }
 
 /// Commands per heartbeat of an idle node over a window of `beats` heartbeats (each heartbeat runs
-/// exactly two scripts, `BEAT` and `REAP`, when the node holds no lease: they count the heartbeats).
+/// exactly two scripts, `BEAT` and, with the peer check at the heartbeat's cadence, `REAP`, when the
+/// node holds no lease: they count the heartbeats).
 async fn commands_per_heartbeat(redis: &PrivateRedis, beats: u64) -> f64 {
     let total = |calls: &std::collections::BTreeMap<String, u64>| -> (u64, u64) {
         let all = calls
@@ -476,6 +477,8 @@ async fn a_nodes_heartbeat_costs_the_same_however_many_conversations_others_own(
     let mut env = ClusterEnv::fresh().await;
     env.redis_url = redis.url();
     env.heartbeat = 0.2;
+    // One look for dead peers per heartbeat, so that the scripts count the heartbeats.
+    env.extra = vec![("PEER_CHECK_INTERVAL", "0.2".into())];
     let _idle = NodeProcess::start(&env).await;
     let before = commands_per_heartbeat(&redis, 5).await;
 

@@ -175,6 +175,9 @@ pub async fn run(sizes: &Sizes) {
     env.extra = vec![
         ("MAX_CONCURRENT_CONVERSATIONS", "100000".into()),
         ("CLOSE_DELAY", "86400".into()),
+        // One look for dead peers per heartbeat, in step with it, so that the window of one heartbeat
+        // holds exactly one (by default they run every second, at a constant cost).
+        ("PEER_CHECK_INTERVAL", env.heartbeat.to_string()),
     ];
     let keys = Keys::new(&env.key_prefix);
     println!(

@@ -44,6 +44,9 @@ pub struct Limits {
 pub struct Timing {
     pub lease_ttl: Duration,
     pub heartbeat: Duration,
+    /// How often the node looks for dead peers: their channel's listener gone shows a crash at once,
+    /// so this, not the heartbeat, bounds how soon a crashed node's conversations are taken over.
+    pub peer_check: Duration,
     pub sweep: Duration,
     /// How long a request to another node's conversation (a stop, an LLM completion) may take.
     pub owner_call_timeout: Duration,
@@ -56,6 +59,7 @@ impl Default for Timing {
         Self {
             lease_ttl: Duration::from_secs(15),
             heartbeat: Duration::from_secs(5),
+            peer_check: Duration::from_secs(1),
             sweep: Duration::from_secs(15),
             owner_call_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(20),
@@ -146,10 +150,23 @@ impl NodeConfig {
         let timing = Timing {
             lease_ttl: seconds("LEASE_TTL", defaults.lease_ttl)?,
             heartbeat: seconds("HEARTBEAT_INTERVAL", defaults.heartbeat)?,
+            peer_check: seconds("PEER_CHECK_INTERVAL", defaults.peer_check)?,
             sweep: seconds("SWEEP_INTERVAL", defaults.sweep)?,
             owner_call_timeout: seconds("OWNER_CALL_TIMEOUT", defaults.owner_call_timeout)?,
             shutdown_grace: seconds("SHUTDOWN_GRACE", defaults.shutdown_grace)?,
         };
+        for (name, every) in [
+            ("HEARTBEAT_INTERVAL", timing.heartbeat),
+            ("PEER_CHECK_INTERVAL", timing.peer_check),
+            ("SWEEP_INTERVAL", timing.sweep),
+        ] {
+            if every.is_zero() {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "expected more than 0 seconds".into(),
+                });
+            }
+        }
         if timing.heartbeat >= timing.lease_ttl {
             return Err(ConfigError::Invalid {
                 name: "HEARTBEAT_INTERVAL",

@@ -4,8 +4,9 @@
 //! - user actions go to the inbox, and a message to a conversation nobody runs (re)starts it;
 //! - stops reach the owner wherever it is; with no owner, the metadata is marked stopped here;
 //! - the heartbeat refreshes this node's leases and ends the loops whose lease is lost (or that could
-//!   not be refreshed for nearly a TTL), records this node's liveness and takes over the conversations
-//!   of dead nodes; the sweep stops idle conversations with no client anywhere;
+//!   not be refreshed for nearly a TTL) and records this node's liveness; between heartbeats the peer
+//!   check takes over the conversations of dead nodes; the sweep stops idle conversations with no
+//!   client anywhere;
 //! - on shutdown every loop hands its conversation over.
 
 use std::sync::Arc;
@@ -252,50 +253,70 @@ pub async fn take_over(node: &Node, conversation: &ConversationId) -> Result<(),
 
 /// Refreshes this node's leases every heartbeat, ending the loops whose lease is gone. When refreshes
 /// fail for so long that the leases may expire before the next one, every loop ends (fencing: better no
-/// owner for a moment than two).
+/// owner for a moment than two). Between heartbeats, every peer check takes over the conversations of
+/// dead nodes: those whose connection Redis shows gone (a crash, seen at once) and those silent for two
+/// heartbeats (well within a lease TTL); the reaper frees their leases at once, and every node with
+/// their clients is told as well.
 pub async fn heartbeat(node: Node) {
-    let (every, ttl) = (node.timing.heartbeat, node.timing.lease_ttl);
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let every = node.timing.heartbeat;
+    let silence = every * 2;
+    let mut beats = tokio::time::interval(every);
+    beats.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut peer_checks = tokio::time::interval(node.timing.peer_check);
+    peer_checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_refresh = Instant::now();
+    let mut last_beat: Option<Instant> = None;
     loop {
-        ticks.tick().await;
-        let handles = node.sessions.running();
-        let leases: Vec<_> = handles.iter().map(|handle| handle.lease.clone()).collect();
-        let lost = match node.coordination.refresh(&leases).await {
-            Ok(lost) => {
-                last_refresh = Instant::now();
-                lost
+        tokio::select! {
+            _ = beats.tick() => {
+                last_refresh = refresh_leases(&node, last_refresh).await;
+                if node.is_shutting_down() {
+                    continue;
+                }
+                match node.coordination.beat().await {
+                    Ok(()) => last_beat = Some(Instant::now()),
+                    Err(error) => tracing::warn!(reason = %error, "liveness could not be recorded"),
+                }
             }
-            Err(error) if last_refresh.elapsed() + every >= ttl => {
-                tracing::error!(reason = %error, "leases could not be refreshed: ending every agent loop");
-                leases.into_iter().map(|lease| lease.conversation).collect()
-            }
-            Err(error) => {
-                tracing::warn!(reason = %error, "lease refresh failed");
-                Vec::new()
-            }
-        };
-        for handle in handles {
-            if lost.contains(&handle.lease.conversation) {
-                let _ = handle.control.send(Control::LeaseLost).await;
+            _ = peer_checks.tick() => {
+                // A node whose own beat is stale (Redis was away, the process starved) would reap
+                // itself: it waits for its next beat.
+                if !node.is_shutting_down() && last_beat.is_some_and(|at| at.elapsed() < silence) {
+                    reap_dead_nodes(&node, silence).await;
+                }
             }
         }
-        reap_dead_nodes(&node).await;
     }
 }
 
-/// Beats, then takes over the conversations of nodes silent for two heartbeats (well within a lease
-/// TTL): the reaper frees their leases at once, and every node with their clients is told as well.
-async fn reap_dead_nodes(node: &Node) {
-    if node.is_shutting_down() {
-        return;
-    }
-    let reaped = match node.coordination.beat().await {
-        Ok(()) => node.coordination.reap(node.timing.heartbeat * 2).await,
-        Err(error) => Err(error),
+/// One refresh of this node's leases; returns when the leases were last known refreshed.
+async fn refresh_leases(node: &Node, last_refresh: Instant) -> Instant {
+    let (every, ttl) = (node.timing.heartbeat, node.timing.lease_ttl);
+    let handles = node.sessions.running();
+    let leases: Vec<_> = handles.iter().map(|handle| handle.lease.clone()).collect();
+    let (lost, refreshed) = match node.coordination.refresh(&leases).await {
+        Ok(lost) => (lost, Instant::now()),
+        Err(error) if last_refresh.elapsed() + every >= ttl => {
+            tracing::error!(reason = %error, "leases could not be refreshed: ending every agent loop");
+            let all = leases.into_iter().map(|lease| lease.conversation).collect();
+            (all, last_refresh)
+        }
+        Err(error) => {
+            tracing::warn!(reason = %error, "lease refresh failed");
+            (Vec::new(), last_refresh)
+        }
     };
-    match reaped {
+    for handle in handles {
+        if lost.contains(&handle.lease.conversation) {
+            let _ = handle.control.send(Control::LeaseLost).await;
+        }
+    }
+    refreshed
+}
+
+/// Reaps the dead nodes and takes over their conversations that are still meant to run.
+async fn reap_dead_nodes(node: &Node, silence: Duration) {
+    match node.coordination.reap(silence).await {
         Ok(orphans) => {
             for conversation in orphans {
                 tracing::info!(%conversation, "taking over from a dead node");
@@ -307,7 +328,7 @@ async fn reap_dead_nodes(node: &Node) {
                 });
             }
         }
-        Err(error) => tracing::warn!(reason = %error, "liveness could not be recorded"),
+        Err(error) => tracing::warn!(reason = %error, "dead nodes could not be looked for"),
     }
 }
 
