@@ -227,6 +227,25 @@ async fn malformed_bodies_are_400_naming_the_field() {
         (StatusCode::BAD_REQUEST, json!("repository.id"))
     );
 
+    // Names GitHub could not have sent are refused before any GitHub call is built from them.
+    for (field, value, delivery) in [
+        ("triggering_actor", "x".repeat(5_000), "d-400e"),
+        ("head_branch", "a:b".to_owned(), "d-400f"),
+    ] {
+        body = serde_json::from_slice(&fixture("workflow_run.completed.json")).unwrap();
+        match field {
+            "triggering_actor" => body["workflow_run"]["triggering_actor"]["login"] = json!(value),
+            _ => body["workflow_run"]["head_branch"] = json!(value),
+        }
+        let (status, json) = answer(
+            &h,
+            signed("workflow_run", delivery, body.to_string().as_bytes()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+        assert!(json["error"].as_str().unwrap().contains(field), "{json}");
+    }
+
     let truncated = &fixture("workflow_run.completed.json")[..200];
     let (status, json) = answer(&h, signed("workflow_run", "d-400c", truncated)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod http_route;
+mod names;
 pub mod payload;
 mod registry;
 pub mod service;

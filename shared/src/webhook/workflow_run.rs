@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::answer::WebhookAnswer;
+use super::names;
 use super::payload::WorkflowRunEvent;
 use super::service::WebhookService;
 use crate::domain::{GroupKey, HeadSha, Repository, WorkflowRun};
@@ -14,9 +15,11 @@ use crate::proactive::{
     Decision, DecisionError, PublishError, RunDelivery, publish_trigger, store_workflow_information,
 };
 
-/// Why a gate stopped a delivery (202 ignored), or what failed underneath (503).
+/// Why a gate stopped a delivery (202 ignored), why the payload is refused (400), or what failed
+/// underneath (503).
 enum Stop {
     Ignored(String),
+    Invalid(String),
     Unavailable(&'static str),
     /// The trigger is decided and kept in the outbox, but the bus refused it: 503, re-published later.
     PublishFailed(String),
@@ -43,6 +46,7 @@ pub(super) async fn on_workflow_run(
     match handle(service, &event).await {
         Ok(answer) => answer,
         Err(Stop::Ignored(reason)) => WebhookAnswer::ignored(reason),
+        Err(Stop::Invalid(reason)) => WebhookAnswer::error(StatusCode::BAD_REQUEST, reason),
         Err(Stop::Unavailable(what)) => WebhookAnswer::unavailable(what),
         Err(Stop::PublishFailed(trigger_id)) => WebhookAnswer::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -64,6 +68,7 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
     }
     let head_sha = HeadSha::parse(&run.head_sha)
         .map_err(|_| Stop::Ignored("workflow_run.head_sha is not a commit id".into()))?;
+    check_names(event)?;
     if !service.settings.proactive_enabled {
         return Err(Stop::Ignored("proactive conversations are disabled".into()));
     }
@@ -133,6 +138,34 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
             "pull_requests": summaries,
         }),
     ))
+}
+
+/// The names the gates send to GitHub are names GitHub could have sent.
+fn check_names(event: &WorkflowRunEvent) -> Result<(), Stop> {
+    let run = &event.workflow_run;
+    let actor = match &run.triggering_actor {
+        Some(actor) => ("workflow_run.triggering_actor.login", actor.login.as_str()),
+        None => ("sender.login", event.sender.login.as_str()),
+    };
+    let head_owner = run.head_repository.as_ref().map(|head| {
+        (
+            "workflow_run.head_repository.owner.login",
+            head.owner.login.as_str(),
+        )
+    });
+    for (field, login) in std::iter::once(actor).chain(head_owner) {
+        if !names::is_login(login) {
+            return Err(Stop::Invalid(format!(
+                "field `{field}` is not a GitHub login"
+            )));
+        }
+    }
+    match run.head_branch.as_deref() {
+        Some(branch) if !names::is_branch(branch) => Err(Stop::Invalid(
+            "field `workflow_run.head_branch` is not a branch name".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Gate: the repository is registered and its `proactive_enabled` flag is on.
