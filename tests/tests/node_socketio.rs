@@ -281,3 +281,42 @@ async fn a_configured_session_api_key_is_required() {
         .await;
     assert_eq!(status, 401, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_connection_queue_fills_still_gets_every_event_in_order() {
+    const MESSAGES: usize = 10;
+    // A connection that holds 4 packets: a replay of dozens of events overflows it at once.
+    let mut options = NodeOptions::new();
+    options.config.limits.socket_buffer = 4;
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
+    let alice = token("alice");
+    let id = node.create_conversation(&alice, None).await;
+    for n in 0..MESSAGES {
+        let (status, _) = node
+            .post(
+                &format!("/api/conversations/{id}/events"),
+                Some(&alice),
+                &message_action(&format!("message {n}")),
+            )
+            .await;
+        assert!(status.is_success());
+        settled_events(&node, &alice, &id, n + 1).await;
+    }
+    let stored = node.all_events(&alice, &id).await;
+    let last = stored.len() as u64 - 1;
+    assert!(last > 20, "enough events to overflow the queue: {last}");
+
+    let mut client =
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    assert_eq!(client.events_through(last).await, stored);
+
+    // Live again once caught up: the next turn arrives, in order.
+    client
+        .emit("oh_user_action", message_action("one more"))
+        .await;
+    let turn = client.events_until(is_agent_message).await;
+    assert_eq!(
+        ids(&turn),
+        (last + 1..last + 1 + turn.len() as u64).collect::<Vec<_>>()
+    );
+}

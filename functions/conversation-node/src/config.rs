@@ -31,12 +31,15 @@ pub struct AuthConfig {
     pub internal_api_key: Option<String>,
 }
 
-/// Per-user limits and idle close.
+/// Per-user limits, idle close, and how much a client's connection may queue.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_running: usize,
     pub policy: LimitPolicy,
     pub close_delay: Duration,
+    /// Packets a client's connection may hold unsent; a client that falls further behind gets its
+    /// events from the store once it has caught up (socketioxide's default: 128).
+    pub socket_buffer: usize,
 }
 
 /// Cadences of the cluster work, the original's defaults.
@@ -193,6 +196,7 @@ impl NodeConfig {
                 max_running,
                 policy,
                 close_delay: seconds("CLOSE_DELAY", Duration::from_secs(3600))?,
+                socket_buffer: config::parsed("SOCKET_BUFFER_PACKETS", 128usize)?.max(1),
             },
             timing,
             llm: llm_from_env()?,

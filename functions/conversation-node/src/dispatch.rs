@@ -21,9 +21,7 @@ pub async fn dispatch(node: Node, mut incoming: mpsc::Receiver<Incoming>) {
                 message,
             } => match message {
                 RoomMessage::Event(event) => {
-                    node.rooms
-                        .deliver(node.events.as_ref(), &conversation, event)
-                        .await;
+                    node.rooms.deliver(&node.events, &conversation, event).await;
                 }
                 RoomMessage::Status(status) => node.rooms.status(&conversation, &status),
                 RoomMessage::OwnerGone => {

@@ -65,6 +65,7 @@ enum Refused {
 pub fn layer(node: Node) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
         .ws_read_buffer_size(WS_READ_BUFFER)
+        .max_buffer_size(node.limits.socket_buffer)
         .with_state(node)
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
@@ -152,7 +153,7 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
     {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot take the conversation over");
     }
-    if let Err(error) = feed.replay(node.events.as_ref()).await {
+    if let Err(error) = feed.replay(&node.events).await {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "replay failed");
         feed.emit(&error_payload("stored events are unavailable"));
     }

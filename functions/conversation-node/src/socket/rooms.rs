@@ -4,26 +4,45 @@
 //! after the client's `latest_event_id` are replayed. Room events arriving meanwhile wait in the feed;
 //! once the replay is done they are sent in id order, skipping what the replay covered. Live events
 //! are then sent in order with duplicates dropped; a gap (a room message lost) is filled from the store.
+//!
+//! A client that reads slower than its events come fills its connection's queue: the feed's cursor
+//! stays at the last event queued, the feed stops sending live, and a catch-up task replays from the
+//! store once the queue has drained. A client that makes no progress for [`CATCH_UP_LIMIT`] is
+//! disconnected; it reconnects with its `latest_event_id` and misses nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 use shared::domain::{ConversationEvent, ConversationId, StatusUpdate};
 use shared::ports::{EventStore, StoreError};
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
+use socketioxide::{SendError, SocketError};
+use tokio::time::Instant;
 
 /// The Socket.IO event every server message travels in.
 pub const OH_EVENT: &str = "oh_event";
 /// Events read per store call during a replay or a gap fill.
 const REPLAY_PAGE: usize = 100;
+/// How long a catch-up waits for the connection's queue to drain before it sends again.
+const CATCH_UP_PAUSE: Duration = Duration::from_millis(20);
+/// How long a client may make no progress before it is disconnected.
+pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 
 struct FeedState {
     /// The last event id sent (-1: none).
     cursor: i64,
     live: bool,
     waiting: Vec<ConversationEvent>,
+}
+
+/// Whether everything was queued for the client, or its connection's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    All,
+    Behind,
 }
 
 pub struct Feed {
@@ -47,34 +66,89 @@ impl Feed {
         }
     }
 
+    /// Sends a message that is not a stored event (a status, an error): best effort.
     pub fn emit(&self, payload: &impl Serialize) {
         if let Err(error) = self.socket.emit(OH_EVENT, payload) {
             tracing::debug!(sid = %self.sid, reason = %error, "cannot send to a client");
         }
     }
 
-    /// Sends the stored events after the client's cursor, then the ones that arrived meanwhile, and
-    /// goes live.
-    pub async fn replay(&self, store: &dyn EventStore) -> Result<(), StoreError> {
-        let mut cursor = self.state.lock().await.cursor;
-        cursor = self.send_stored(store, cursor, None).await?;
-        let mut state = self.state.lock().await;
-        state.cursor = cursor;
-        let waiting = std::mem::take(&mut state.waiting);
-        for event in waiting {
-            self.send_in_order(&mut state, store, event).await;
+    /// Queues a stored event for the client. A closed connection counts as sent: nobody waits for it.
+    fn send(&self, event: &ConversationEvent) -> Sent {
+        match self.socket.emit(OH_EVENT, event) {
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Behind,
+            Err(error) => {
+                tracing::debug!(sid = %self.sid, reason = %error, "cannot send to a client");
+                Sent::All
+            }
+            Ok(()) => Sent::All,
         }
-        state.live = true;
+    }
+
+    /// Sends the stored events after the client's cursor, then the ones that arrived meanwhile, and
+    /// goes live; a client that falls behind on the way is caught up from the store later.
+    pub async fn replay(self: &Arc<Self>, store: &Arc<dyn EventStore>) -> Result<(), StoreError> {
+        if self.replay_once(store.as_ref()).await? == Sent::Behind {
+            self.catch_up_later(store);
+        }
         Ok(())
     }
 
-    /// Offers a room event: kept while the replay runs, sent in order afterwards.
-    pub async fn offer(&self, store: &dyn EventStore, event: ConversationEvent) {
+    async fn replay_once(&self, store: &dyn EventStore) -> Result<Sent, StoreError> {
+        let from = self.state.lock().await.cursor;
+        let (cursor, mut sent) = self.send_stored(store, from, None).await?;
         let mut state = self.state.lock().await;
-        if state.live {
-            self.send_in_order(&mut state, store, event).await;
-        } else {
+        state.cursor = cursor;
+        // What waits is stored too: a client still behind reads it from the store on the next round.
+        let waiting = std::mem::take(&mut state.waiting);
+        if sent == Sent::All {
+            for event in waiting {
+                sent = self.send_in_order(&mut state, store, event).await;
+                if sent == Sent::Behind {
+                    break;
+                }
+            }
+        }
+        state.live = sent == Sent::All;
+        Ok(sent)
+    }
+
+    /// Replays from the store every [`CATCH_UP_PAUSE`] until the client has everything, or
+    /// disconnects it after [`CATCH_UP_LIMIT`] without progress.
+    fn catch_up_later(self: &Arc<Self>, store: &Arc<dyn EventStore>) {
+        let (feed, store) = (Arc::clone(self), Arc::clone(store));
+        tokio::spawn(async move {
+            let mut progress = (feed.state.lock().await.cursor, Instant::now());
+            loop {
+                tokio::time::sleep(CATCH_UP_PAUSE).await;
+                match feed.replay_once(store.as_ref()).await {
+                    Ok(Sent::All) => return,
+                    Ok(Sent::Behind) => {}
+                    Err(error) => {
+                        tracing::warn!(conversation_id = %feed.conversation, reason = %error, "cannot catch a client up");
+                    }
+                }
+                let cursor = feed.state.lock().await.cursor;
+                if cursor > progress.0 {
+                    progress = (cursor, Instant::now());
+                } else if progress.1.elapsed() >= CATCH_UP_LIMIT {
+                    tracing::info!(sid = %feed.sid, "a client reads nothing: disconnected");
+                    let _ = feed.socket.clone().disconnect();
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Offers a room event: kept while the replay runs, sent in order afterwards.
+    pub async fn offer(self: &Arc<Self>, store: &Arc<dyn EventStore>, event: ConversationEvent) {
+        let mut state = self.state.lock().await;
+        if !state.live {
             state.waiting.push(event);
+        } else if self.send_in_order(&mut state, store.as_ref(), event).await == Sent::Behind {
+            state.live = false;
+            drop(state);
+            self.catch_up_later(store);
         }
     }
 
@@ -83,42 +157,53 @@ impl Feed {
         state: &mut FeedState,
         store: &dyn EventStore,
         event: ConversationEvent,
-    ) {
+    ) -> Sent {
         let id = event.id as i64;
         if id <= state.cursor {
-            return;
+            return Sent::All;
         }
         if id > state.cursor + 1 {
             match self.send_stored(store, state.cursor, Some(id)).await {
-                Ok(cursor) => state.cursor = cursor,
+                Ok((cursor, sent)) => {
+                    state.cursor = cursor;
+                    if sent == Sent::Behind {
+                        return Sent::Behind;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(conversation_id = %self.conversation, reason = %error, "cannot fill a gap from the store");
                 }
             }
         }
-        self.emit(&event);
-        state.cursor = id;
+        let sent = self.send(&event);
+        if sent == Sent::All {
+            state.cursor = id;
+        }
+        sent
     }
 
-    /// Sends stored events with ids after `cursor` (and before `until`); returns the new cursor.
+    /// Sends stored events with ids after `cursor` (and before `until`); returns the new cursor, the
+    /// last event queued.
     async fn send_stored(
         &self,
         store: &dyn EventStore,
         mut cursor: i64,
         until: Option<i64>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(i64, Sent), StoreError> {
         loop {
             let start = (cursor + 1) as u64;
             let page = store.page(&self.conversation, start, REPLAY_PAGE).await?;
             for event in &page.events {
                 if until.is_some_and(|until| event.id as i64 >= until) {
-                    return Ok(cursor);
+                    return Ok((cursor, Sent::All));
                 }
-                self.emit(event);
+                if self.send(event) == Sent::Behind {
+                    return Ok((cursor, Sent::Behind));
+                }
                 cursor = event.id as i64;
             }
             if !page.has_more || page.events.is_empty() {
-                return Ok(cursor);
+                return Ok((cursor, Sent::All));
             }
         }
     }
@@ -164,7 +249,7 @@ impl Rooms {
 
     pub async fn deliver(
         &self,
-        store: &dyn EventStore,
+        store: &Arc<dyn EventStore>,
         conversation: &ConversationId,
         event: ConversationEvent,
     ) {
