@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::ports::StoreError;
 
@@ -56,6 +56,14 @@ impl EmbeddedDb {
         .await
         .map_err(|e| StoreError::Unavailable(format!("embedded store task failed: {e}")))?
     }
+}
+
+/// A transaction that reads, then writes. It takes the write lock at its start: a deferred one that
+/// another process (a second node or the CLI on the same file) writes under meanwhile fails at once
+/// with "database is locked", which `busy_timeout` does not wait out.
+pub(crate) fn write_transaction(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)
 }
 
 /// Maps a SQLite error to the port's error.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::db::{EmbeddedDb, corrupt, unavailable};
+use super::db::{EmbeddedDb, corrupt, unavailable, write_transaction};
 use crate::domain::{ConversationEvent, ConversationId, InboxId};
 use crate::ports::StoreError;
 use crate::ports::event_store::{
@@ -102,7 +102,7 @@ impl EventStore for EmbeddedEventStore {
         let conversation = conversation.as_str().to_owned();
         self.db
             .run(move |conn| {
-                let tx = conn.transaction().map_err(unavailable)?;
+                let tx = write_transaction(conn)?;
                 let mut head = read_head(&tx, &conversation)?;
                 if head.epoch > epoch {
                     return Ok(FenceOutcome::Superseded { epoch: head.epoch });
@@ -137,7 +137,7 @@ impl EventStore for EmbeddedEventStore {
         let consumed = consumed.cloned();
         self.db
             .run(move |conn| {
-                let tx = conn.transaction().map_err(unavailable)?;
+                let tx = write_transaction(conn)?;
                 let head = read_head(&tx, &conversation)?;
                 if head.epoch > owner_epoch {
                     return Ok(AppendOutcome::Fenced { epoch: head.epoch });

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::db::{EmbeddedDb, corrupt, unavailable};
+use super::db::{EmbeddedDb, corrupt, unavailable, write_transaction};
 use crate::domain::{ConversationId, CreatedCursor};
 use crate::ports::{Advance, StoreError, SyncStateStore};
 
@@ -111,7 +111,7 @@ impl SyncStateStore for EmbeddedSyncState {
         let (at, id) = (nanos(to.created_at)?, to.id.as_str().to_owned());
         self.db
             .run(move |conn| {
-                let transaction = conn.transaction().map_err(unavailable)?;
+                let transaction = write_transaction(conn)?;
                 let held: Option<String> = transaction
                     .query_row(
                         "SELECT lease_owner FROM sync_state WHERE name = ?1",
