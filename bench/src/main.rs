@@ -50,6 +50,9 @@ enum Bench {
     Socketio {
         #[arg(long, value_enum, default_values_t = [socketio::Part::P5, socketio::Part::P6, socketio::Part::P7])]
         part: Vec<socketio::Part>,
+        /// Our node only: no peers, no floor (for profiling runs).
+        #[arg(long)]
+        ours_only: bool,
     },
 }
 
@@ -70,8 +73,9 @@ async fn main() {
                 std::process::exit(1);
             }
         }
-        Bench::Socketio { part } => {
-            let sizes = socketio::Sizes::new(cli.quick);
+        Bench::Socketio { part, ours_only } => {
+            let mut sizes = socketio::Sizes::new(cli.quick);
+            sizes.peers = !ours_only;
             for part in part {
                 if let Err(error) = socketio::run(part, &sizes).await {
                     eprintln!("{part:?} failed: {error:#}");

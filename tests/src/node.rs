@@ -108,7 +108,7 @@ impl NodeOptions {
                     max_running: 3,
                     policy: LimitPolicy::EvictOldest,
                     close_delay: Duration::from_secs(3600),
-                    socket_buffer: 128,
+                    socket_buffer: 1024,
                 },
                 timing: Timing {
                     shutdown_grace: Duration::from_secs(5),

@@ -2,9 +2,13 @@
 //! library's defaults, answering the node's flow without any cluster or storage. A client joins the room
 //! of its connect query's `conversation_id`; an `oh_user_action` is acknowledged `{success: true}` and
 //! answered with an agent `oh_event` quoting its content, to the sender.
-//! Usage: `sio-echo PORT` (0 picks one); prints `listening <port>` once it accepts connections.
+//! With `--lean`, it applies the two known memory fixes the node applies too (owned request parts, a
+//! small WebSocket read buffer): the floor of P7.
+//! Usage: `sio-echo PORT [--lean]` (port 0 picks one); prints `listening <port>` once it accepts
+//! connections.
 
 use axum::Router;
+use conversation_node::socket;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -43,10 +47,19 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_default()
         .parse()
         .unwrap_or(0);
-    let (layer, io) = SocketIo::new_layer();
+    let lean = std::env::args().any(|arg| arg == "--lean");
+    let mut builder = SocketIo::builder();
+    if lean {
+        builder = builder.ws_read_buffer_size(socket::WS_READ_BUFFER);
+    }
+    let (layer, io) = builder.build_layer();
     io.ns("/", on_connect);
+    let mut app = Router::new().layer(layer);
+    if lean {
+        app = app.layer(axum::middleware::map_request(socket::own_request_parts));
+    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening {}", listener.local_addr()?.port());
-    axum::serve(listener, Router::new().layer(layer)).await?;
+    axum::serve(listener, app).await?;
     Ok(())
 }

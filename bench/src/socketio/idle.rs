@@ -40,7 +40,8 @@ async fn per_connection(server: &Server, targets: &[Target], count: usize) -> an
 enum Holder {
     OurNode,
     Peer(Peer),
-    Bare,
+    /// Bare socketioxide; `true`: with the node's memory fixes (the floor).
+    Bare(bool),
 }
 
 impl Holder {
@@ -48,7 +49,8 @@ impl Holder {
         match self {
             Self::OurNode => "our node",
             Self::Peer(peer) => peer.name(),
-            Self::Bare => "bare socketioxide (defaults, current-thread)",
+            Self::Bare(false) => "bare socketioxide (defaults, current-thread)",
+            Self::Bare(true) => "bare socketioxide (the node's memory fixes, current-thread)",
         }
     }
 
@@ -72,8 +74,8 @@ impl Holder {
                 let server = peer.start(1).await?.remove(0);
                 per_connection(&server, &rooms(&server), count).await
             }
-            Self::Bare => {
-                let server = echo().await?;
+            Self::Bare(lean) => {
+                let server = echo(lean).await?;
                 per_connection(&server, &rooms(&server), count).await
             }
         }
@@ -97,9 +99,15 @@ pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
         Holder::OurNode,
         Holder::Peer(Peer::NodeJs),
         Holder::Peer(Peer::Python),
-        Holder::Bare,
+        Holder::Bare(false),
+        Holder::Bare(true),
     ];
-    for holder in holders {
+    let holders = if sizes.peers {
+        &holders[..]
+    } else {
+        &holders[..1]
+    };
+    for &holder in holders {
         let mut runs = Vec::new();
         for run in 1..=sizes.runs {
             let kb = holder.measure(count).await?;

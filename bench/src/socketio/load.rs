@@ -96,7 +96,7 @@ pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
         .await?;
 
         drop(cluster);
-        for peer in Peer::ALL {
+        for peer in Peer::ALL.into_iter().filter(|_| sizes.peers) {
             let servers = peer.start(count).await?;
             let targets: Vec<Target> = (0..clients)
                 .map(|client| Target {
@@ -110,7 +110,10 @@ pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
             report(&name, &servers, &targets, sizes).await?;
         }
     }
-    let floor = [echo().await?];
+    if !sizes.peers {
+        return Ok(());
+    }
+    let floor = [echo(false).await?];
     let targets: Vec<Target> = (0..clients)
         .map(|client| Target {
             url: floor[0].url.clone(),

@@ -38,6 +38,8 @@ pub struct Sizes {
     p6_clients: usize,
     p6_window: Duration,
     p7_connections: usize,
+    /// Whether the peers and the bare floor run beside our node.
+    pub peers: bool,
 }
 
 impl Sizes {
@@ -50,6 +52,7 @@ impl Sizes {
                 p6_clients: 10,
                 p6_window: Duration::from_millis(500),
                 p7_connections: 30,
+                peers: true,
             }
         } else {
             Self {
@@ -59,6 +62,7 @@ impl Sizes {
                 p6_clients: 50,
                 p6_window: Duration::from_secs(10),
                 p7_connections: 10_000,
+                peers: true,
             }
         }
     }

@@ -227,10 +227,13 @@ impl Peer {
     }
 }
 
-/// The bare socketioxide server.
-pub async fn echo() -> anyhow::Result<Server> {
+/// The bare socketioxide server; `lean`: with the node's two memory fixes.
+pub async fn echo(lean: bool) -> anyhow::Result<Server> {
     let port = free_port()?;
     let mut command = Command::new(sibling_binary("sio-echo")?);
     command.arg(port.to_string());
+    if lean {
+        command.arg("--lean");
+    }
     Server::spawn(command, port).await
 }

@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::serve::ListenerExt;
 use shared::domain::{ChatMessage, ConversationId, ProactiveConversationRequested};
 use shared::github::GitHubClient;
@@ -108,7 +106,7 @@ impl ConversationNode {
             .fallback(async || ApiError::NotFound("no such route"))
             .layer(self.layer.clone())
             // Outside the Socket.IO layer: runs first, so the parts socketioxide keeps are owned copies.
-            .layer(axum::middleware::map_request(own_request_parts))
+            .layer(axum::middleware::map_request(socket::own_request_parts))
     }
 
     /// A handle for in-process callers (an event-bus subscriber, tests), valid while the node serves.
@@ -202,27 +200,4 @@ impl NodeHandle {
     ) -> Result<String, CompletionError> {
         calls::request_llm_completion(&self.0, conversation, messages).await
     }
-}
-
-/// Rebuilds a Socket.IO request's URI and headers as owned values. Hyper's point into the connection's
-/// read buffer, and socketioxide keeps each socket's request for the socket's life: without the copy,
-/// every idle connection pins that whole buffer.
-async fn own_request_parts(request: Request) -> Request {
-    if !request.uri().path().starts_with("/socket.io") {
-        return request;
-    }
-    let (mut parts, body) = request.into_parts();
-    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
-        parts.uri = uri;
-    }
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        let owned_name = HeaderName::from_bytes(name.as_str().as_bytes());
-        let owned_value = HeaderValue::from_bytes(value.as_bytes());
-        if let (Ok(name), Ok(value)) = (owned_name, owned_value) {
-            headers.append(name, value);
-        }
-    }
-    parts.headers = headers;
-    Request::from_parts(parts, body)
 }

@@ -196,7 +196,7 @@ impl NodeConfig {
                 max_running,
                 policy,
                 close_delay: seconds("CLOSE_DELAY", Duration::from_secs(3600))?,
-                socket_buffer: config::parsed("SOCKET_BUFFER_PACKETS", 128usize)?.max(1),
+                socket_buffer: config::parsed("SOCKET_BUFFER_PACKETS", 1024usize)?.max(1),
             },
             timing,
             llm: llm_from_env()?,

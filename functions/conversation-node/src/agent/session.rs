@@ -315,15 +315,20 @@ impl Session {
     /// answer in flight).
     async fn take_turn(&mut self) -> Result<(), Ending> {
         let node = Arc::clone(&self.node);
-        let history = self.history.clone();
-        let completion = node.agent.complete(&history, &node.metrics);
-        tokio::pin!(completion);
-        let answer = loop {
-            tokio::select! {
-                answer = &mut completion => break answer,
-                control = self.control.recv() => self.on_control(control).await?,
+        // Lent to the agent rather than copied: a long conversation's history is large. A control
+        // message that ends the loop meanwhile drops it with the loop.
+        let history = std::mem::take(&mut self.history);
+        let answer = {
+            let completion = node.agent.complete(&history, &node.metrics);
+            tokio::pin!(completion);
+            loop {
+                tokio::select! {
+                    answer = &mut completion => break answer,
+                    control = self.control.recv() => self.on_control(control).await?,
+                }
             }
         };
+        self.history = history;
         match answer {
             Ok(answer) => {
                 let drafts = vec![

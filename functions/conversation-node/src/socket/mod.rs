@@ -13,13 +13,15 @@ pub mod rooms;
 
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::domain::{ConversationId, ConversationStatus, UserAction};
-use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SendError, SocketError, SocketIo};
 
 use crate::auth::{AuthError, bearer};
 use crate::lifecycle::{self, Started};
@@ -29,7 +31,7 @@ use rooms::{Feed, OH_EVENT};
 
 /// The read buffer of each WebSocket: small, since client messages are small (fewer bytes held per
 /// idle connection).
-const WS_READ_BUFFER: usize = 256;
+pub const WS_READ_BUFFER: usize = 256;
 
 /// Who a socket is, set by the connect middleware.
 #[derive(Clone)]
@@ -218,8 +220,14 @@ async fn on_user_action(
             json!({ "success": false, "message": message })
         }
     };
-    // Sends nothing when the client asked for no acknowledgement.
-    let _ = ack.send(&answer);
+    // Sends nothing when the client asked for no acknowledgement. An acknowledgement that finds the
+    // connection's queue full cannot be queued later (socketioxide consumes it): the connection is
+    // closed instead, so that the client learns at once rather than after its timeout. The action is
+    // durable either way, and a retry with the same `client_action_id` is stored once.
+    if let Err(SendError::Socket(SocketError::InternalChannelFull)) = ack.send(&answer) {
+        tracing::warn!(sid = %socket.id, "an acknowledgement found the connection's queue full: disconnected");
+        let _ = socket.disconnect();
+    }
 }
 
 async fn on_disconnect(
@@ -237,4 +245,27 @@ async fn on_disconnect(
     {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot leave the room");
     }
+}
+
+/// Rebuilds a Socket.IO request's URI and headers as owned values. Hyper's point into the connection's
+/// read buffer, and socketioxide keeps each socket's request for the socket's life: without the copy,
+/// every idle connection pins that whole buffer.
+pub async fn own_request_parts(request: Request) -> Request {
+    if !request.uri().path().starts_with("/socket.io") {
+        return request;
+    }
+    let (mut parts, body) = request.into_parts();
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let owned_name = HeaderName::from_bytes(name.as_str().as_bytes());
+        let owned_value = HeaderValue::from_bytes(value.as_bytes());
+        if let (Ok(name), Ok(value)) = (owned_name, owned_value) {
+            headers.append(name, value);
+        }
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
 }

@@ -1,16 +1,24 @@
-//! The SQLite database behind the embedded adapters: one connection, used from blocking threads.
+//! The SQLite database behind the embedded adapters: one connection, owned by one thread that runs the
+//! adapters' work in arrival order. One long-lived thread rather than a blocking task per call: the
+//! calls are serial on one connection anyway, and a task per call made the blocking pool grow to a
+//! hundred threads under load, each waking up only to wait for the connection.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
 
 use crate::ports::StoreError;
 
-/// A handle to the embedded database; cheap to clone.
+/// Work for the database thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle to the embedded database; cheap to clone. The database thread ends with the last handle.
 #[derive(Clone)]
 pub struct EmbeddedDb {
-    connection: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl EmbeddedDb {
@@ -28,33 +36,43 @@ impl EmbeddedDb {
         Self::configure(Connection::open_in_memory().map_err(unavailable)?)
     }
 
-    fn configure(connection: Connection) -> Result<Self, StoreError> {
+    fn configure(mut connection: Connection) -> Result<Self, StoreError> {
         // WAL with NORMAL sync: durable across a process crash, one fsync per checkpoint, not per write.
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
             )
             .map_err(unavailable)?;
-        Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("embedded-store".into())
+            .spawn(move || {
+                for job in queue {
+                    // A panicking job drops its reply (its caller gets an error); the thread goes on.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut connection)));
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the store thread: {e}")))?;
+        Ok(Self { jobs })
     }
 
-    /// Runs `work` with the connection on a blocking thread; SQLite calls never stall the async runtime.
+    /// Runs `work` with the connection on the database thread; SQLite calls never stall the async
+    /// runtime.
     pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("embedded store task failed: {e}")))?
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let _ = reply.send(work(connection));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the embedded store's thread stopped".into()))?;
+        answer.await.map_err(|_| {
+            StoreError::Unavailable("the embedded store failed while running a call".into())
+        })?
     }
 }
 
