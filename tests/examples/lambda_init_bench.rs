@@ -49,19 +49,6 @@ const ENV: &[(&str, &str)] = &[
     ("RUST_LOG", "info"),
 ];
 
-/// The system's CA bundle. The template sets `SSL_CERT_FILE` to Amazon Linux 2023's bundle, so that the
-/// TLS clients load that one file; without it they would also read every file of the certificates
-/// directory, which on a Debian machine holds hundreds.
-fn ca_bundle() -> &'static str {
-    [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-    ]
-    .into_iter()
-    .find(|path| Path::new(path).is_file())
-    .expect("a system CA bundle")
-}
-
 /// The local runtime API, as far as init goes: every connection's first request is a function's first
 /// poll (`GET /2018-06-01/runtime/invocation/next`): the time its bytes arrive is reported. No
 /// invocation is ever given; the function is stopped right after.
@@ -104,7 +91,6 @@ fn init_once(binary: &Path, api: &str, polls: &mpsc::Receiver<Instant>) -> Resul
         // What Lambda gives a process: its own variables, nothing of this shell's.
         .env_clear()
         .envs(ENV.iter().copied())
-        .env("SSL_CERT_FILE", ca_bundle())
         .env("AWS_LAMBDA_RUNTIME_API", api)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

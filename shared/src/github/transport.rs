@@ -129,7 +129,7 @@ impl Transport {
             "x-github-api-version",
             HeaderValue::from_static(API_VERSION),
         );
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .user_agent(options.user_agent.clone())
             .default_headers(headers)
             .connect_timeout(options.connect_timeout)
