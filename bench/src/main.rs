@@ -1,7 +1,7 @@
 //! The quality bars' benchmarks (`../shared/spec/quality-bars.md`), one subcommand each family:
 //! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`,
-//! `... -- cluster [--part heartbeat|takeover]`, `... -- fuzz-webhook [--seconds S]`,
-//! `... -- socketio [--part p5|p6|p7]`.
+//! `... -- cluster [--part heartbeat|takeover] [--backend dynamodb|embedded]`,
+//! `... -- fuzz-webhook [--seconds S]`, `... -- socketio [--part p5|p6|p7]`.
 //! `scripts/bench.sh` starts what they need and runs them all; the README keeps the results.
 
 mod cluster;

@@ -51,6 +51,17 @@ fn cluster_benchmarks_run_scan_nothing_and_lose_nothing_across_kills() {
         "{out}"
     );
     assert_eq!(out.matches("P8 | ").count(), 1 + 2 + 4, "{out}");
+    assert_takeovers_lose_nothing(&out);
+}
+
+#[test]
+fn takeovers_on_the_shared_embedded_store_lose_nothing() {
+    let out = bench(&["cluster", "--part", "takeover", "--backend", "embedded"]);
+    assert!(out.contains("nodes on Embedded"), "{out}");
+    assert_takeovers_lose_nothing(&out);
+}
+
+fn assert_takeovers_lose_nothing(out: &str) {
     assert!(out.contains("takeovers not seen: 0"), "{out}");
     for clean in [
         "acknowledged lost 0",

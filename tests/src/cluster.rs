@@ -3,7 +3,7 @@
 //! key prefix and one set of DynamoDB tables on moto, each listening on a port of its own; and the REST
 //! calls tests and benchmarks make to them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::{Value, json};
@@ -68,6 +68,17 @@ impl ClusterEnv {
             heartbeat: defaults.heartbeat.as_secs_f64(),
             ..Self::fresh().await
         }
+    }
+
+    /// The same nodes on the embedded store instead of moto: one SQLite file under `data_dir`, shared
+    /// by every node given the same directory (empty AWS variables select the embedded store).
+    pub fn on_embedded_store(mut self, data_dir: &Path) -> Self {
+        self.extra.extend([
+            ("AWS_ENDPOINT_URL", String::new()),
+            ("PROACTIVE_TABLE", String::new()),
+            ("DATA_DIR", data_dir.display().to_string()),
+        ]);
+        self
     }
 }
 

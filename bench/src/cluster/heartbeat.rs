@@ -187,19 +187,9 @@ pub async fn run(sizes: &Sizes) {
     let data = tempfile::tempdir().expect("a temporary directory");
     let mut nodes = Vec::new();
     for slot in 0..NODES {
-        let mut own_store = env.clone();
-        // Empty AWS variables select the embedded store.
-        own_store.extra.extend([
-            ("AWS_ENDPOINT_URL", String::new()),
-            ("PROACTIVE_TABLE", String::new()),
-            (
-                "DATA_DIR",
-                data.path()
-                    .join(format!("node-{slot}"))
-                    .display()
-                    .to_string(),
-            ),
-        ]);
+        let own_store = env
+            .clone()
+            .on_embedded_store(&data.path().join(format!("node-{slot}")));
         nodes.push(NodeProcess::start(&own_store).await);
     }
     println!(

@@ -1,5 +1,5 @@
 //! The cluster benchmarks, on real `conversation-node` processes (`e2e::cluster`), Redis, DynamoDB on
-//! moto and official Socket.IO clients:
+//! moto (or one shared embedded store) and official Socket.IO clients:
 //! - [`heartbeat`] (P8): Redis commands per heartbeat per node as conversations grow;
 //! - [`takeover`] (P9, R3): repeated `kill -9` of an owner under continuous user actions.
 

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::stats::{Samples, ms};
+use crate::trigger::Backend;
 
 const NODES: usize = 3;
 /// How long a kill's takeovers may take before the missing ones are reported.
@@ -34,6 +35,8 @@ pub struct Sizes {
     pub settle: Duration,
     /// The node's default cadences (the full run), or the tests' short ones.
     pub default_cadence: bool,
+    /// Where the nodes keep conversations and events.
+    pub backend: Backend,
 }
 
 impl Sizes {
@@ -45,6 +48,7 @@ impl Sizes {
                 action_every: Duration::from_secs(1),
                 settle: Duration::from_secs(2),
                 default_cadence: false,
+                backend: Backend::Dynamodb,
             }
         } else {
             Self {
@@ -54,14 +58,19 @@ impl Sizes {
                 action_every: Duration::from_secs(8),
                 settle: Duration::from_secs(12),
                 default_cadence: true,
+                backend: Backend::Dynamodb,
             }
         }
     }
 }
 
-/// Smaller runs than the bar's, for machines where the serialised moto server cannot keep up.
+/// Smaller runs than the bar's, for machines where the serialised moto server cannot keep up, or the
+/// bar's size on the embedded store.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
+    /// The nodes' conversation and event store: DynamoDB on moto, or one SQLite file they all share.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// Conversations (one client each) of the takeover run.
     #[arg(long)]
     pub conversations: Option<usize>,
@@ -77,6 +86,7 @@ impl Sizes {
     pub fn with(mut self, overrides: &Overrides) -> Self {
         self.conversations = overrides.conversations.unwrap_or(self.conversations);
         self.kills = overrides.kills.unwrap_or(self.kills);
+        self.backend = overrides.backend.unwrap_or(self.backend);
         if let Some(seconds) = overrides.action_every {
             self.action_every = Duration::from_secs_f64(seconds);
         }
@@ -118,13 +128,19 @@ struct Conversation {
 }
 
 pub async fn run(sizes: &Sizes) {
-    let env = if sizes.default_cadence {
+    let mut env = if sizes.default_cadence {
         ClusterEnv::fresh_at_default_cadence().await
     } else {
         ClusterEnv::fresh().await
     };
+    // Kept until the nodes are gone.
+    let data = tempfile::tempdir().expect("a temporary directory");
+    if sizes.backend == Backend::Embedded {
+        env = env.on_embedded_store(data.path());
+    }
     println!(
-        "== P9/R3 takeover: {NODES} nodes (LEASE_TTL {} s, heartbeat {} s{}), {} conversations, one action per {:?} each, {} kills",
+        "== P9/R3 takeover: {NODES} nodes on {:?} (LEASE_TTL {} s, heartbeat {} s{}), {} conversations, one action per {:?} each, {} kills",
+        sizes.backend,
         env.lease_ttl,
         env.heartbeat,
         if sizes.default_cadence {
