@@ -32,6 +32,8 @@ const HISTORY_PAGE: usize = 100;
 /// Attempts of an append that fails for lack of the store, before the loop gives up.
 const APPEND_ATTEMPTS: u32 = 3;
 const CONTROL_CAPACITY: usize = 16;
+/// The shortest time between two metadata writes of one conversation.
+const METADATA_COALESCING: Duration = Duration::from_millis(50);
 
 /// How a loop ends.
 enum Ending {
@@ -560,7 +562,9 @@ impl Session {
     }
 }
 
-/// Writes the latest metadata whenever it changes; changes in between are coalesced.
+/// Writes the latest metadata whenever it changes, at most once per [`METADATA_COALESCING`]: a busy
+/// conversation changes it several times per turn, and only the last state matters. The last change
+/// is written even after the loop has dropped its sender.
 async fn write_metadata(
     store: Arc<dyn ConversationStore>,
     mut updates: watch::Receiver<Conversation>,
@@ -570,5 +574,6 @@ async fn write_metadata(
         if let Err(error) = store.update_conversation(&meta).await {
             tracing::warn!(conversation_id = %meta.id, reason = %error, "cannot update the conversation's metadata");
         }
+        tokio::time::sleep(METADATA_COALESCING).await;
     }
 }
