@@ -102,12 +102,10 @@ pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
         Holder::Bare(false),
         Holder::Bare(true),
     ];
-    let holders = if sizes.peers {
-        &holders[..]
-    } else {
-        &holders[..1]
-    };
-    for &holder in holders {
+    let measured = holders
+        .into_iter()
+        .filter(|holder| sizes.peers || matches!(holder, Holder::OurNode));
+    for holder in measured {
         let mut runs = Vec::new();
         for run in 1..=sizes.runs {
             let kb = holder.measure(count).await?;

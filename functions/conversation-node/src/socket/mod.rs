@@ -247,9 +247,10 @@ async fn on_disconnect(
     }
 }
 
-/// Rebuilds a Socket.IO request's URI and headers as owned values. Hyper's point into the connection's
-/// read buffer, and socketioxide keeps each socket's request for the socket's life: without the copy,
-/// every idle connection pins that whole buffer.
+/// Rebuilds a Socket.IO request's URI and headers as owned values: hyper's point into the connection's
+/// read buffer, and socketioxide keeps each socket's request for the socket's life. Measured at 10,000
+/// idle connections it saves ~3 KB each; hyper's 16 KB read buffer stays alive after the upgrade all
+/// the same, held by something this copy does not reach (P7 in the README).
 pub async fn own_request_parts(request: Request) -> Request {
     if !request.uri().path().starts_with("/socket.io") {
         return request;
