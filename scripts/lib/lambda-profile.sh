@@ -4,3 +4,5 @@
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=s
 export CARGO_PROFILE_RELEASE_LTO=fat
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+# A Lambda process that panics is replaced by the service; unwinding tables would only add size.
+export CARGO_PROFILE_RELEASE_PANIC=abort

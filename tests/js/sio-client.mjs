@@ -1,11 +1,14 @@
 // A Socket.IO client driven by a test: the official `socket.io-client`, one process per client.
 // Usage: node sio-client.mjs <base url> '<options JSON>'
 //   options: {query: {...}, auth_token?, header_token?, transports?, reconnection?}
+//   transports: "websocket" (the default here), "polling", or "default" (the library's own default:
+//   long-polling first, then the upgrade to WebSocket, as a browser connects).
 //   With reconnection, the client reconnects by itself (the library's own backoff) and, like the
 //   original web client, asks for the events after the latest one it received (`latest_event_id`).
 // Prints one JSON line per happening: {type: "connect"|"connect_error"|"disconnect"|"oh_event"|"ack", ...}.
-// Reads one JSON command per line: {emit, data, ack_id?} (with ack_id, waits for the server's ack and
-// prints {type: "ack", ack_id, data}), or {close: true}.
+// Reads one JSON command per line: {emit, data?, ack_id?} (with ack_id, waits for the server's ack and
+// prints {type: "ack", ack_id, data}; without data, emits the event alone), {transport: true} (prints
+// {type: "transport", name}), or {close: true}.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -13,11 +16,13 @@ const [url, rawOptions] = process.argv.slice(2);
 const options = JSON.parse(rawOptions ?? "{}");
 const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 
+const transports = { websocket: ["websocket"], polling: ["polling"] }[options.transports ?? "websocket"];
 const socket = io(url, {
   query: options.query ?? {},
   auth: options.auth_token ? { token: options.auth_token } : undefined,
   extraHeaders: options.header_token ? { Authorization: `Bearer ${options.header_token}` } : undefined,
-  transports: options.transports ?? ["websocket"],
+  // "default" passes no `transports` at all: exactly what a browser's `io(url)` does.
+  ...(transports ? { transports } : {}),
   reconnection: options.reconnection ?? false,
 });
 
@@ -29,7 +34,9 @@ const followLatest = (event) => {
   }
 };
 
-socket.on("connect", () => out({ type: "connect", id: socket.id }));
+socket.on("connect", () =>
+  out({ type: "connect", id: socket.id, transport: socket.io.engine?.transport?.name }),
+);
 socket.on("connect_error", (error) => out({ type: "connect_error", message: error.message }));
 socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
 socket.on("oh_event", (data) => {
@@ -45,12 +52,17 @@ readline
       socket.close();
       return;
     }
+    if (command.transport) {
+      out({ type: "transport", name: socket.io.engine?.transport?.name ?? null });
+      return;
+    }
+    const args = "data" in command ? [command.data] : [];
     if (command.ack_id === undefined) {
-      socket.emit(command.emit, command.data);
+      socket.emit(command.emit, ...args);
       return;
     }
     try {
-      const reply = await socket.timeout(30000).emitWithAck(command.emit, command.data);
+      const reply = await socket.timeout(30000).emitWithAck(command.emit, ...args);
       out({ type: "ack", ack_id: command.ack_id, data: reply });
     } catch (error) {
       out({ type: "ack", ack_id: command.ack_id, error: String(error) });

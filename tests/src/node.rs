@@ -101,6 +101,7 @@ impl NodeOptions {
                     keys: JwtKeys::Hs256Secret(JWT_SECRET.into()),
                     issuer: None,
                     audience: None,
+                    leeway: Duration::from_secs(60),
                     session_api_key: None,
                     internal_api_key: None,
                 },
@@ -109,6 +110,7 @@ impl NodeOptions {
                     policy: LimitPolicy::EvictOldest,
                     close_delay: Duration::from_secs(3600),
                     socket_buffer: 1024,
+                    action_rate: Default::default(),
                 },
                 timing: Timing {
                     shutdown_grace: Duration::from_secs(5),

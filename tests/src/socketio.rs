@@ -1,6 +1,7 @@
-//! Driving the official Socket.IO client (`socket.io-client` from npm) from a test: each
-//! [`SocketClient`] is a `node tests/js/sio-client.mjs` process whose JSON lines (connect, errors,
-//! `oh_event`s, acks) the test reads, and to which it writes what to emit.
+//! Driving the official Socket.IO clients from a test: each [`SocketClient`] is a process running one of
+//! them, `socket.io-client` from npm (`node tests/js/sio-client.mjs`, the default) or `python-socketio`
+//! from PyPI (`python3 tests/py/sio_client.py`), both speaking the same JSON lines: the test reads what
+//! happened (connect, errors, `oh_event`s, acks, the transport) and writes what to emit.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,7 +15,45 @@ use tokio::sync::mpsc;
 /// How long a test waits for something it expects from the server.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/js/sio-client.mjs");
+/// Which official client a [`SocketClient`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Official {
+    /// `socket.io-client` (npm), what browsers run.
+    JavaScript,
+    /// `python-socketio` (PyPI), the original's own stack.
+    Python,
+}
+
+impl Official {
+    fn command(self) -> Command {
+        let (program, script) = match self {
+            Self::JavaScript => (
+                "node",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/js/sio-client.mjs"),
+            ),
+            Self::Python => (
+                "python3",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/py/sio_client.py"),
+            ),
+        };
+        let mut command = Command::new(program);
+        command.arg(script);
+        command
+    }
+}
+
+/// Which transports a client may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transports {
+    /// WebSocket from the start (what most tests use: the quickest to connect).
+    #[default]
+    Websocket,
+    /// The library's default: long-polling first, then the upgrade to WebSocket.
+    Default,
+    /// Long-polling alone.
+    Polling,
+}
 
 /// How to connect.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,6 +67,7 @@ pub struct ConnectOptions {
     /// Reconnect by itself when the connection drops (the official client's automatic reconnection),
     /// asking for the events after the latest one it received, as the original web client does.
     pub reconnection: bool,
+    pub transports: Transports,
 }
 
 impl ConnectOptions {
@@ -43,7 +83,13 @@ impl ConnectOptions {
             auth_token: Some(token.to_owned()),
             header_token: None,
             reconnection: false,
+            transports: Transports::Websocket,
         }
+    }
+
+    /// These options, on other transports.
+    pub fn over(self, transports: Transports) -> Self {
+        Self { transports, ..self }
     }
 
     /// These options, reconnecting by themselves.
@@ -72,11 +118,16 @@ impl Drop for SocketClient {
 }
 
 impl SocketClient {
-    /// Starts a client against `base_url` (the node's `http://host:port`).
+    /// Starts the JavaScript client against `base_url` (the node's `http://host:port`).
     pub fn start(base_url: &str, options: &ConnectOptions) -> Self {
+        Self::start_official(Official::JavaScript, base_url, options)
+    }
+
+    /// Starts one of the official clients against `base_url`.
+    pub fn start_official(client: Official, base_url: &str, options: &ConnectOptions) -> Self {
         let options = serde_json::to_string(options).expect("options serialise");
-        let mut child = Command::new("node")
-            .arg(SCRIPT)
+        let mut child = client
+            .command()
             .arg(base_url)
             .arg(options)
             .stdin(Stdio::piped())
@@ -84,7 +135,9 @@ impl SocketClient {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("`node` runs (the test stack installs it with socket.io-client)");
+            .unwrap_or_else(|error| {
+                panic!("{client:?} client: {error} (the test stack installs both clients)")
+            });
         let stdin = child.stdin.take().expect("the client's stdin");
         let stdout = child.stdout.take().expect("the client's stdout");
         let (sender, lines) = mpsc::unbounded_channel();
@@ -110,9 +163,18 @@ impl SocketClient {
         }
     }
 
-    /// Starts a client and waits for its connection; panics when refused.
+    /// Starts the JavaScript client and waits for its connection; panics when refused.
     pub async fn connect(base_url: &str, options: &ConnectOptions) -> Self {
-        let mut client = Self::start(base_url, options);
+        Self::connect_official(Official::JavaScript, base_url, options).await
+    }
+
+    /// Starts one of the official clients and waits for its connection; panics when refused.
+    pub async fn connect_official(
+        client: Official,
+        base_url: &str,
+        options: &ConnectOptions,
+    ) -> Self {
+        let mut client = Self::start_official(client, base_url, options);
         if let Err(reason) = client.connection().await {
             panic!("the connection was refused: {reason}");
         }
@@ -159,6 +221,14 @@ impl SocketClient {
         line["data"].clone()
     }
 
+    /// The next `oh_event` payload that `wanted` accepts; the others stay unread.
+    pub async fn next_matching_event(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let line = self
+            .next_matching(|line| line["type"] == "oh_event" && wanted(&line["data"]))
+            .await;
+        line["data"].clone()
+    }
+
     /// The next `oh_event` payload, or `None` when none arrives within `wait`.
     pub async fn next_event_within(&mut self, wait: Duration) -> Option<Value> {
         tokio::time::timeout(wait, self.next_event()).await.ok()
@@ -200,10 +270,20 @@ impl SocketClient {
 
     /// Emits and waits for the server's acknowledgement.
     pub async fn emit_with_ack(&mut self, event: &str, data: Value) -> Value {
+        self.acknowledged(json!({ "emit": event, "data": data }))
+            .await
+    }
+
+    /// Emits the event with no data at all and waits for the server's acknowledgement.
+    pub async fn emit_without_data_with_ack(&mut self, event: &str) -> Value {
+        self.acknowledged(json!({ "emit": event })).await
+    }
+
+    async fn acknowledged(&mut self, mut command: Value) -> Value {
         self.next_ack += 1;
         let id = self.next_ack;
-        self.write(json!({ "emit": event, "data": data, "ack_id": id }))
-            .await;
+        command["ack_id"] = json!(id);
+        self.write(command).await;
         let line = self
             .next_matching(|line| line["type"] == "ack" && line["ack_id"] == id)
             .await;
@@ -217,6 +297,13 @@ impl SocketClient {
             .next_matching(|line| line["type"] == "disconnect")
             .await;
         line["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The transport the client uses now (`polling` or `websocket`).
+    pub async fn transport(&mut self) -> String {
+        self.write(json!({ "transport": true })).await;
+        let line = self.next_matching(|line| line["type"] == "transport").await;
+        line["name"].as_str().unwrap_or_default().to_owned()
     }
 
     /// Closes the connection from the client's side.

@@ -1,9 +1,10 @@
-//! The node's Socket.IO interface through the official client (`socket.io-client`): replay then live
-//! with no gap and no duplicate (also while events are being appended), a message answered with its
-//! state changes, the legacy `oh_action`, and refused connections.
+//! The node's Socket.IO interface through the official clients (`socket.io-client`, and `python-socketio`
+//! on each transport: the libraries' defaults poll first, then upgrade): replay then live with no gap and
+//! no duplicate (also while events are being appended), a message answered with its state changes, the
+//! legacy `oh_action`, and refused connections.
 
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token, token_signed_with};
-use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
+use e2e::socketio::{ConnectOptions, Official, SocketClient, Transports, is_state, message_action};
 use serde_json::{Value, json};
 
 async fn standalone() -> TestNode {
@@ -319,4 +320,68 @@ async fn a_client_whose_connection_queue_fills_still_gets_every_event_in_order()
         ids(&turn),
         (last + 1..last + 1 + turn.len() as u64).collect::<Vec<_>>()
     );
+}
+
+/// Connect, replay, act, resume, with one of the official clients on the given transports; with the
+/// library's defaults, the client ends up upgraded to WebSocket.
+async fn connect_replay_act_resume(official: Official, transports: Transports) {
+    let node = standalone().await;
+    let alice = token("alice");
+    let id = node.create_conversation(&alice, Some("first")).await;
+    let stored = settled_events(&node, &alice, &id, 1).await;
+    let last = stored.len() as u64 - 1;
+    let options = ConnectOptions::conversation(&id, &alice, None).over(transports);
+    let mut client = SocketClient::connect_official(official, &node.url, &options).await;
+    assert_eq!(client.events_through(last).await, stored, "the replay");
+
+    let ack = client
+        .emit_with_ack("oh_user_action", message_action("second"))
+        .await;
+    assert_eq!(ack, json!({ "success": true }));
+    let turn = client.events_through(last + 4).await;
+    assert_eq!(turn[0]["args"]["content"], "second");
+    assert!(is_agent_message(&turn[2]), "{turn:?}");
+    let expected = match transports {
+        Transports::Polling => "polling",
+        Transports::Default | Transports::Websocket => "websocket",
+    };
+    let deadline = tokio::time::Instant::now() + e2e::socketio::PATIENCE;
+    while client.transport().await != expected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never on {expected}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    client.close().await;
+
+    let resumed = ConnectOptions::conversation(&id, &alice, Some(last as i64)).over(transports);
+    let mut client = SocketClient::connect_official(official, &node.url, &resumed).await;
+    assert_eq!(client.events_through(last + 4).await, turn, "the resume");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_client_on_its_default_transports_polls_then_upgrades() {
+    connect_replay_act_resume(Official::JavaScript, Transports::Default).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_client_works_on_long_polling_alone() {
+    connect_replay_act_resume(Official::JavaScript, Transports::Polling).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_on_its_default_transports_polls_then_upgrades() {
+    connect_replay_act_resume(Official::Python, Transports::Default).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_works_on_long_polling_alone() {
+    connect_replay_act_resume(Official::Python, Transports::Polling).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_works_on_websocket() {
+    connect_replay_act_resume(Official::Python, Transports::Websocket).await;
 }

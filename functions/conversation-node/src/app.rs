@@ -11,10 +11,10 @@ use shared::github::GitHubClient;
 use shared::ports::coordination::{Incoming, NodeId};
 use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
 use socketioxide::SocketIo;
-use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
 use crate::agent::llm::LlmClient;
 use crate::auth::Authenticator;
@@ -49,7 +49,7 @@ pub enum StartError {
 pub struct ConversationNode {
     node: Node,
     io: SocketIo,
-    layer: SocketIoLayer,
+    socket_routes: Router,
     background: Background,
 }
 
@@ -73,6 +73,7 @@ impl ConversationNode {
             coordination: deps.coordination,
             agent,
             auth: Authenticator::new(&config.auth),
+            action_rate: ActionLimiter::new(config.limits.action_rate),
             github: deps.github,
             sessions: Default::default(),
             rooms: Default::default(),
@@ -86,12 +87,12 @@ impl ConversationNode {
         background.spawn(dispatch::dispatch(Arc::clone(&node), deps.incoming));
         background.spawn(lifecycle::heartbeat(Arc::clone(&node)));
         background.spawn(lifecycle::sweep(Arc::clone(&node)));
-        let (layer, io) = socket::layer(Arc::clone(&node));
+        let (socket_routes, io) = socket::routes(Arc::clone(&node));
         tracing::info!(node_id = %node.node_id, agent = node.agent.label(), "node started");
         Ok(Self {
             node,
             io,
-            layer,
+            socket_routes,
             background,
         })
     }
@@ -103,9 +104,9 @@ impl ConversationNode {
     /// The node's whole HTTP interface. Other routes can be merged in before serving.
     pub fn router(&self) -> Router {
         rest::routes(Arc::clone(&self.node))
+            .merge(self.socket_routes.clone())
             .fallback(async || ApiError::NotFound("no such route"))
-            .layer(self.layer.clone())
-            // Outside the Socket.IO layer: runs first, so the parts socketioxide keeps are owned copies.
+            // Runs before socketioxide, so that the request parts it keeps are owned copies.
             .layer(axum::middleware::map_request(socket::own_request_parts))
     }
 

@@ -40,10 +40,16 @@ pub fn mint_hs256(secret: &str, user: &str, ttl: Duration) -> String {
     .expect("HS256 signs any claims")
 }
 
+/// The longest user id (`sub`) accepted: it keys stores and Redis and appears in logs.
+pub const MAX_USER_ID_BYTES: usize = 255;
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: String,
+    /// When the token stops being accepted (its `exp` plus the leeway), in Unix seconds: a socket
+    /// opened with it is closed then.
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +67,7 @@ pub enum AuthError {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    exp: i64,
 }
 
 /// Verification keys by key id.
@@ -93,6 +100,7 @@ pub struct Authenticator {
     verifier: Verifier,
     issuer: Option<String>,
     audience: Option<String>,
+    leeway: Duration,
     session_api_key: Option<String>,
     internal_api_key: Option<String>,
 }
@@ -134,6 +142,7 @@ impl Authenticator {
             verifier,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            leeway: config.leeway,
             session_api_key: config.session_api_key.clone(),
             internal_api_key: config.internal_api_key.clone(),
         }
@@ -142,6 +151,8 @@ impl Authenticator {
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway.as_secs();
         match &self.audience {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
@@ -166,11 +177,14 @@ impl Authenticator {
         };
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
             .map_err(|_| AuthError::InvalidToken)?;
-        if data.claims.sub.is_empty() {
+        let Claims { sub, exp } = data.claims;
+        if sub.trim().is_empty() || sub.len() > MAX_USER_ID_BYTES {
             return Err(AuthError::InvalidToken);
         }
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
         Ok(Identity {
-            user_id: data.claims.sub,
+            user_id: sub,
+            expires_at: exp.saturating_add(leeway),
         })
     }
 

@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
 use shared::adapters::redis::keys::Keys;
 use shared::config::{self, BusBackend, ConfigError, StoreBackend};
 use shared::ports::coordination::{LimitPolicy, NodeId};
+
+use crate::action_rate::ActionRate;
 
 /// How bearer tokens are verified. There is no "off": a node always checks tokens.
 #[derive(Clone)]
@@ -23,6 +27,8 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     /// Required `aud`, when set.
     pub audience: Option<String>,
+    /// `JWT_LEEWAY`: how far `exp` and `nbf` may be off (clock skew between issuer and node).
+    pub leeway: Duration,
     /// `SESSION_API_KEY`: when set, every client presents it (Socket.IO query `session_api_key`, REST
     /// header `X-Session-API-Key`).
     pub session_api_key: Option<String>,
@@ -40,6 +46,8 @@ pub struct Limits {
     /// Packets a client's connection may hold unsent; a client that falls further behind gets its
     /// events from the store once it has caught up (socketioxide's default: 128).
     pub socket_buffer: usize,
+    /// How fast each user may act (Socket.IO and REST together).
+    pub action_rate: ActionRate,
 }
 
 /// Cadences of the cluster work, the original's defaults.
@@ -189,6 +197,7 @@ impl NodeConfig {
                 keys,
                 issuer: config::var("JWT_ISSUER"),
                 audience: config::var("JWT_AUDIENCE"),
+                leeway: seconds("JWT_LEEWAY", Duration::from_secs(60))?,
                 session_api_key: config::var("SESSION_API_KEY"),
                 internal_api_key: config::var("INTERNAL_API_KEY"),
             },
@@ -197,6 +206,7 @@ impl NodeConfig {
                 policy,
                 close_delay: seconds("CLOSE_DELAY", Duration::from_secs(3600))?,
                 socket_buffer: config::parsed("SOCKET_BUFFER_PACKETS", 1024usize)?.max(1),
+                action_rate: action_rate_from_env()?,
             },
             timing,
             llm: llm_from_env()?,
@@ -212,6 +222,14 @@ impl NodeConfig {
             bus: BusBackend::from_env(),
         })
     }
+}
+
+fn action_rate_from_env() -> Result<ActionRate, ConfigError> {
+    let defaults = ActionRate::default();
+    Ok(ActionRate {
+        per_second: config::parsed::<NonZeroU32>("ACTION_RATE_PER_SECOND", defaults.per_second)?,
+        burst: config::parsed::<NonZeroU32>("ACTION_RATE_BURST", defaults.burst)?,
+    })
 }
 
 fn llm_from_env() -> Result<Option<LlmConfig>, ConfigError> {

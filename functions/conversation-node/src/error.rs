@@ -22,6 +22,8 @@ pub enum ApiError {
     #[error("{0}")]
     TooManyConversations(&'static str),
     #[error("{0}")]
+    RateLimited(String),
+    #[error("{0}")]
     BadGateway(String),
     #[error("{0}")]
     Unavailable(String),
@@ -38,6 +40,7 @@ impl ApiError {
             Self::TooManyConversations(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_conversations")
             }
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }

@@ -6,17 +6,20 @@
 //! A map of the crate:
 //! - [`config`]: configuration from the environment.
 //! - [`app`]: the node assembled ([`ConversationNode`]): router, background tasks, graceful serving.
-//! - [`rest`]: the REST routes and probes; [`error`]: their JSON errors; [`auth`]: JWTs and API keys.
+//! - [`rest`]: the REST routes and probes; [`error`]: their JSON errors; [`auth`]: JWTs and API keys;
+//!   [`action_rate`]: the per-user action rate.
 //! - [`socket`]: the Socket.IO namespace, replay-then-live feeds per client.
 //! - [`agent`]: the agent loop's state machine, the loop itself, the LLM client, the built-in agent.
 //! - [`lifecycle`]: starting, stopping, limits, idle close, lease heartbeat, handover.
 //! - [`sessions`]: the loops running on this node; [`calls`]: requests to another node's loop.
 //! - [`dispatch`]: routing what the cluster delivers to this node.
 //! - [`starter`]: the proactive starter; [`callbacks`]: `ConversationStateChanged` on the bus.
-//! - [`metrics`], [`shutdown`], [`state`]: counters, stop signal and background tasks, shared state.
+//! - [`metrics`], [`shutdown`], [`state`]: counters, stop signal and background tasks, shared state;
+//!   [`panics`]: a panic ends its task, logged and counted, never the node.
 //! - [`startup`]: listening (health yes, ready no) while the ports are not ready yet (Redis down).
 //! - [`wiring`]: the ports the environment names (what `main` and the local stack build the node from).
 
+pub mod action_rate;
 pub mod agent;
 pub mod app;
 pub mod auth;
@@ -27,6 +30,7 @@ pub mod dispatch;
 pub mod error;
 pub mod lifecycle;
 pub mod metrics;
+pub mod panics;
 pub mod rest;
 pub mod sessions;
 pub mod shutdown;

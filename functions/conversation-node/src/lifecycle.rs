@@ -339,6 +339,7 @@ pub async fn sweep(node: Node) {
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        node.action_rate.forget_idle();
         for handle in node.sessions.running() {
             let (last_active, agent_state) = handle.activity.read();
             if agent_state == AgentState::Running || last_active.elapsed() < node.limits.close_delay

@@ -8,6 +8,7 @@ use shared::adapters::in_process_bus::InProcessBus;
 
 fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
+    conversation_node::panics::install();
     let config = NodeConfig::from_env().context("configuration")?;
     // One core per process by default: a current-thread runtime costs the least CPU per round trip,
     // and nodes scale out as processes. `NODE_WORKER_THREADS` > 1 selects the multi-thread runtime.

@@ -9,6 +9,8 @@ pub struct Metrics {
     pub sessions: AtomicI64,
     pub events_appended: AtomicU64,
     pub user_actions: AtomicU64,
+    pub actions_refused: AtomicU64,
+    pub actions_rate_limited: AtomicU64,
     pub llm_requests: AtomicU64,
     pub llm_failures: AtomicU64,
     pub conversations_started: AtomicU64,
@@ -54,6 +56,21 @@ impl Metrics {
                 "node_user_actions_total",
                 "user actions accepted by this node",
                 &self.user_actions,
+            ),
+            (
+                "node_actions_refused_total",
+                "user actions refused as malformed",
+                &self.actions_refused,
+            ),
+            (
+                "node_actions_rate_limited_total",
+                "user actions refused by the per-user rate",
+                &self.actions_rate_limited,
+            ),
+            (
+                "node_panics_total",
+                "panics caught (each ended only the task that raised it)",
+                &crate::panics::PANICS,
             ),
             (
                 "node_llm_requests_total",

@@ -8,6 +8,7 @@ use shared::github::GitHubClient;
 use shared::ports::coordination::NodeId;
 use shared::ports::{ConversationStore, Coordination, EventStore};
 
+use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
 use crate::auth::Authenticator;
 use crate::callbacks::StateCallbacks;
@@ -27,6 +28,7 @@ pub struct NodeState {
     pub coordination: Arc<dyn Coordination>,
     pub agent: Agent,
     pub auth: Authenticator,
+    pub action_rate: ActionLimiter,
     pub github: Option<GitHubClient>,
     pub sessions: Sessions,
     pub rooms: Rooms,

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use e2e::fakes::github::{FakeGitHub, Seed};
-use e2e::socketio::{ConnectOptions, SocketClient};
+use e2e::socketio::{ConnectOptions, SocketClient, Transports};
 use e2e::webhook_sender::{read_delivery, send};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -101,6 +101,10 @@ async fn a_signed_red_commit_ends_in_a_proactive_conversation_a_client_watches()
     let conversation = options["query"]["conversation_id"].as_str().unwrap();
     let token = options["auth_token"].as_str().unwrap();
     assert_eq!(
+        options["transports"], "default",
+        "connects as a browser does"
+    );
+    assert_eq!(
         conversation,
         format!(
             "proactive-{}",
@@ -113,7 +117,7 @@ async fn a_signed_red_commit_ends_in_a_proactive_conversation_a_client_watches()
 
     let mut client = SocketClient::connect(
         &format!("http://127.0.0.1:{port}"),
-        &ConnectOptions::conversation(conversation, token, None),
+        &ConnectOptions::conversation(conversation, token, None).over(Transports::Default),
     )
     .await;
     let events = client.events_until(|e| e["source"] == "agent").await;

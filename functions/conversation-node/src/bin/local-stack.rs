@@ -31,6 +31,7 @@ const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
+    conversation_node::panics::install();
     let node_config = NodeConfig::from_env().context("configuration")?;
     let webhook_settings = WebhookSettings::from_env().context("configuration")?;
     let webhook_secret = String::from_utf8_lossy(&webhook_settings.secret).into_owned();
@@ -160,7 +161,7 @@ async fn start_conversation(node: &NodeHandle, config: &NodeConfig, event: &BusE
             );
             if let Some(token) = dev_token(config, &trigger.user_id) {
                 println!(
-                    "  watch it: node tests/js/sio-client.mjs http://127.0.0.1:{} '{{\"query\":{{\"conversation_id\":\"{id}\"}},\"auth_token\":\"{token}\"}}'",
+                    "  watch it: node tests/js/sio-client.mjs http://127.0.0.1:{} '{{\"query\":{{\"conversation_id\":\"{id}\"}},\"auth_token\":\"{token}\",\"transports\":\"default\"}}'",
                     config.port
                 );
             }

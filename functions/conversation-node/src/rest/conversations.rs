@@ -16,6 +16,8 @@ use shared::ports::coordination::StopReason;
 use crate::auth::{SESSION_API_KEY_HEADER, bearer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::lifecycle::{self, Created, LifecycleError, Started};
+use crate::metrics::inc;
+use crate::socket::MAX_EVENT_ID;
 use crate::state::Node;
 
 const DEFAULT_PAGE: usize = 20;
@@ -202,10 +204,11 @@ pub async fn events(
 ) -> Result<Json<Value>, ApiError> {
     let meta = owned(&node, &caller, &id).await?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let page = node
-        .events
-        .page(&meta.id, query.start_id.unwrap_or(0), limit)
-        .await?;
+    let start_id = query.start_id.unwrap_or(0);
+    if start_id > MAX_EVENT_ID {
+        return Err(ApiError::BadRequest("invalid start_id".into()));
+    }
+    let page = node.events.page(&meta.id, start_id, limit).await?;
     Ok(Json(
         json!({ "events": page.events, "has_more": page.has_more }),
     ))
@@ -218,6 +221,10 @@ pub async fn send_action(
     ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let meta = owned(&node, &caller, &id).await?;
+    if let Err(refused) = node.action_rate.check(&caller.user_id) {
+        inc(&node.metrics.actions_rate_limited);
+        return Err(ApiError::RateLimited(refused));
+    }
     let action =
         UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
     match lifecycle::deliver(&node, &meta.id, &meta.user_id, action, None).await? {

@@ -1,10 +1,10 @@
 //! `POST /internal/proactive`: EventBridge's API destination delivers `ProactiveConversationRequested`
 //! here (the whole event, or its `detail` alone), with the internal API key in `X-Api-Key`. Idempotent on
-//! the trigger id. A GitHub failure answers 5xx, so that EventBridge retries.
+//! the trigger id. A GitHub failure answers 5xx, so that EventBridge retries. The key is checked before
+//! a byte of the body is read: a caller without it learns nothing about the body's shape or size.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequest, Request, State};
 use serde_json::{Value, json};
 use shared::domain::ProactiveConversationRequested;
 use shared::github::{CommentOutcome, GitHubError};
@@ -16,15 +16,16 @@ use crate::state::Node;
 
 pub async fn proactive(
     State(node): State<Node>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let key = headers
+    let key = request
+        .headers()
         .get(INTERNAL_API_KEY_HEADER)
         .and_then(|value| value.to_str().ok());
     if !node.auth.is_internal_caller(key) {
         return Err(ApiError::Unauthorized("a valid X-Api-Key is required"));
     }
+    let ApiJson(body) = ApiJson::<Value>::from_request(request, &()).await?;
     let detail = match body {
         Value::Object(mut event) if event.contains_key("detail") => {
             event.remove("detail").unwrap_or_default()

@@ -1,31 +1,38 @@
-//! The Socket.IO side (protocol v5, the official v4 clients), on the default path `/socket.io/`:
+//! The Socket.IO side (protocol v5, the official v4 clients on their default options: long-polling
+//! first, then the upgrade to WebSocket), on the default path `/socket.io/`:
 //! - connect: query `conversation_id` (required), `latest_event_id` (default -1), `session_api_key`
 //!   (when configured); a bearer token in the `Authorization` header or the auth payload's `token`.
 //!   Refused (a `connect_error` with a reason) unless the conversation is the caller's.
 //! - then the stored events after `latest_event_id`, then live ones, as `oh_event` (see [`rooms`]).
 //! - `oh_user_action` / `oh_action`: a user action, acknowledged (when the client asks) once durable;
-//!   an optional `client_action_id` makes a retried action count once.
-//! - errors as `oh_event` `{error: true, message}`.
+//!   an optional `client_action_id` makes a retried action count once. Every action gets an answer:
+//!   `{"success": false, "message"}` when it is malformed, over the user's rate, or the token expired.
+//! - errors as `oh_event` `{error: true, message}`; a socket whose token expires is told so and closed.
+//! - no message larger than [`MAX_PAYLOAD`] is read, on either transport.
 //!
 //! [`rooms`]: the per-conversation feeds that make replay-then-live gap- and duplicate-free.
 
 pub mod rooms;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{ConversationId, ConversationStatus, UserAction};
-use socketioxide::extract::{AckSender, Data, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError, SocketIo};
+use tokio::task::AbortHandle;
 
 use crate::auth::{AuthError, bearer};
 use crate::lifecycle::{self, Started};
-use crate::metrics::add;
+use crate::metrics::{add, inc};
 use crate::state::Node;
 use rooms::{Feed, OH_EVENT};
 
@@ -33,14 +40,30 @@ use rooms::{Feed, OH_EVENT};
 /// idle connection).
 pub const WS_READ_BUFFER: usize = 256;
 
+/// The largest message a client may send (engine.io's `maxPayload`, advertised in the handshake): a
+/// polling body or a WebSocket message or frame over it closes the connection before it is buffered
+/// whole or parsed. Room for the largest user message with its JSON escaping.
+pub const MAX_PAYLOAD: usize = 2 * MAX_MESSAGE_BYTES + 8 * 1024;
+
+/// The largest event id a client may name (`latest_event_id`, `start_id`): JavaScript's largest exact
+/// integer (the clients count in doubles), far beyond any conversation's length.
+pub const MAX_EVENT_ID: u64 = (1 << 53) - 1;
+
 /// Who a socket is, set by the connect middleware.
 #[derive(Clone)]
 struct Client {
     conversation: ConversationId,
     user_id: String,
-    latest_event_id: i64,
+    /// The first event id the client has not seen.
+    next_event_id: u64,
+    /// When the client's token stops being accepted (Unix seconds).
+    expires_at: i64,
     running: bool,
 }
+
+/// The task that closes the socket when its token expires; aborted when the socket disconnects first.
+#[derive(Clone)]
+struct ExpiryTimer(AbortHandle);
 
 #[derive(Deserialize)]
 struct ConnectQuery {
@@ -63,15 +86,20 @@ enum Refused {
     Unavailable,
 }
 
-/// The Socket.IO layer for the node's router, and its handle.
-pub fn layer(node: Node) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = SocketIo::builder()
+/// The Socket.IO route for the node's router, and its handle. One service, routed once: every request
+/// of a long-polling session must reach the same engine (a layer applied route by route would give
+/// each route an engine of its own, and the second request of a session would find it unknown).
+pub fn routes(node: Node) -> (Router, SocketIo) {
+    let (service, io) = SocketIo::builder()
         .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(node.limits.socket_buffer)
+        .max_payload(MAX_PAYLOAD as u64)
+        .ws_max_message_size(MAX_PAYLOAD)
+        .ws_max_frame_size(MAX_PAYLOAD)
         .with_state(node)
-        .build_layer();
+        .build_svc();
     io.ns("/", on_connect.with(authenticate));
-    (layer, io)
+    (Router::new().route_service("/socket.io/", service), io)
 }
 
 fn error_payload(message: &str) -> Value {
@@ -97,14 +125,8 @@ async fn authenticate(
     let raw_id = query.conversation_id.ok_or(Refused::MissingConversation)?;
     let conversation =
         ConversationId::parse(&raw_id).map_err(|_| Refused::Invalid("conversation_id"))?;
-    let latest_event_id = match query.latest_event_id.as_deref() {
-        None | Some("") => -1,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|id| *id >= -1)
-            .ok_or(Refused::Invalid("latest_event_id"))?,
-    };
+    let next_event_id = next_event_id(query.latest_event_id.as_deref())
+        .ok_or(Refused::Invalid("latest_event_id"))?;
     let meta = node
         .conversations
         .get_conversation(&conversation)
@@ -115,13 +137,28 @@ async fn authenticate(
     socket.extensions.insert(Client {
         conversation,
         user_id: identity.user_id,
-        latest_event_id,
+        next_event_id,
+        expires_at: identity.expires_at,
         running: meta.status == ConversationStatus::Running,
     });
     Ok(())
 }
 
-async fn on_connect(socket: SocketRef, State(node): State<Node>) {
+/// The first event a client wants, from its `latest_event_id` (-1 or absent: all of them); `None`
+/// when that is not a whole number from -1 to [`MAX_EVENT_ID`].
+fn next_event_id(latest_event_id: Option<&str>) -> Option<u64> {
+    match latest_event_id {
+        None | Some("") => Some(0),
+        Some("-1") => Some(0),
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|latest| *latest <= MAX_EVENT_ID)
+            .map(|latest| latest + 1),
+    }
+}
+
+async fn on_connect(socket: SocketRef, io: SocketIo, State(node): State<Node>) {
     let Some(client) = socket.extensions.get::<Client>() else {
         return;
     };
@@ -129,11 +166,13 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
     socket.on("oh_action", on_user_action);
     socket.on_disconnect(on_disconnect);
     add(&node.metrics.connections, 1);
+    let timer = tokio::spawn(close_on_expiry(io, socket.id, client.expires_at));
+    socket.extensions.insert(ExpiryTimer(timer.abort_handle()));
 
     let feed = Arc::new(Feed::new(
         socket.clone(),
         client.conversation.clone(),
-        client.latest_event_id,
+        client.next_event_id,
     ));
     node.rooms.add(Arc::clone(&feed));
     let connection = socket.id.to_string();
@@ -161,6 +200,32 @@ async fn on_connect(socket: SocketRef, State(node): State<Node>) {
     }
 }
 
+/// What a socket whose token expired is told before it is closed.
+const TOKEN_EXPIRED: &str = "the token expired: reconnect with a fresh token";
+
+/// Seconds until `expires_at` (Unix seconds), none when it has passed.
+fn time_left(expires_at: i64) -> Duration {
+    let left = expires_at.saturating_sub(chrono::Utc::now().timestamp());
+    Duration::from_secs(u64::try_from(left).unwrap_or(0))
+}
+
+/// Closes the socket `sid` once its token has expired, telling the client why. Holds the handle, not
+/// the socket, so that a socket that went away is not kept alive by its timer.
+async fn close_on_expiry(io: SocketIo, sid: Sid, expires_at: i64) {
+    tokio::time::sleep(time_left(expires_at)).await;
+    if let Some(socket) = io.get_socket(sid) {
+        close_expired(socket);
+    }
+}
+
+fn close_expired(socket: SocketRef) {
+    tracing::info!(sid = %socket.id, "a client's token expired: disconnected");
+    if let Err(error) = socket.emit(OH_EVENT, &error_payload(TOKEN_EXPIRED)) {
+        tracing::debug!(reason = %error, "cannot tell a client its token expired");
+    }
+    let _ = socket.disconnect();
+}
+
 /// The longest client action id accepted.
 const MAX_CLIENT_ACTION_ID: usize = 128;
 
@@ -184,16 +249,19 @@ fn client_action_id(raw: &Value) -> Result<Option<String>, &'static str> {
 
 async fn on_user_action(
     socket: SocketRef,
-    Data(raw): Data<Value>,
+    TryData(raw): TryData<Value>,
     ack: AckSender,
     State(node): State<Node>,
     Extension(client): Extension<Client>,
 ) {
-    let client_action_id = client_action_id(&raw);
-    let outcome = match (UserAction::parse(raw), client_action_id) {
-        (Err(invalid), _) => Err(invalid.to_string()),
-        (_, Err(message)) => Err(message.to_owned()),
-        (Ok(action), Ok(client_action_id)) => {
+    if time_left(client.expires_at).is_zero() {
+        let _ = ack.send(&json!({ "success": false, "message": TOKEN_EXPIRED }));
+        close_expired(socket);
+        return;
+    }
+    let outcome = match admit(&node, &client, raw) {
+        Err(refused) => Err(refused),
+        Ok((action, client_action_id)) => {
             let delivered = lifecycle::deliver(
                 &node,
                 &client.conversation,
@@ -211,6 +279,35 @@ async fn on_user_action(
             }
         }
     };
+    answer(&socket, ack, outcome);
+}
+
+/// Whether an action may go in: the user under their rate, a well-formed action and action id.
+fn admit(
+    node: &Node,
+    client: &Client,
+    raw: Result<Value, socketioxide::ParserError>,
+) -> Result<(UserAction, Option<String>), String> {
+    if let Err(refused) = node.action_rate.check(&client.user_id) {
+        inc(&node.metrics.actions_rate_limited);
+        return Err(refused);
+    }
+    let parsed = raw
+        .map_err(|error| format!("malformed action ({error}): send one JSON object"))
+        .and_then(|raw| {
+            let client_action_id = client_action_id(&raw).map_err(str::to_owned)?;
+            let action = UserAction::parse(raw).map_err(|invalid| invalid.to_string())?;
+            Ok((action, client_action_id))
+        });
+    if parsed.is_err() {
+        inc(&node.metrics.actions_refused);
+    }
+    parsed
+}
+
+/// Acknowledges an action, or sends the error as an `oh_event` as well when it failed (a client that
+/// asked for no acknowledgement still learns why).
+fn answer(socket: &SocketRef, ack: AckSender, outcome: Result<(), String>) {
     let answer = match outcome {
         Ok(()) => json!({ "success": true }),
         Err(message) => {
@@ -226,7 +323,7 @@ async fn on_user_action(
     // durable either way, and a retry with the same `client_action_id` is stored once.
     if let Err(SendError::Socket(SocketError::InternalChannelFull)) = ack.send(&answer) {
         tracing::warn!(sid = %socket.id, "an acknowledgement found the connection's queue full: disconnected");
-        let _ = socket.disconnect();
+        let _ = socket.clone().disconnect();
     }
 }
 
@@ -234,7 +331,9 @@ async fn on_disconnect(
     socket: SocketRef,
     State(node): State<Node>,
     Extension(client): Extension<Client>,
+    Extension(ExpiryTimer(timer)): Extension<ExpiryTimer>,
 ) {
+    timer.abort();
     node.rooms.remove(&client.conversation, socket.id);
     add(&node.metrics.connections, -1);
     let connection = socket.id.to_string();

@@ -32,8 +32,9 @@ const CATCH_UP_PAUSE: Duration = Duration::from_millis(20);
 pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 
 struct FeedState {
-    /// The last event id sent (-1: none).
-    cursor: i64,
+    /// The id of the next event the client needs: everything before it was sent. `u64` from the
+    /// client's `latest_event_id + 1`, so that no client-chosen number takes part in signed arithmetic.
+    next: u64,
     live: bool,
     waiting: Vec<ConversationEvent>,
 }
@@ -53,13 +54,14 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(socket: SocketRef, conversation: ConversationId, latest_event_id: i64) -> Self {
+    /// A feed that sends the events from id `next` on.
+    pub fn new(socket: SocketRef, conversation: ConversationId, next: u64) -> Self {
         Self {
             sid: socket.id,
             conversation,
             socket,
             state: tokio::sync::Mutex::new(FeedState {
-                cursor: latest_event_id,
+                next,
                 live: false,
                 waiting: Vec::new(),
             }),
@@ -95,10 +97,10 @@ impl Feed {
     }
 
     async fn replay_once(&self, store: &dyn EventStore) -> Result<Sent, StoreError> {
-        let from = self.state.lock().await.cursor;
-        let (cursor, mut sent) = self.send_stored(store, from, None).await?;
+        let from = self.state.lock().await.next;
+        let (next, mut sent) = self.send_stored(store, from, None).await?;
         let mut state = self.state.lock().await;
-        state.cursor = cursor;
+        state.next = next;
         // What waits is stored too: a client still behind reads it from the store on the next round.
         let waiting = std::mem::take(&mut state.waiting);
         if sent == Sent::All {
@@ -118,7 +120,7 @@ impl Feed {
     fn catch_up_later(self: &Arc<Self>, store: &Arc<dyn EventStore>) {
         let (feed, store) = (Arc::clone(self), Arc::clone(store));
         tokio::spawn(async move {
-            let mut progress = (feed.state.lock().await.cursor, Instant::now());
+            let mut progress = (feed.state.lock().await.next, Instant::now());
             loop {
                 tokio::time::sleep(CATCH_UP_PAUSE).await;
                 match feed.replay_once(store.as_ref()).await {
@@ -128,9 +130,9 @@ impl Feed {
                         tracing::warn!(conversation_id = %feed.conversation, reason = %error, "cannot catch a client up");
                     }
                 }
-                let cursor = feed.state.lock().await.cursor;
-                if cursor > progress.0 {
-                    progress = (cursor, Instant::now());
+                let next = feed.state.lock().await.next;
+                if next > progress.0 {
+                    progress = (next, Instant::now());
                 } else if progress.1.elapsed() >= CATCH_UP_LIMIT {
                     tracing::info!(sid = %feed.sid, "a client reads nothing: disconnected");
                     let _ = feed.socket.clone().disconnect();
@@ -158,14 +160,14 @@ impl Feed {
         store: &dyn EventStore,
         event: ConversationEvent,
     ) -> Sent {
-        let id = event.id as i64;
-        if id <= state.cursor {
+        let id = event.id;
+        if id < state.next {
             return Sent::All;
         }
-        if id > state.cursor + 1 {
-            match self.send_stored(store, state.cursor, Some(id)).await {
-                Ok((cursor, sent)) => {
-                    state.cursor = cursor;
+        if id > state.next {
+            match self.send_stored(store, state.next, Some(id)).await {
+                Ok((next, sent)) => {
+                    state.next = next;
                     if sent == Sent::Behind {
                         return Sent::Behind;
                     }
@@ -177,33 +179,32 @@ impl Feed {
         }
         let sent = self.send(&event);
         if sent == Sent::All {
-            state.cursor = id;
+            state.next = id.saturating_add(1);
         }
         sent
     }
 
-    /// Sends stored events with ids after `cursor` (and before `until`); returns the new cursor, the
-    /// last event queued.
+    /// Sends the stored events from id `next` on (and before `until`); returns the id after the last
+    /// event queued.
     async fn send_stored(
         &self,
         store: &dyn EventStore,
-        mut cursor: i64,
-        until: Option<i64>,
-    ) -> Result<(i64, Sent), StoreError> {
+        mut next: u64,
+        until: Option<u64>,
+    ) -> Result<(u64, Sent), StoreError> {
         loop {
-            let start = (cursor + 1) as u64;
-            let page = store.page(&self.conversation, start, REPLAY_PAGE).await?;
+            let page = store.page(&self.conversation, next, REPLAY_PAGE).await?;
             for event in &page.events {
-                if until.is_some_and(|until| event.id as i64 >= until) {
-                    return Ok((cursor, Sent::All));
+                if until.is_some_and(|until| event.id >= until) {
+                    return Ok((next, Sent::All));
                 }
                 if self.send(event) == Sent::Behind {
-                    return Ok((cursor, Sent::Behind));
+                    return Ok((next, Sent::Behind));
                 }
-                cursor = event.id as i64;
+                next = event.id.saturating_add(1);
             }
             if !page.has_more || page.events.is_empty() {
-                return Ok((cursor, Sent::All));
+                return Ok((next, Sent::All));
             }
         }
     }
