@@ -1,4 +1,5 @@
-//! Harness code shared by the integration tests in `tests/tests/` and the developer binaries:
+//! Harness code shared by the integration tests in `tests/tests/` (one binary per area: `stores`,
+//! `trigger`, `node`, `functions`) and the developer binaries:
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`balancer`]: a loopback TCP load balancer (round robin over live nodes) for reconnecting clients.
 //! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.

@@ -1,7 +1,7 @@
 //! The proactive store port: the repository registry, workflow-run groups, processed delivery ids and
 //! the trigger outbox. Adapters: `adapters::dynamo::ProactiveTable` and
 //! `adapters::embedded::EmbeddedProactiveStore`; both pass the contract suite in
-//! `tests/src/contract/proactive_store.rs` (run by `tests/tests/proactive_store_{dynamo,embedded}.rs`).
+//! `tests/src/contract/proactive_store.rs` (run by `tests/tests/stores/proactive_store_{dynamo,embedded}.rs`).
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The sync state port: a sync's watermark (the last conversation it finished, in `(created_at, id)`
 //! order) and the lease that keeps two runs of it from overlapping. Adapters:
 //! `adapters::embedded::EmbeddedSyncState` and `adapters::dynamo::SyncStateItem`; both pass
-//! `tests/tests/sync_state_contract.rs`.
+//! `tests/tests/stores/sync_state_contract.rs`.
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use shared::adapters::eventbridge::EventBridgeBus;
 use shared::domain::{TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE};
 
 const SCHEMA: &str =
-    include_str!("../../events/schemas/ProactiveConversationRequested.schema.json");
+    include_str!("../../../events/schemas/ProactiveConversationRequested.schema.json");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_event_in_the_documented_shape_reaches_the_bus() {

@@ -459,7 +459,7 @@ async fn the_cleanup_runs_its_scheduled_event_under_the_lambda_emulator() {
 /// `scripts/build-arm64.sh`: the bundle `sam build` deploys, every zipped bootstrap within 5 MB (P2);
 /// then `sam build` itself, through the template's build metadata.
 /// Needs the aarch64 standard library (`rustup target add aarch64-unknown-linux-gnu`):
-/// `cargo test -p e2e --test deployment -- --ignored`.
+/// `cargo test -p e2e --test functions deployment -- --ignored`.
 #[tokio::test]
 #[ignore = "needs the aarch64 standard library; run with --ignored"]
 async fn the_arm64_bundle_builds_within_the_size_bar() {
