@@ -9,7 +9,7 @@ LOCAL_ENV = GITHUB_WEBHOOK_SECRET=$${GITHUB_WEBHOOK_SECRET:-local-webhook-secret
 
 # The whole product locally, embedded defaults.
 run:
-	env $(LOCAL_ENV) cargo run -q -p conversation-node --bin local-stack
+	env $(LOCAL_ENV) cargo run -q -p local-stack
 
 # Every test, installing and starting what it needs.
 test:

@@ -74,11 +74,11 @@ impl RateLimiter {
         loop {
             let held_until = *self.hold.lock().unwrap_or_else(|p| p.into_inner());
             let mut at = held_until.map_or(state.due, |hold| hold.max(state.due));
-            if state.recent.len() == self.window_grants {
-                if let Some(oldest) = state.recent.front() {
-                    // The next grant would be the window's (n+1)th: it waits for the oldest to age out.
-                    at = at.max(*oldest + self.window);
-                }
+            // The next grant would be the window's (n+1)th: it waits for the oldest to age out.
+            if state.recent.len() == self.window_grants
+                && let Some(oldest) = state.recent.front()
+            {
+                at = at.max(*oldest + self.window);
             }
             if Instant::now() >= at {
                 break;

@@ -16,52 +16,35 @@ use shared::wiring::{self, AwsContext, WiringError};
 #[error("invalid invocation: {0}")]
 pub struct InvalidInvocation(String);
 
-pub const USAGE: &str = "\
-usage: commonroom-sync [--since <RFC 3339 time | YYYY-MM-DD>] [--minutes <N>] [--dry-run]
-
-Syncs the conversations created after the stored watermark (or since the given time) to Common Room.
-Configuration comes from the environment (see docs); --dry-run sends nothing and moves no watermark.";
-
-/// What the command line asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Run(SyncOptions),
-    Help,
+/// What the command line asks for (`commonroom-sync --help`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Parser)]
+#[command(
+    name = "commonroom-sync",
+    about = "Syncs the conversations created after the stored watermark (or since the given time) to \
+             Common Room. Configuration comes from the environment (see docs/sync.md)."
+)]
+pub struct Args {
+    /// Start here instead of the stored watermark: an RFC 3339 time or YYYY-MM-DD.
+    #[arg(long, conflicts_with = "minutes")]
+    since: Option<String>,
+    /// Start this many minutes ago instead of the stored watermark.
+    #[arg(long)]
+    minutes: Option<u32>,
+    /// Send nothing and move no watermark.
+    #[arg(long)]
+    dry_run: bool,
 }
 
-/// Parses the command-line arguments (without the program name).
-pub fn parse_args(
-    args: impl IntoIterator<Item = String>,
-    now: DateTime<Utc>,
-) -> Result<Command, InvalidInvocation> {
-    let mut request = Request::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| InvalidInvocation(format!("{name} needs a value")))
-        };
-        match name.as_str() {
-            "--since" => request.since = Some(value()?),
-            "--minutes" => {
-                let raw = value()?;
-                let minutes = raw
-                    .parse()
-                    .map_err(|_| InvalidInvocation(format!("--minutes: not a number: {raw}")))?;
-                request.minutes = Some(minutes);
-            }
-            "--dry-run" => request.dry_run = Some(true),
-            "-h" | "--help" => return Ok(Command::Help),
-            other => return Err(InvalidInvocation(format!("unknown argument {other}"))),
+impl Args {
+    /// The run these arguments ask for, at `now`.
+    pub fn options(self, now: DateTime<Utc>) -> Result<SyncOptions, InvalidInvocation> {
+        Request {
+            since: self.since,
+            minutes: self.minutes,
+            dry_run: Some(self.dry_run),
         }
+        .options(now)
     }
-    request.options(now).map(Command::Run)
 }
 
 /// Reads a Lambda event: the classic scheduled-event envelope (`detail-type: Scheduled Event`) runs with
@@ -134,6 +117,7 @@ pub async fn open_stores(
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
     use serde_json::json;
 
     use super::*;
@@ -144,29 +128,30 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn args(line: &str) -> Result<Command, InvalidInvocation> {
-        parse_args(line.split_whitespace().map(str::to_owned), now())
+    /// The options a command line asks for, or why it is refused.
+    fn args(line: &str) -> Result<SyncOptions, String> {
+        let words = std::iter::once("commonroom-sync").chain(line.split_whitespace());
+        let parsed = Args::try_parse_from(words).map_err(|e| e.to_string())?;
+        parsed.options(now()).map_err(|e| e.to_string())
     }
 
     #[test]
     fn command_line_overrides() {
-        assert_eq!(args(""), Ok(Command::Run(SyncOptions::default())));
+        assert_eq!(args(""), Ok(SyncOptions::default()));
         assert_eq!(
             args("--minutes 30 --dry-run"),
-            Ok(Command::Run(SyncOptions {
+            Ok(SyncOptions {
                 since: Some(now() - chrono::Duration::minutes(30)),
                 dry_run: true
-            }))
+            })
         );
-        let Ok(Command::Run(options)) = args("--since=2024-04-30") else {
-            panic!("a date is a valid --since");
-        };
+        let options = args("--since=2024-04-30").expect("a date is a valid --since");
         assert_eq!(
             options.since.unwrap().to_rfc3339(),
             "2024-04-30T00:00:00+00:00"
         );
         assert!(args("--since 2024-04-30T10:00:00+02:00").is_ok());
-        assert_eq!(args("--help"), Ok(Command::Help));
+        assert!(args("--help").unwrap_err().contains("--dry-run"));
         assert!(args("--since yesterday").is_err());
         assert!(args("--minutes").is_err());
         assert!(args("--minutes 5 --since 2024-04-30").is_err());

@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use commonroom_sync::{Command, USAGE, open_stores, options_from_event, parse_args};
+use clap::Parser;
+use commonroom_sync::{Args, open_stores, options_from_event};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use shared::config::StoreBackend;
 use shared::sync::{SyncConfig, SyncDeps, SyncError, SyncOptions, SyncSummary, run_sync};
@@ -28,13 +29,8 @@ async fn start() -> Result<(), String> {
     let cli = if in_lambda {
         None
     } else {
-        match parse_args(std::env::args().skip(1), chrono::Utc::now()).map_err(|e| e.to_string())? {
-            Command::Help => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            Command::Run(options) => Some(options),
-        }
+        let options = Args::parse().options(chrono::Utc::now());
+        Some(options.map_err(|e| e.to_string())?)
     };
     let forced_dry_run = cli.as_ref().is_some_and(|options| options.dry_run);
     let config = SyncConfig::from_env(forced_dry_run).map_err(|e| e.to_string())?;

@@ -140,10 +140,10 @@ impl CommonRoomClient {
                     return Ok(());
                 }
                 let answer = ErrorAnswer::read(response).await;
-                if answer.status == 429 {
-                    if let Some(wait) = answer.wait {
-                        self.limiter.hold_for(wait);
-                    }
+                if answer.status == 429
+                    && let Some(wait) = answer.wait
+                {
+                    self.limiter.hold_for(wait);
                 }
                 Err(CommonRoomError::Status {
                     status: answer.status,

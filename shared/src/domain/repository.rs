@@ -18,6 +18,15 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// This repository as a delivery names it: the installation the delivery came through, when it
+    /// names one, is the current one (an App re-installed since the registration has a new id).
+    pub fn with_installation(self, delivered: Option<u64>) -> Self {
+        Self {
+            installation_id: delivered.or(self.installation_id),
+            ..self
+        }
+    }
+
     /// `owner/name` folded to lower case: GitHub names are case-insensitive.
     pub fn lookup_name(owner: &str, name: &str) -> String {
         format!("{owner}/{name}").to_lowercase()

@@ -118,3 +118,15 @@ pub struct RepoRef<'a> {
     pub name: &'a str,
     pub installation_id: Option<u64>,
 }
+
+/// A registered repository's calls use its installation (the webhook resolves which one first, see
+/// `Repository::with_installation`).
+impl<'a> From<&'a crate::domain::Repository> for RepoRef<'a> {
+    fn from(repository: &'a crate::domain::Repository) -> Self {
+        Self {
+            owner: &repository.owner,
+            name: &repository.name,
+            installation_id: repository.installation_id,
+        }
+    }
+}

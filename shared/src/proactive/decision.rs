@@ -91,11 +91,7 @@ async fn first_snapshot(
     github: &GitHubClient,
     delivery: &RunDelivery<'_>,
 ) -> Result<WorkflowRunGroup, GitHubError> {
-    let repo = RepoRef {
-        owner: &delivery.repository.owner,
-        name: &delivery.repository.name,
-        installation_id: delivery.repository.installation_id,
-    };
+    let repo = RepoRef::from(delivery.repository);
     let known = github
         .workflow_runs_for_commit(repo, &delivery.key.head_sha)
         .await?;

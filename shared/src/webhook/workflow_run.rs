@@ -20,22 +20,30 @@ use crate::proactive::{
 enum Stop {
     Ignored(String),
     Invalid(String),
-    Unavailable(&'static str),
+    /// A service the answer depends on failed: 503, logged once where the answer is made.
+    Unavailable {
+        service: &'static str,
+        reason: String,
+    },
     /// The trigger is decided and kept in the outbox, but the bus refused it: 503, re-published later.
     PublishFailed(String),
 }
 
 impl From<GitHubError> for Stop {
     fn from(error: GitHubError) -> Self {
-        warn!(%error, "GitHub call failed");
-        Stop::Unavailable("GitHub")
+        Stop::Unavailable {
+            service: "GitHub",
+            reason: error.to_string(),
+        }
     }
 }
 
 impl From<crate::ports::StoreError> for Stop {
     fn from(error: crate::ports::StoreError) -> Self {
-        warn!(%error, "store call failed");
-        Stop::Unavailable("store")
+        Stop::Unavailable {
+            service: "store",
+            reason: error.to_string(),
+        }
     }
 }
 
@@ -47,7 +55,10 @@ pub(super) async fn on_workflow_run(
         Ok(answer) => answer,
         Err(Stop::Ignored(reason)) => WebhookAnswer::ignored(reason),
         Err(Stop::Invalid(reason)) => WebhookAnswer::error(StatusCode::BAD_REQUEST, reason),
-        Err(Stop::Unavailable(what)) => WebhookAnswer::unavailable(what),
+        Err(Stop::Unavailable { service, reason }) => {
+            warn!(service, %reason, "a call the answer depends on failed");
+            WebhookAnswer::unavailable(service)
+        }
         Err(Stop::PublishFailed(trigger_id)) => WebhookAnswer::new(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({
@@ -72,16 +83,10 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
     if !service.settings.proactive_enabled {
         return Err(Stop::Ignored("proactive conversations are disabled".into()));
     }
-    let repository = registered_repository(service, event).await?;
-    let repo = RepoRef {
-        owner: &repository.owner,
-        name: &repository.name,
-        installation_id: event
-            .installation
-            .as_ref()
-            .map(|i| i.id)
-            .or(repository.installation_id),
-    };
+    let repository = registered_repository(service, event)
+        .await?
+        .with_installation(event.installation.as_ref().map(|i| i.id));
+    let repo = RepoRef::from(&repository);
     let actor = run.triggering_actor.as_ref().unwrap_or(&event.sender);
     if !service
         .github
@@ -121,10 +126,10 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
                 .map_err(|error| match error {
                     DecisionError::Store(error) => Stop::from(error),
                     DecisionError::GitHub(error) => Stop::from(error),
-                    DecisionError::Contention(attempts) => {
-                        warn!(attempts, "group write contention");
-                        Stop::Unavailable("store")
-                    }
+                    DecisionError::Contention(attempts) => Stop::Unavailable {
+                        service: "store",
+                        reason: format!("group write contention after {attempts} attempts"),
+                    },
                 })?;
         summaries.push(summary(service, number, decision).await?);
     }

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
+use super::item::{PK, SK};
 use crate::domain::{ConversationId, CreatedCursor};
 use crate::ports::{Advance, StoreError, SyncStateStore};
 
@@ -35,8 +36,8 @@ impl SyncStateItem {
 
     fn key(&self) -> [(String, AttributeValue); 2] {
         [
-            ("pk".into(), AttributeValue::S(self.pk.clone())),
-            ("sk".into(), AttributeValue::S(SORT_KEY.into())),
+            (PK.into(), AttributeValue::S(self.pk.clone())),
+            (SK.into(), AttributeValue::S(SORT_KEY.into())),
         ]
     }
 

@@ -21,9 +21,7 @@ const SAMPLES: [&str; 4] = [
 ];
 
 fn repository_file(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
 fn free_port() -> u16 {

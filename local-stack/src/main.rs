@@ -3,13 +3,18 @@
 //! under `DATA_DIR` shared by every part, and the in-process event bus, which delivers
 //! `ProactiveConversationRequested` to the node's starter. Every published event is printed as one JSON
 //! line on standard output. The Common Room sync runs on a timer when Keycloak is configured (in dry run
-//! unless Common Room is), the cleanup on another. Setting `AWS_ENDPOINT_URL`/table names,
-//! `EVENT_BUS_NAME`, `LLM_*` or third-party URLs switches each part to its real adapter.
+//! unless Common Room is), the cleanup on another (`CLEANUP_INTERVAL_SECONDS`: the outbox re-published
+//! to the in-process bus, retention). Setting `AWS_ENDPOINT_URL`/table names, `EVENT_BUS_NAME`, `LLM_*`
+//! or third-party URLs switches each part to its real adapter.
+//!
+//! Its own crate: it composes the functions' libraries (the node, the webhook, the sync, the cleanup)
+//! as AWS wires the functions, and nothing of it ships in a function.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cleanup::{Cleanup, CleanupError, CleanupOptions};
 use conversation_node::config::JwtKeys;
 use conversation_node::{
     ConversationNode, NodeConfig, NodeHandle, auth, shutdown, wiring as node_wiring,
@@ -18,7 +23,7 @@ use shared::adapters::in_process_bus::InProcessBus;
 use shared::config::{self, StoreBackend};
 use shared::domain::{ProactiveConversationRequested, RepoId, Repository, TRIGGER_DETAIL_TYPE};
 use shared::github::{GitHubClient, GitHubConfig};
-use shared::ports::{BusEvent, ProactiveStore};
+use shared::ports::{BusEvent, EventBus, ProactiveStore};
 use shared::sync::{SyncConfig, SyncDeps, SyncOptions, run_sync};
 use shared::webhook::{WebhookService, WebhookSettings, http_route};
 use shared::wiring::{self, AwsContext};
@@ -44,7 +49,12 @@ async fn main() -> anyhow::Result<()> {
     register_configured_repositories(store.as_ref()).await?;
     let github = GitHubClient::new(GitHubConfig::from_env()?)?;
     let published = wiring::event_bus(&node_config.bus, &bus, &mut aws).await;
-    let webhook = WebhookService::new(store, published, github, webhook_settings);
+    let webhook = WebhookService::new(
+        Arc::clone(&store),
+        Arc::clone(&published),
+        github,
+        webhook_settings,
+    );
 
     let deps = node_wiring::deps_from_config(&node_config, db.as_ref(), &bus).await?;
     let node = ConversationNode::start(&node_config, deps)?;
@@ -56,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(sync) = periodic_sync(&backend, db.as_ref(), &mut aws).await? {
         tokio::spawn(sync);
     }
+    tokio::spawn(periodic_cleanup(store, published)?);
 
     let app = node.router().merge(http_route::router(webhook));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", node_config.port))
@@ -170,6 +181,29 @@ async fn start_conversation(node: &NodeHandle, config: &NodeConfig, event: &BusE
             tracing::warn!(%error, trigger_id = %trigger.trigger_id, "proactive start failed")
         }
     }
+}
+
+/// The cleanup's pass every `CLEANUP_INTERVAL_SECONDS` (default 3600), first one interval after the
+/// start: the outbox re-published to the bus the node listens on, then retention. The cluster steps
+/// have nothing to do here (a standalone node leaves nothing behind).
+fn periodic_cleanup(
+    store: Arc<dyn ProactiveStore>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + use<>> {
+    let every = Duration::from_secs(config::parsed("CLEANUP_INTERVAL_SECONDS", 3600u64)?.max(1));
+    let options = CleanupOptions::from_env()?;
+    let cleanup = Cleanup::new(store, Some(bus));
+    println!("  cleanup:   every {}s", every.as_secs());
+    Ok(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            match cleanup.run(&options).await {
+                Ok(summary) => summary.log(),
+                Err(CleanupError::StepsFailed(summary)) => summary.log(),
+            }
+        }
+    })
 }
 
 /// The Common Room sync every `SYNC_INTERVAL_SECONDS` (default 300), when Keycloak is configured;
