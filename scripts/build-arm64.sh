@@ -23,9 +23,11 @@ if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   fi
 fi
 
-packages=()
-for function in "${FUNCTIONS[@]}"; do packages+=(-p "$function"); done
-cargo lambda build --release --arm64 --output-format zip "${packages[@]}"
+# One build per function, as `sam build` does: each links only the adapters its own features select
+# (built together, cargo would unify them, and every bundle would link SQLite and Redis).
+for function in "${FUNCTIONS[@]}"; do
+  cargo lambda build --release --arm64 --output-format zip -p "$function"
+done
 
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

@@ -1,22 +1,25 @@
 //! Building adapters from configuration, once per process: DynamoDB/EventBridge when AWS is configured
 //! (see [`crate::config::StoreBackend`] and [`crate::config::BusBackend`]), embedded ones otherwise.
+//! A build without the `embedded` feature (a Lambda bundle) answers an embedded configuration with
+//! [`WiringError::NoEmbeddedStore`]; the Redis janitor needs the `redis` feature.
 
 use std::sync::Arc;
 
 use crate::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable, SyncStateItem};
+#[cfg(feature = "embedded")]
 use crate::adapters::embedded::{
-    EmbeddedConversationStore, EmbeddedDb, EmbeddedEventStore, EmbeddedProactiveStore,
-    EmbeddedSyncState,
+    EmbeddedConversationStore, EmbeddedEventStore, EmbeddedProactiveStore, EmbeddedSyncState,
 };
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
-use crate::adapters::redis::RedisJanitor;
-use crate::adapters::redis::keys::Keys;
-use crate::config::{self, BusBackend, ConfigError, StoreBackend};
+#[cfg(feature = "redis")]
+use crate::adapters::redis::{RedisJanitor, keys::Keys};
+use crate::config::{BusBackend, ConfigError, StoreBackend};
 use crate::github::{GitHubClient, GitHubConfig};
+#[cfg(feature = "redis")]
+use crate::ports::ClusterJanitor;
 use crate::ports::{
-    ClusterJanitor, ConversationStore, EventBus, EventStore, ProactiveStore, StoreError,
-    SyncStateStore,
+    ConversationStore, EventBus, EventStore, ProactiveStore, StoreError, SyncStateStore,
 };
 use crate::sync::SYNC_NAME;
 use crate::webhook::{WebhookService, WebhookSettings};
@@ -29,7 +32,21 @@ pub enum WiringError {
     Store(#[from] StoreError),
     #[error("GitHub client: {0}")]
     GitHub(#[from] crate::github::GitHubError),
+    #[error(
+        "this build has no embedded store: configure DynamoDB (PROACTIVE_TABLE or AWS_ENDPOINT_URL)"
+    )]
+    NoEmbeddedStore,
 }
+
+/// The embedded database of a local run (SQLite under `DATA_DIR`), shared by every embedded adapter.
+#[cfg(feature = "embedded")]
+pub use crate::adapters::embedded::EmbeddedDb;
+
+/// A build without the embedded store has no embedded database: a type with no values, so that the
+/// same calls compile (with `None`) in a Lambda bundle that links no SQLite.
+#[cfg(not(feature = "embedded"))]
+#[derive(Clone)]
+pub enum EmbeddedDb {}
 
 /// The AWS SDK configuration, loaded only when some adapter needs it.
 #[derive(Default)]
@@ -47,14 +64,18 @@ impl AwsContext {
 }
 
 /// The given embedded database, or the one under `data_dir` opened now.
+#[cfg(feature = "embedded")]
 fn embedded(db: Option<&EmbeddedDb>, data_dir: &std::path::Path) -> Result<EmbeddedDb, StoreError> {
     db.cloned().map_or_else(|| EmbeddedDb::open(data_dir), Ok)
 }
 
 /// The embedded database of a local run, opened once and shared by every embedded adapter.
-pub fn embedded_db(backend: &StoreBackend) -> Result<Option<EmbeddedDb>, StoreError> {
+pub fn embedded_db(backend: &StoreBackend) -> Result<Option<EmbeddedDb>, WiringError> {
     match backend {
-        StoreBackend::Embedded { data_dir } => EmbeddedDb::open(data_dir).map(Some),
+        #[cfg(feature = "embedded")]
+        StoreBackend::Embedded { data_dir } => Ok(Some(EmbeddedDb::open(data_dir)?)),
+        #[cfg(not(feature = "embedded"))]
+        StoreBackend::Embedded { .. } => Err(WiringError::NoEmbeddedStore),
         StoreBackend::DynamoDb { .. } => Ok(None),
     }
 }
@@ -73,9 +94,12 @@ pub async fn proactive_store(
                 ProactiveTable::new(client, tables.proactive.clone()).with_group_ttl(retention),
             )
         }
+        #[cfg(feature = "embedded")]
         (StoreBackend::Embedded { data_dir }, db) => {
             Arc::new(EmbeddedProactiveStore::open(embedded(db, data_dir)?).await?)
         }
+        #[cfg(not(feature = "embedded"))]
+        (StoreBackend::Embedded { .. }, _) => return Err(WiringError::NoEmbeddedStore),
     })
 }
 
@@ -90,9 +114,12 @@ pub async fn conversation_store(
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
             Arc::new(ConversationTable::new(client, tables.conversations.clone()))
         }
+        #[cfg(feature = "embedded")]
         (StoreBackend::Embedded { data_dir }, db) => {
             Arc::new(EmbeddedConversationStore::open(embedded(db, data_dir)?).await?)
         }
+        #[cfg(not(feature = "embedded"))]
+        (StoreBackend::Embedded { .. }, _) => return Err(WiringError::NoEmbeddedStore),
     })
 }
 
@@ -107,9 +134,12 @@ pub async fn event_store(
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
             Arc::new(EventTable::new(client, tables.events.clone()))
         }
+        #[cfg(feature = "embedded")]
         (StoreBackend::Embedded { data_dir }, db) => {
             Arc::new(EmbeddedEventStore::open(embedded(db, data_dir)?).await?)
         }
+        #[cfg(not(feature = "embedded"))]
+        (StoreBackend::Embedded { .. }, _) => return Err(WiringError::NoEmbeddedStore),
     })
 }
 
@@ -124,9 +154,12 @@ pub async fn sync_state_store(
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
             Arc::new(SyncStateItem::new(client, &tables.proactive, SYNC_NAME))
         }
+        #[cfg(feature = "embedded")]
         (StoreBackend::Embedded { data_dir }, db) => {
             Arc::new(EmbeddedSyncState::open(embedded(db, data_dir)?, SYNC_NAME).await?)
         }
+        #[cfg(not(feature = "embedded"))]
+        (StoreBackend::Embedded { .. }, _) => return Err(WiringError::NoEmbeddedStore),
     })
 }
 
@@ -148,9 +181,11 @@ pub async fn event_bus(
 /// The cluster's janitor when the cluster keeps its state in Redis (`REDIS_URL`, keys under
 /// `REDIS_KEY_PREFIX` as the nodes name them); `None` otherwise: a standalone node's cluster lives in
 /// its own process, with nothing left behind for a cleanup.
+#[cfg(feature = "redis")]
 pub fn cluster_janitor() -> Option<Arc<dyn ClusterJanitor>> {
-    let url = config::var("REDIS_URL")?;
-    let prefix = config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
+    let url = crate::config::var("REDIS_URL")?;
+    let prefix =
+        crate::config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
     Some(Arc::new(RedisJanitor::new(&url, &prefix)))
 }
 

@@ -89,7 +89,7 @@ pub async fn deps_from_config(
     let mut aws = AwsContext::default();
     let opened = match db {
         Some(_) => None,
-        None => wiring::embedded_db(&config.store).map_err(WiringError::from)?,
+        None => wiring::embedded_db(&config.store)?,
     };
     let db = db.or(opened.as_ref());
     Ok(NodeDeps {

@@ -235,6 +235,35 @@ async fn cargo_lambda_builds_every_function_for_the_host() {
     cleanup_bootstrap_runs_its_command_line(&lambda_dir.join("cleanup/bootstrap")).await;
 }
 
+/// Each Lambda function links the adapters it runs and no other (`shared`'s `embedded` and `redis`
+/// features): no SQLite or Redis client in the webhook, no Redis client in the sync. The packages a
+/// function's build resolves, as `sam build` builds it (alone).
+#[tokio::test]
+async fn each_function_links_only_the_adapters_it_runs() {
+    let linked = async |function: &str| -> Vec<String> {
+        let mut tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        tree.args(["tree", "-p", function, "-e", "normal", "--prefix", "none"])
+            .current_dir(workspace_root());
+        let output = run(tree, Duration::from_secs(120)).await;
+        output.stdout.lines().map(str::to_owned).collect()
+    };
+    let has = |lines: &[String], package: &str| {
+        lines
+            .iter()
+            .any(|line| line.starts_with(&format!("{package} v")))
+    };
+    let webhook = linked("webhook").await;
+    assert!(has(&webhook, "aws-sdk-dynamodb"), "{webhook:#?}");
+    assert!(
+        !has(&webhook, "rusqlite") && !has(&webhook, "redis"),
+        "{webhook:#?}"
+    );
+    let sync = linked("commonroom-sync").await;
+    assert!(has(&sync, "rusqlite") && !has(&sync, "redis"), "{sync:#?}");
+    let cleanup = linked("cleanup").await;
+    assert!(has(&cleanup, "redis"), "{cleanup:#?}");
+}
+
 /// Outside Lambda the cleanup's bootstrap is its command line: here on an embedded store, without a
 /// bus, a dry run and then a pass, each printing the summary and logging it as one line.
 async fn cleanup_bootstrap_runs_its_command_line(bootstrap: &Path) {
