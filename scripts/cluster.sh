@@ -33,7 +33,7 @@ fi
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   ensure_python_tools
   moto_port=$(free_port)
-  "$VENV/bin/python" "$SHARED_TOOLS/moto_serial.py" 127.0.0.1 "$moto_port" >/tmp/proactive-cluster-moto.log 2>&1 &
+  "$VENV/bin/python" scripts/lib/moto_server.py 127.0.0.1 "$moto_port" >/tmp/proactive-cluster-moto.log 2>&1 &
   started_pids+=($!)
   export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
   wait_for "moto" curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/"

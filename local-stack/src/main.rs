@@ -25,9 +25,9 @@ use shared::domain::{ProactiveConversationRequested, RepoId, Repository, TRIGGER
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
 use shared::sync::{SyncConfig, SyncDeps, SyncOptions, run_sync};
-use shared::webhook::{WebhookService, WebhookSettings, http_route};
 use shared::wiring::{self, AwsContext};
 use tokio::sync::broadcast::error::RecvError;
+use webhook::{WEBHOOK_PATH, WebhookService, WebhookSettings};
 
 /// Who the printed development token is for, and who owns repositories registered by configuration.
 const LOCAL_USER: &str = "local-user";
@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::spawn(periodic_cleanup(store, published)?);
 
-    let app = node.router().merge(http_route::router(webhook));
+    let app = node.router().merge(webhook::router(webhook));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", node_config.port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", node_config.port))?;
@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     println!("local stack on http://{address}");
     println!(
         "  webhook:   POST http://{address}{} (secret: {webhook_secret})",
-        http_route::WEBHOOK_PATH
+        WEBHOOK_PATH
     );
     println!("  REST:      http://{address}/api/conversations");
     println!("  Socket.IO: http://{address}/socket.io/");

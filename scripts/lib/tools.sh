@@ -1,6 +1,5 @@
 # Shared by the scripts: locating and installing the tools the stacks need. Sourced, not run.
 VENV="${VENV:-$PWD/.venv}"
-SHARED_TOOLS="${SHARED_TOOLS:-$PWD/../shared/tools}"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -75,7 +74,7 @@ start_test_services() {
   export TEST_REDIS_URL="redis://127.0.0.1:6379"
   local moto_port
   moto_port=$(free_port)
-  "$VENV/bin/python" "$SHARED_TOOLS/moto_serial.py" 127.0.0.1 "$moto_port" >/tmp/proactive-test-moto.log 2>&1 &
+  "$VENV/bin/python" scripts/lib/moto_server.py 127.0.0.1 "$moto_port" >/tmp/proactive-test-moto.log 2>&1 &
   STARTED_PIDS+=($!)
   wait_for "moto" curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/"
   export TEST_AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"

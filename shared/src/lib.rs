@@ -5,9 +5,11 @@
 //! - [`ports`]: the traits each external dependency sits behind (stores, event bus).
 //! - [`adapters`]: their implementations: DynamoDB and EventBridge for AWS, embedded ones for local runs.
 //! - [`proactive`]: the trigger decision (`store_workflow_information`) and the outbox publisher.
-//! - [`webhook`]: the GitHub webhook endpoint's logic (signature, payloads, gates, answers).
 //! - [`github`]: the GitHub REST client.
 //! - [`keycloak`], [`commonroom`]: the Keycloak admin and Common Room REST clients.
+//!
+//! The webhook's own logic lives in `functions/webhook`; the SQLite and Redis adapters are behind the
+//! features `embedded` and `redis`.
 //! - [`sync`]: the Common Room sync run (watermark, lease, users, activities, summary).
 //! - [`rate_limit`], [`retry`], [`http_client`]: what every third-party client shares.
 //! - [`secret`]: a string that never prints.
@@ -29,5 +31,4 @@ pub mod retry;
 pub mod secret;
 pub mod sync;
 pub mod telemetry;
-pub mod webhook;
 pub mod wiring;

@@ -15,14 +15,12 @@ use crate::adapters::in_process_bus::InProcessBus;
 #[cfg(feature = "redis")]
 use crate::adapters::redis::{RedisJanitor, keys::Keys};
 use crate::config::{BusBackend, ConfigError, StoreBackend};
-use crate::github::{GitHubClient, GitHubConfig};
 #[cfg(feature = "redis")]
 use crate::ports::ClusterJanitor;
 use crate::ports::{
     ConversationStore, EventBus, EventStore, ProactiveStore, StoreError, SyncStateStore,
 };
 use crate::sync::SYNC_NAME;
-use crate::webhook::{WebhookService, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
@@ -187,14 +185,4 @@ pub fn cluster_janitor() -> Option<Arc<dyn ClusterJanitor>> {
     let prefix =
         crate::config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
     Some(Arc::new(RedisJanitor::new(&url, &prefix)))
-}
-
-/// The webhook function's service, everything read from the environment.
-pub async fn webhook_service_from_env() -> Result<WebhookService, WiringError> {
-    let settings = WebhookSettings::from_env()?;
-    let github = GitHubClient::new(GitHubConfig::from_env()?)?;
-    let mut aws = AwsContext::default();
-    let store = proactive_store(&StoreBackend::from_env(), None, &mut aws).await?;
-    let bus = event_bus(&BusBackend::from_env(), &InProcessBus::default(), &mut aws).await;
-    Ok(WebhookService::new(store, bus, github, settings))
 }

@@ -69,15 +69,15 @@ fn runtime_api() -> (String, mpsc::Receiver<Instant>) {
     (address, received)
 }
 
-/// Builds the functions and the hello world with cargo-lambda, as deployed (host architecture);
-/// returns where the bootstraps are.
+/// Builds the functions and the hello world with cargo-lambda, as deployed (host architecture), each
+/// function alone as `sam build` builds it (built together, cargo would unify their features and
+/// link every adapter into each); returns where the bootstraps are.
 async fn build() -> PathBuf {
-    let mut functions = cargo_lambda("build");
-    functions.arg("--release");
     for function in FUNCTIONS {
-        functions.args(["--package", function]);
+        let mut alone = cargo_lambda("build");
+        alone.args(["--release", "--package", function]);
+        run(alone, BUILD_LIMIT).await;
     }
-    run(functions, BUILD_LIMIT).await;
     let mut hello = cargo_lambda("build");
     hello.args(["--release", "--package", "cleanup", "--example", HELLO]);
     run(hello, BUILD_LIMIT).await;

@@ -13,9 +13,9 @@ use shared::adapters::in_process_bus::InProcessBus;
 use shared::domain::{GroupKey, GroupState, HeadSha, RepoId, Repository, TRIGGER_DETAIL_TYPE};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig, Permission};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
-use shared::webhook::signature::sign;
-use shared::webhook::{WebhookAnswer, WebhookService, WebhookSettings};
 use tokio::sync::broadcast;
+use webhook::signature::sign;
+use webhook::{WebhookAnswer, WebhookService, WebhookSettings};
 
 use crate::fakes::github::{FakeGitHub, FakePullRequest, FakeRun};
 

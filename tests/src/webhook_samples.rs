@@ -1,5 +1,5 @@
 //! The sample webhook deliveries in `events/webhook/` and the matching `events/github-seed.json`, built
-//! from the real GitHub payloads in `../shared/fixtures/github-webhooks/` (octokit/webhooks, MIT).
+//! from the real GitHub payloads in `events/github-webhooks/` (octokit/webhooks, MIT, copied in with their licence).
 //!
 //! The story they tell: the App is installed on `octo-org/octo-repo`; pull request #2 (branch
 //! `changes`) has head commit `3484a3fb…`, whose two workflow runs are `test` and `lint`. `test` is
@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use shared::webhook::signature;
 use uuid::Uuid;
+use webhook::signature;
 
 use crate::fakes::github::{FakePullRequest, FakeRun, Seed, SeedRepository};
 

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
-use shared::webhook::signature;
+use webhook::signature;
 
 /// One webhook delivery, ready to sign.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,12 @@
 //! The fuzzer's seeds: the signed sample deliveries in `events/webhook/` (API Gateway requests) and the
-//! real GitHub payloads in `../shared/fixtures/github-webhooks/` (the event is the file name's first word).
+//! real GitHub payloads in `events/github-webhooks/` (the event is the file name's first word).
 
 use std::path::Path;
 
 use e2e::webhook_sender::{Delivery, read_delivery};
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/webhook");
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/github-webhooks"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/github-webhooks");
 
 /// One seed: an event name and the payload GitHub would send with it.
 #[derive(Debug, Clone)]

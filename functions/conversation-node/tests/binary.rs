@@ -176,20 +176,13 @@ async fn the_binary_serves_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(ready, json!({ "status": "ready" }));
     let alice = token("alice");
-    let created: Value = http
-        .post(format!("{base}/api/conversations"))
-        .bearer_auth(&alice)
-        .json(&json!({ "initial_user_msg": "hello binary" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["conversation_id"]
-        .as_str()
-        .expect("created")
-        .to_owned();
+    let id = create_conversation(
+        &http,
+        &base,
+        &alice,
+        json!({ "initial_user_msg": "hello binary" }),
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let page: Value = http
@@ -332,20 +325,7 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
         assert_eq!(answer.status(), 401);
     }
     let alice = token("alice");
-    let created: Value = http
-        .post(format!("{base}/api/conversations"))
-        .bearer_auth(&alice)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["conversation_id"]
-        .as_str()
-        .expect("created")
-        .to_owned();
+    let id = create_conversation(&http, &base, &alice, json!({})).await;
     let mut refused = SocketClient::start(
         &base,
         &ConnectOptions::conversation(&id, &refused_tokens[0], None),
@@ -399,14 +379,7 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
     println!("RSS growth after 20 messages of 15 MB: {} KB", grown / 1024);
     // Buffered whole, 20 messages of 15 MB are 300 MB; refused at their frame header, next to none.
     assert!(grown < 32 << 20, "the node grew by {grown} bytes");
-    let handshake = http
-        .get(format!("{base}/socket.io/?EIO=4&transport=polling"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let handshake = text(&http, &format!("{base}/socket.io/?EIO=4&transport=polling")).await;
     let open: Value = serde_json::from_str(&handshake[1..]).expect("an open packet");
     assert_eq!(
         open["maxPayload"],
@@ -465,14 +438,7 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
         limited > 0 && accepted > 0,
         "{accepted} accepted, {limited} limited"
     );
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text(&http, &format!("{base}/metrics")).await;
     let counted = metric(&metrics, "node_actions_rate_limited_total");
     // The refused actions before the flood (no data, too deep, not an object) were within the rate.
     assert_eq!(counted, limited, "{metrics}");
@@ -535,6 +501,34 @@ async fn answer_without_the_body(base: &str, announced: usize, sent: &str) -> (u
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("an HTTP answer: {answer}"));
     (status, answer)
+}
+
+/// Creates a conversation over REST; returns its id.
+async fn create_conversation(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: Value,
+) -> String {
+    let created: Value = http
+        .post(format!("{base}/api/conversations"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["conversation_id"]
+        .as_str()
+        .expect("created")
+        .to_owned()
+}
+
+/// The body of a GET, as text.
+async fn text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 /// A counter's value in Prometheus text.

@@ -1,22 +1,27 @@
-//! The webhook Lambda function: API Gateway HTTP API (`POST /webhooks/github`) -> [`WebhookService`].
-//! `main` only wires; this adapter turns a `lambda_http` request into the service's call and back.
+//! The GitHub webhook function: `POST /webhooks/github` verifies a delivery, records workflow runs, and
+//! decides exactly once per (repository, PR, head commit) that a conversation should start (the
+//! decision itself is `shared::proactive`, which the cleanup's outbox shares).
+//!
+//! A map of the crate:
+//! - [`router`]: the one HTTP transport, an axum `Router`, served by `lambda_http::run` in Lambda
+//!   (`main`) and mounted by the local stack.
+//! - [`service`]: the envelope (body limit, signature, delivery ids, dispatch), built once per process.
+//! - `registry`: `installation` / `installation_repositories` -> the repository registry.
+//! - `workflow_run`: the gates and the trigger decision (`store_workflow_information`).
+//! - [`payload`], [`signature`], [`answer`], [`settings`]: the pieces they share; `names`: what GitHub
+//!   allows in logins and branches.
 
-use lambda_http::{Body, Request, Response};
-use shared::webhook::{WebhookAnswer, WebhookService};
+pub mod answer;
+mod names;
+pub mod payload;
+mod registry;
+pub mod router;
+pub mod service;
+pub mod settings;
+pub mod signature;
+mod workflow_run;
 
-/// Answers one API Gateway request. Infallible: every outcome is an HTTP answer with a JSON body.
-pub async fn handle(service: &WebhookService, request: Request) -> Response<Body> {
-    // lambda_http has already decoded a base64 body: these are the exact bytes GitHub signed.
-    let answer = service
-        .handle(request.headers(), request.body().as_ref())
-        .await;
-    to_response(answer)
-}
-
-fn to_response(answer: WebhookAnswer) -> Response<Body> {
-    Response::builder()
-        .status(answer.status)
-        .header("content-type", "application/json")
-        .body(Body::Text(answer.body.to_string()))
-        .expect("a status and one static header always make a valid response")
-}
+pub use answer::WebhookAnswer;
+pub use router::{WEBHOOK_PATH, router};
+pub use service::WebhookService;
+pub use settings::WebhookSettings;

@@ -1,14 +1,11 @@
-//! Entry point: build the clients once, then serve API Gateway events.
+//! Entry point: build the service once, then serve API Gateway events through the webhook's router.
 
-use lambda_http::{Error, run, service_fn};
+use lambda_http::{Error, run};
+use webhook::{WebhookService, router};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let service = shared::wiring::webhook_service_from_env().await?;
-    run(service_fn(|request| {
-        let service = &service;
-        async move { Ok::<_, Error>(webhook::handle(service, request).await) }
-    }))
-    .await
+    let service = WebhookService::from_env().await?;
+    run(router(service)).await
 }

@@ -1,26 +1,24 @@
-//! Every row of the webhook's answer table, through the real Lambda handler with API Gateway v2
-//! requests carrying the real GitHub payloads of `../shared/fixtures/github-webhooks/`.
+//! Every row of the webhook's answer table, through the function's router fed API Gateway v2 requests
+//! (as `lambda_http::run` serves it) carrying the real GitHub payloads of `events/github-webhooks/`.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use http::StatusCode;
-use lambda_http::{Body, Request};
+use lambda_http::Request;
 use serde_json::{Value, json};
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
-use shared::webhook::signature::sign;
-use shared::webhook::{WebhookService, WebhookSettings};
+use tower::ServiceExt;
+use webhook::signature::sign;
+use webhook::{WebhookService, WebhookSettings};
 
 const SECRET: &str = "answers-test-secret";
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/github-webhooks"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/github-webhooks");
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture beside the checkout")
+    std::fs::read(format!("{FIXTURES}/{name}")).expect("a fixture in events/github-webhooks")
 }
 
 struct Harness {
@@ -84,13 +82,16 @@ fn signed(event: &str, delivery: &str, body: &[u8]) -> Request {
 }
 
 async fn answer(harness: &Harness, request: Request) -> (StatusCode, Value) {
-    let response = webhook::handle(&harness.service, request).await;
+    let response = webhook::router(harness.service.clone())
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
     assert_eq!(response.headers()["content-type"], "application/json");
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).expect("JSON body"),
-        other => panic!("expected a text body, got {other:?}"),
-    };
-    (response.status(), body)
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("the whole body");
+    (status, serde_json::from_slice(&body).expect("JSON body"))
 }
 
 #[tokio::test]

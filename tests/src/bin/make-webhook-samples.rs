@@ -11,7 +11,7 @@ use e2e::webhook_samples::render;
 #[command(about = "Write the signed sample webhooks and the GitHub fake's seed")]
 struct Args {
     /// The real GitHub payloads the samples derive from.
-    #[arg(long, default_value = "../shared/fixtures/github-webhooks")]
+    #[arg(long, default_value = "events/github-webhooks")]
     fixtures: PathBuf,
     /// Where `webhook/` and `github-seed.json` go.
     #[arg(long, default_value = "events")]

@@ -15,15 +15,15 @@ use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::domain::{HeadSha, RunStatus};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig, Permission, RepoRef};
-use shared::webhook::signature;
+use webhook::signature;
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
 
-/// `../shared/fixtures/github-webhooks`, beside the checkout.
+/// `events/github-webhooks` (copied in with their licence).
 fn fixtures_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/github-webhooks");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/github-webhooks");
     assert!(
         dir.is_dir(),
         "the GitHub fixtures are expected at {}",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{self, ConfigError};
+use shared::config::{self, ConfigError};
 
 #[derive(Clone)]
 pub struct WebhookSettings {

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::github::{ApiActor, ApiWorkflowRun};
+use shared::github::{ApiActor, ApiWorkflowRun};
 
 /// A payload that did not parse; the message names the offending field (e.g. `workflow_run.head_sha`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,10 +132,7 @@ pub struct WorkflowRunEvent {
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/github-webhooks"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/github-webhooks");
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!("{FIXTURES}/{name}")).expect("fixture present beside the checkout")

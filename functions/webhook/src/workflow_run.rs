@@ -5,13 +5,13 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::answer::WebhookAnswer;
-use super::names;
-use super::payload::WorkflowRunEvent;
-use super::service::WebhookService;
-use crate::domain::{GroupKey, HeadSha, Repository, WorkflowRun};
-use crate::github::{GitHubError, RepoRef};
-use crate::proactive::{
+use crate::answer::WebhookAnswer;
+use crate::names;
+use crate::payload::WorkflowRunEvent;
+use crate::service::WebhookService;
+use shared::domain::{GroupKey, HeadSha, Repository, WorkflowRun};
+use shared::github::{GitHubError, RepoRef};
+use shared::proactive::{
     Decision, DecisionError, PublishError, RunDelivery, publish_trigger, store_workflow_information,
 };
 
@@ -38,8 +38,8 @@ impl From<GitHubError> for Stop {
     }
 }
 
-impl From<crate::ports::StoreError> for Stop {
-    fn from(error: crate::ports::StoreError) -> Self {
+impl From<shared::ports::StoreError> for Stop {
+    fn from(error: shared::ports::StoreError) -> Self {
         Stop::Unavailable {
             service: "store",
             reason: error.to_string(),
@@ -47,7 +47,7 @@ impl From<crate::ports::StoreError> for Stop {
     }
 }
 
-pub(super) async fn on_workflow_run(
+pub(crate) async fn on_workflow_run(
     service: &WebhookService,
     event: WorkflowRunEvent,
 ) -> WebhookAnswer {

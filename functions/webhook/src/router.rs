@@ -1,5 +1,6 @@
-//! The webhook as an axum route (`POST /webhooks/github`), for the local stack and the conversation
-//! node's local mode. The body is read up to one byte past the limit so that an oversized body gets the
+//! The webhook's one HTTP transport: an axum route (`POST /webhooks/github`), served by
+//! `lambda_http::run` in Lambda (API Gateway's request converted to an `http::Request`) and mounted by
+//! the local stack. The body is read up to one byte past the limit so that an oversized body gets the
 //! service's own 413 JSON answer.
 
 use axum::Router;
@@ -7,9 +8,8 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::StatusCode;
 
-use super::{WebhookAnswer, WebhookService};
+use crate::WebhookService;
 
 pub const WEBHOOK_PATH: &str = "/webhooks/github";
 
@@ -23,7 +23,7 @@ async fn receive(State(service): State<WebhookService>, request: Request) -> Res
     let (parts, body) = request.into_parts();
     let answer = match read_limited(body, service.max_body_bytes()).await {
         Some(bytes) => service.handle(&parts.headers, &bytes).await,
-        None => WebhookAnswer::error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+        None => service.too_large(),
     };
     (answer.status, axum::Json(answer.body)).into_response()
 }

@@ -9,13 +9,16 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::answer::WebhookAnswer;
-use super::payload::{self, PingEvent};
-use super::settings::WebhookSettings;
-use super::{registry, signature, workflow_run};
-use crate::domain::DeliveryId;
-use crate::github::GitHubClient;
-use crate::ports::{EventBus, ProactiveStore};
+use crate::answer::WebhookAnswer;
+use crate::payload::{self, PingEvent};
+use crate::settings::WebhookSettings;
+use crate::{registry, signature, workflow_run};
+use shared::adapters::in_process_bus::InProcessBus;
+use shared::config::{BusBackend, StoreBackend};
+use shared::domain::DeliveryId;
+use shared::github::{GitHubClient, GitHubConfig};
+use shared::ports::{EventBus, ProactiveStore};
+use shared::wiring::{self, AwsContext, WiringError};
 
 /// The header names GitHub sends (HTTP header names are case-insensitive).
 const EVENT_HEADER: &str = "x-github-event";
@@ -25,13 +28,25 @@ const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// The webhook's dependencies, built once per process.
 #[derive(Clone)]
 pub struct WebhookService {
-    pub(super) store: Arc<dyn ProactiveStore>,
-    pub(super) bus: Arc<dyn EventBus>,
-    pub(super) github: GitHubClient,
-    pub(super) settings: WebhookSettings,
+    pub(crate) store: Arc<dyn ProactiveStore>,
+    pub(crate) bus: Arc<dyn EventBus>,
+    pub(crate) github: GitHubClient,
+    pub(crate) settings: WebhookSettings,
 }
 
 impl WebhookService {
+    /// The function's service, everything read from the environment: the configured store (DynamoDB
+    /// in Lambda) and bus, the GitHub client, the settings.
+    pub async fn from_env() -> Result<Self, WiringError> {
+        let settings = WebhookSettings::from_env()?;
+        let github = GitHubClient::new(GitHubConfig::from_env()?)?;
+        let mut aws = AwsContext::default();
+        let store = wiring::proactive_store(&StoreBackend::from_env(), None, &mut aws).await?;
+        let bus =
+            wiring::event_bus(&BusBackend::from_env(), &InProcessBus::default(), &mut aws).await;
+        Ok(Self::new(store, bus, github, settings))
+    }
+
     pub fn new(
         store: Arc<dyn ProactiveStore>,
         bus: Arc<dyn EventBus>,
@@ -50,13 +65,18 @@ impl WebhookService {
         self.settings.max_body_bytes
     }
 
+    /// The answer to a body longer than `WEBHOOK_MAX_BODY_BYTES`, however the transport found out.
+    pub fn too_large(&self) -> WebhookAnswer {
+        WebhookAnswer::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds {} bytes", self.settings.max_body_bytes),
+        )
+    }
+
     /// Handles one delivery. Never panics on input; every answer has a JSON body.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> WebhookAnswer {
         if body.len() > self.settings.max_body_bytes {
-            return WebhookAnswer::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body exceeds {} bytes", self.settings.max_body_bytes),
-            );
+            return self.too_large();
         }
         // Verified over the exact bytes received, before anything is parsed.
         if !signature::verify(

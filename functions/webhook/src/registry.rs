@@ -5,15 +5,15 @@ use http::StatusCode;
 use serde_json::json;
 use tracing::warn;
 
-use super::answer::WebhookAnswer;
-use super::payload::{
+use crate::answer::WebhookAnswer;
+use crate::payload::{
     Account, Installation, InstallationEvent, InstallationRepositoriesEvent, InstallationRepository,
 };
-use super::service::WebhookService;
-use crate::domain::{RepoId, Repository};
-use crate::ports::StoreError;
+use crate::service::WebhookService;
+use shared::domain::{RepoId, Repository};
+use shared::ports::StoreError;
 
-pub(super) async fn on_installation(
+pub(crate) async fn on_installation(
     service: &WebhookService,
     event: InstallationEvent,
 ) -> WebhookAnswer {
@@ -35,7 +35,7 @@ pub(super) async fn on_installation(
     answer("installation", &event.action, outcome)
 }
 
-pub(super) async fn on_installation_repositories(
+pub(crate) async fn on_installation_repositories(
     service: &WebhookService,
     event: InstallationRepositoriesEvent,
 ) -> WebhookAnswer {
