@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cleanup::{Cleanup, CleanupError, CleanupOptions};
+use commonroom_sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, run_sync};
 use conversation_node::config::JwtKeys;
 use conversation_node::{
     ConversationNode, NodeConfig, NodeHandle, auth, shutdown, wiring as node_wiring,
@@ -24,7 +25,6 @@ use shared::config::{self, StoreBackend};
 use shared::domain::{ProactiveConversationRequested, RepoId, Repository, TRIGGER_DETAIL_TYPE};
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
-use shared::sync::{SyncConfig, SyncDeps, SyncOptions, run_sync};
 use shared::wiring::{self, AwsContext};
 use tokio::sync::broadcast::error::RecvError;
 use webhook::{WEBHOOK_PATH, WebhookService, WebhookSettings};
@@ -222,7 +222,7 @@ async fn periodic_sync(
     let sync_config = SyncConfig::from_env(config::var("COMMON_ROOM_API_KEY").is_none())?;
     let every = Duration::from_secs(config::parsed("SYNC_INTERVAL_SECONDS", 300u64)?);
     let conversations = wiring::conversation_store(backend, db, aws).await?;
-    let state = wiring::sync_state_store(backend, db, aws).await?;
+    let state = wiring::sync_state_store(backend, db, aws, SYNC_NAME).await?;
     let deps = Arc::new(SyncDeps::new(&sync_config, conversations, state)?);
     let dry_run = sync_config.dry_run;
     println!(

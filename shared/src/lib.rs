@@ -6,11 +6,10 @@
 //! - [`adapters`]: their implementations: DynamoDB and EventBridge for AWS, embedded ones for local runs.
 //! - [`proactive`]: the trigger decision (`store_workflow_information`) and the outbox publisher.
 //! - [`github`]: the GitHub REST client.
-//! - [`keycloak`], [`commonroom`]: the Keycloak admin and Common Room REST clients.
+//! - [`keycloak`]: the Keycloak admin REST client (the sync finds users with it; the webhook will too).
 //!
-//! The webhook's own logic lives in `functions/webhook`; the SQLite and Redis adapters are behind the
+//! The webhook's and the Common Room sync's own logic live in their function crates; the SQLite and Redis adapters are behind the
 //! features `embedded` and `redis`.
-//! - [`sync`]: the Common Room sync run (watermark, lease, users, activities, summary).
 //! - [`rate_limit`], [`retry`], [`http_client`]: what every third-party client shares.
 //! - [`secret`]: a string that never prints.
 //! - [`config`], [`aws`], [`telemetry`]: configuration from the environment, the AWS SDK setup, logging.
@@ -18,7 +17,6 @@
 
 pub mod adapters;
 pub mod aws;
-pub mod commonroom;
 pub mod config;
 pub mod domain;
 pub mod github;
@@ -29,6 +27,5 @@ pub mod proactive;
 pub mod rate_limit;
 pub mod retry;
 pub mod secret;
-pub mod sync;
 pub mod telemetry;
 pub mod wiring;

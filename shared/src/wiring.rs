@@ -20,7 +20,6 @@ use crate::ports::ClusterJanitor;
 use crate::ports::{
     ConversationStore, EventBus, EventStore, ProactiveStore, StoreError, SyncStateStore,
 };
-use crate::sync::SYNC_NAME;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
@@ -141,20 +140,22 @@ pub async fn event_store(
     })
 }
 
-/// The sync's watermark and run lease: a row of the embedded store, or an item of the proactive table.
+/// The watermark and run lease of the sync called `name`: a row of the embedded store, or an item of the
+/// proactive table.
 pub async fn sync_state_store(
     backend: &StoreBackend,
     db: Option<&EmbeddedDb>,
     aws: &mut AwsContext,
+    name: &str,
 ) -> Result<Arc<dyn SyncStateStore>, WiringError> {
     Ok(match (backend, db) {
         (StoreBackend::DynamoDb { tables }, _) => {
             let client = aws_sdk_dynamodb::Client::new(aws.sdk().await);
-            Arc::new(SyncStateItem::new(client, &tables.proactive, SYNC_NAME))
+            Arc::new(SyncStateItem::new(client, &tables.proactive, name))
         }
         #[cfg(feature = "embedded")]
         (StoreBackend::Embedded { data_dir }, db) => {
-            Arc::new(EmbeddedSyncState::open(embedded(db, data_dir)?, SYNC_NAME).await?)
+            Arc::new(EmbeddedSyncState::open(embedded(db, data_dir)?, name).await?)
         }
         #[cfg(not(feature = "embedded"))]
         (StoreBackend::Embedded { .. }, _) => return Err(WiringError::NoEmbeddedStore),

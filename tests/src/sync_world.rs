@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use commonroom_sync::commonroom::CommonRoomConfig;
+use commonroom_sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, SyncSettings, run_sync};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::{ConversationTable, SyncStateItem};
 use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
-use shared::commonroom::CommonRoomConfig;
 use shared::domain::{AgentState, Conversation, ConversationId, ConversationStatus};
 use shared::keycloak::KeycloakConfig;
 use shared::ports::ConversationStore;
 use shared::retry::RetryPolicy;
 use shared::secret::Secret;
-use shared::sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, SyncSettings, run_sync};
 
 use crate::fakes::commonroom::{CommonRoomFake, Faults};
 use crate::fakes::keycloak::{FakeUser, KeycloakFake};

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use commonroom_sync::{Args, open_stores, options_from_event};
+use commonroom_sync::{SyncConfig, SyncDeps, SyncError, SyncOptions, SyncSummary, run_sync};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use shared::config::StoreBackend;
-use shared::sync::{SyncConfig, SyncDeps, SyncError, SyncOptions, SyncSummary, run_sync};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::Output;
 
 use chrono::Utc;
+use commonroom_sync::SYNC_NAME;
 use e2e::fakes::commonroom::Faults;
 use e2e::sync_world::{SyncWorld, conversations, scratch_dir, store_all, test_settings};
 use serde_json::Value;
 use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
 use shared::ports::SyncStateStore;
-use shared::sync::SYNC_NAME;
 
 /// Runs the binary to its end; the fakes keep serving meanwhile (the wait is asynchronous).
 async fn run(env: &[(&str, String)], data_dir: &Path, args: &[&str]) -> Output {

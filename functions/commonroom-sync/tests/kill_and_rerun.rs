@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::Utc;
+use commonroom_sync::SYNC_NAME;
 use e2e::fakes::commonroom::Faults;
 use e2e::sync_world::{
     API_KEY, CLIENT_SECRET, SyncWorld, conversations, expected_activity, scratch_dir, store_all,
@@ -19,7 +20,6 @@ use serde_json::Value;
 use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
 use shared::domain::CreatedCursor;
 use shared::ports::SyncStateStore;
-use shared::sync::SYNC_NAME;
 
 const RATE: f64 = 10.0;
 const CONVERSATIONS: usize = 60;

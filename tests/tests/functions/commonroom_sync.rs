@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use commonroom_sync::{
+    RunOutcome, SYNC_NAME, SyncDeps, SyncError, SyncOptions, SyncSettings, run_sync,
+};
 use e2e::fakes::commonroom::Faults;
 use e2e::fakes::keycloak::FakeUser;
 use e2e::sync_world::{
@@ -17,9 +20,6 @@ use serde_json::Value;
 use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedSyncState};
 use shared::domain::{Conversation, CreatedCursor};
 use shared::ports::{ConversationStore, SyncStateStore};
-use shared::sync::{
-    RunOutcome, SYNC_NAME, SyncDeps, SyncError, SyncOptions, SyncSettings, run_sync,
-};
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::commonroom::{CommonRoomConfig, DEFAULT_BASE_URL};
-use crate::config::{ConfigError, flag, parsed, required, var};
-use crate::keycloak::KeycloakConfig;
-use crate::retry::RetryPolicy;
-use crate::secret::Secret;
+use shared::config::{ConfigError, flag, parsed, required, var};
+use shared::keycloak::KeycloakConfig;
+use shared::retry::RetryPolicy;
+use shared::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct SyncConfig {

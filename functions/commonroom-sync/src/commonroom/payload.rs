@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::domain::Conversation;
-use crate::keycloak::KeycloakUser;
+use shared::domain::Conversation;
+use shared::keycloak::KeycloakUser;
 
 pub const STARTED_SESSION: &str = "started_session";
 
@@ -112,7 +112,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::{AgentState, ConversationId, ConversationStatus};
+    use shared::domain::{AgentState, ConversationId, ConversationStatus};
 
     fn user(github: Option<&str>) -> KeycloakUser {
         KeycloakUser {

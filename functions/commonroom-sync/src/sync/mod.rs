@@ -21,12 +21,12 @@ use serde::Serialize;
 pub use self::config::{SyncConfig, SyncSettings};
 pub use self::run::run_sync;
 use crate::commonroom::{CommonRoomClient, CommonRoomError};
-use crate::config::ConfigError;
-use crate::domain::CreatedCursor;
-use crate::keycloak::{KeycloakClient, KeycloakError};
-use crate::ports::{ConversationStore, StoreError, SyncStateStore};
-use crate::rate_limit::RateLimiter;
-use crate::retry::Retrier;
+use shared::config::ConfigError;
+use shared::domain::CreatedCursor;
+use shared::keycloak::{KeycloakClient, KeycloakError};
+use shared::ports::{ConversationStore, StoreError, SyncStateStore};
+use shared::rate_limit::RateLimiter;
+use shared::retry::Retrier;
 
 /// The name of this sync's state in the sync state store.
 pub const SYNC_NAME: &str = "commonroom";
@@ -50,7 +50,7 @@ impl SyncDeps {
         conversations: Arc<dyn ConversationStore>,
         state: Arc<dyn SyncStateStore>,
     ) -> Result<Self, SyncError> {
-        let http = crate::http_client::client(config.settings.http_timeout).map_err(|e| {
+        let http = shared::http_client::client(config.settings.http_timeout).map_err(|e| {
             SyncError::Config(ConfigError::Invalid {
                 name: "HTTP client",
                 reason: e.to_string(),

@@ -17,10 +17,10 @@ use tokio::time::MissedTickBehavior;
 use super::users::{RunUser, RunUsers};
 use super::{RunOutcome, SyncDeps, SyncError, SyncOptions, SyncSummary, Tally};
 use crate::commonroom::{Activity, CommonRoomClient};
-use crate::config::ConfigError;
-use crate::domain::{Conversation, CreatedCursor};
-use crate::ports::Advance;
-use crate::retry::{Retryable, Verdict};
+use shared::config::ConfigError;
+use shared::domain::{Conversation, CreatedCursor};
+use shared::ports::Advance;
+use shared::retry::{Retryable, Verdict};
 
 /// Runs the sync once. `Ok` with outcome `LeaseHeld` when another run is in progress; `Err` when a
 /// dependency stayed down after its retries (the summary is logged either way).

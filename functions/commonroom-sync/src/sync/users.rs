@@ -10,9 +10,9 @@ use tokio::sync::OnceCell;
 
 use super::{SyncError, Tally};
 use crate::commonroom::{CommonRoomClient, CommonRoomUser};
-use crate::domain::Conversation;
-use crate::keycloak::{KeycloakClient, KeycloakError, KeycloakUser};
-use crate::retry::{Retryable, Verdict};
+use shared::domain::Conversation;
+use shared::keycloak::{KeycloakClient, KeycloakError, KeycloakUser};
+use shared::retry::{Retryable, Verdict};
 
 /// What the run knows of one user.
 pub(super) enum RunUser {

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::http_client::{ErrorAnswer, is_transient_status};
-use crate::rate_limit::RateLimiter;
-use crate::retry::{Retrier, Retryable, Verdict};
-use crate::secret::Secret;
 pub use payload::{Activity, CommonRoomUser};
+use shared::http_client::{ErrorAnswer, is_transient_status};
+use shared::rate_limit::RateLimiter;
+use shared::retry::{Retrier, Retryable, Verdict};
+use shared::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.commonroom.io/community/v1";
 
