@@ -13,6 +13,7 @@ use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
@@ -26,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::shutdown::Background;
 use crate::starter::{self, StarterError, StarterOutcome};
 use crate::state::{Node, NodeState};
-use crate::{dispatch, lifecycle, rest, socket};
+use crate::{dispatch, lifecycle, maintenance, rest, socket};
 
 /// The ports a node runs on. `incoming` is the receiving end the coordination adapter was built with.
 pub struct NodeDeps {
@@ -62,7 +63,7 @@ impl ConversationNode {
             None => Agent::Builtin,
         };
         let metrics = Arc::new(Metrics::default());
-        let (callbacks, callbacks_worker) = StateCallbacks::start(deps.bus, Arc::clone(&metrics));
+        let (callbacks, callbacks_worker) = StateCallbacks::new(deps.bus, Arc::clone(&metrics));
         let node: Node = Arc::new(NodeState {
             node_id: deps.coordination.node_id().clone(),
             public_url: config.public_url.clone(),
@@ -80,13 +81,14 @@ impl ConversationNode {
             calls: Default::default(),
             callbacks,
             metrics,
+            tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
         });
         let mut background = Background::default();
-        background.adopt(callbacks_worker);
+        background.spawn(callbacks_worker);
         background.spawn(dispatch::dispatch(Arc::clone(&node), deps.incoming));
-        background.spawn(lifecycle::heartbeat(Arc::clone(&node)));
-        background.spawn(lifecycle::sweep(Arc::clone(&node)));
+        background.spawn(maintenance::heartbeat(Arc::clone(&node)));
+        background.spawn(maintenance::sweep(Arc::clone(&node)));
         let (socket_routes, io) = socket::routes(Arc::clone(&node));
         tracing::info!(node_id = %node.node_id, agent = node.agent.label(), "node started");
         Ok(Self {
@@ -166,14 +168,24 @@ impl ConversationNode {
             }
         };
         let stopped = async move { tokio::join!(server.into_future(), hand_over).0 };
-        let served = tokio::select! {
-            served = stopped => served,
+        let (served, in_time) = tokio::select! {
+            served = stopped => (served, true),
             () = deadline => {
                 tracing::warn!("requests still open after the grace period: stopping anyway");
-                Ok(())
+                (Ok(()), false)
             }
         };
-        drop(background);
+        // The hand-over ended the agent loops; what else was started (a takeover, an answer to another
+        // node) finishes, within the grace period's second half, before the loops are cancelled.
+        node.tasks.close();
+        if in_time
+            && tokio::time::timeout(grace / 2, node.tasks.wait())
+                .await
+                .is_err()
+        {
+            tracing::warn!("work still running after the hand-over: stopping anyway");
+        }
+        background.stop().await;
         tracing::info!(node_id = %node.node_id, "node stopped");
         served
     }

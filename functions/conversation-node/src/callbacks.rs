@@ -10,7 +10,6 @@ use shared::domain::ConversationStateChanged;
 use shared::domain::state_changed::{NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE};
 use shared::ports::{BusEvent, EventBus};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::metrics::{Metrics, inc};
 
@@ -24,10 +23,13 @@ pub struct StateCallbacks {
 }
 
 impl StateCallbacks {
-    /// The callbacks and their worker (which ends when the callbacks are dropped).
-    pub fn start(bus: Arc<dyn EventBus>, metrics: Arc<Metrics>) -> (Self, JoinHandle<()>) {
+    /// The callbacks and their worker, for the caller to run (it ends when the callbacks are dropped).
+    pub fn new(
+        bus: Arc<dyn EventBus>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let worker = tokio::spawn(publish_all(receiver, bus, Arc::clone(&metrics)));
+        let worker = publish_all(receiver, bus, Arc::clone(&metrics));
         (Self { queue, metrics }, worker)
     }
 

@@ -26,9 +26,9 @@ pub async fn dispatch(node: Node, mut incoming: mpsc::Receiver<Incoming>) {
                 RoomMessage::Status(status) => node.rooms.status(&conversation, &status),
                 RoomMessage::OwnerGone => {
                     if node.rooms.has_clients(&conversation) && !node.is_shutting_down() {
-                        let node = Arc::clone(&node);
-                        tokio::spawn(async move {
-                            if let Err(error) = lifecycle::take_over(&node, &conversation).await {
+                        let owned = Arc::clone(&node);
+                        node.tasks.spawn(async move {
+                            if let Err(error) = lifecycle::take_over(&owned, &conversation).await {
                                 tracing::warn!(%conversation, reason = %error, "takeover failed");
                             }
                         });
@@ -47,9 +47,9 @@ pub async fn dispatch(node: Node, mut incoming: mpsc::Receiver<Incoming>) {
                 conversation,
                 request,
             }) => {
-                let node = Arc::clone(&node);
-                tokio::spawn(async move {
-                    calls::answer(&node, id, reply_to, conversation, request).await;
+                let owned = Arc::clone(&node);
+                node.tasks.spawn(async move {
+                    calls::answer(&owned, id, reply_to, conversation, request).await;
                 });
             }
             Incoming::Node(NodeMessage::Reply { id, reply }) => node.calls.complete(&id, reply),

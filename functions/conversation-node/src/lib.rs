@@ -10,7 +10,8 @@
 //!   [`action_rate`]: the per-user action rate.
 //! - [`socket`]: the Socket.IO namespace, replay-then-live feeds per client.
 //! - [`agent`]: the agent loop's state machine, the loop itself, the LLM client, the built-in agent.
-//! - [`lifecycle`]: starting, stopping, limits, idle close, lease heartbeat, handover.
+//! - [`lifecycle`]: starting, stopping, limits, takeover, handover, on demand; [`maintenance`]: the
+//!   periodic work (lease heartbeat, dead peers, idle sweep).
 //! - [`sessions`]: the loops running on this node; [`calls`]: requests to another node's loop.
 //! - [`dispatch`]: routing what the cluster delivers to this node.
 //! - [`starter`]: the proactive starter; [`callbacks`]: `ConversationStateChanged` on the bus.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod metrics;
 pub mod panics;
 pub mod rest;

@@ -1,12 +1,9 @@
-//! Starting and stopping conversations, and the node's periodic work:
+//! Starting and stopping conversations, on demand (the node's periodic work is [`crate::maintenance`]):
 //! - starting claims the lease (with the per-user limit, evicting the oldest or refusing) and spawns the
 //!   loop; a new conversation's metadata is written only once its lease is claimed;
 //! - user actions go to the inbox, and a message to a conversation nobody runs (re)starts it;
 //! - stops reach the owner wherever it is; with no owner, the metadata is marked stopped here;
-//! - the heartbeat refreshes this node's leases and ends the loops whose lease is lost (or that could
-//!   not be refreshed for nearly a TTL) and records this node's liveness; between heartbeats the peer
-//!   check takes over the conversations of dead nodes; the sweep stops idle conversations with no
-//!   client anywhere;
+//! - a conversation whose owner died is taken over;
 //! - on shutdown every loop hands its conversation over.
 
 use std::sync::Arc;
@@ -22,7 +19,6 @@ use shared::ports::coordination::{
 };
 use shared::ports::{StoreError, WriteOutcome};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::agent::session::Session;
 use crate::calls::{self, CallError};
@@ -81,7 +77,7 @@ fn claim_request(
 fn spawn_loop(node: &Node, meta: Conversation, lease: Lease, reservation: Reservation<'_>) {
     let (session, handle) = Session::new(Arc::clone(node), meta, lease);
     reservation.fill(handle);
-    tokio::spawn(session.run());
+    node.tasks.spawn(session.run());
 }
 
 /// Makes sure the conversation runs somewhere, starting it here if nobody runs it.
@@ -168,8 +164,9 @@ pub async fn create(
 /// Asks the owners of evicted conversations to stop them, in the background.
 fn evict(node: &Node, evicted: Vec<ConversationId>) {
     for conversation in evicted {
-        let node = Arc::clone(node);
-        tokio::spawn(async move {
+        let owned = Arc::clone(node);
+        node.tasks.spawn(async move {
+            let node = owned;
             tracing::info!(%conversation, "evicting: the user runs too many conversations");
             if let Err(error) = stop(&node, &conversation, StopReason::TooManyConversations).await {
                 tracing::warn!(%conversation, reason = %error, "eviction failed");
@@ -249,124 +246,6 @@ pub async fn take_over(node: &Node, conversation: &ConversationId) -> Result<(),
         ensure_running(node, conversation, &meta.user_id).await?;
     }
     Ok(())
-}
-
-/// Refreshes this node's leases every heartbeat, ending the loops whose lease is gone. When refreshes
-/// fail for so long that the leases may expire before the next one, every loop ends (fencing: better no
-/// owner for a moment than two). Between heartbeats, every peer check takes over the conversations of
-/// dead nodes: those whose connection Redis shows gone (a crash, seen at once) and those silent for two
-/// heartbeats (well within a lease TTL); the reaper frees their leases at once, and every node with
-/// their clients is told as well.
-pub async fn heartbeat(node: Node) {
-    let every = node.timing.heartbeat;
-    let silence = every * 2;
-    let mut beats = tokio::time::interval(every);
-    beats.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut peer_checks = tokio::time::interval(node.timing.peer_check);
-    peer_checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_refresh = Instant::now();
-    let mut last_beat: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            _ = beats.tick() => {
-                last_refresh = refresh_leases(&node, last_refresh).await;
-                if node.is_shutting_down() {
-                    continue;
-                }
-                match node.coordination.beat().await {
-                    Ok(()) => last_beat = Some(Instant::now()),
-                    Err(error) => tracing::warn!(reason = %error, "liveness could not be recorded"),
-                }
-            }
-            _ = peer_checks.tick() => {
-                // A node whose own beat is stale (Redis was away, the process starved) would reap
-                // itself: it waits for its next beat.
-                if !node.is_shutting_down() && last_beat.is_some_and(|at| at.elapsed() < silence) {
-                    reap_dead_nodes(&node, silence).await;
-                }
-            }
-        }
-    }
-}
-
-/// One refresh of this node's leases; returns when the leases were last known refreshed.
-async fn refresh_leases(node: &Node, last_refresh: Instant) -> Instant {
-    let (every, ttl) = (node.timing.heartbeat, node.timing.lease_ttl);
-    let handles = node.sessions.running();
-    let leases: Vec<_> = handles.iter().map(|handle| handle.lease.clone()).collect();
-    let (lost, refreshed) = match node.coordination.refresh(&leases).await {
-        Ok(lost) => (lost, Instant::now()),
-        Err(error) if last_refresh.elapsed() + every >= ttl => {
-            tracing::error!(reason = %error, "leases could not be refreshed: ending every agent loop");
-            let all = leases.into_iter().map(|lease| lease.conversation).collect();
-            (all, last_refresh)
-        }
-        Err(error) => {
-            tracing::warn!(reason = %error, "lease refresh failed");
-            (Vec::new(), last_refresh)
-        }
-    };
-    for handle in handles {
-        if lost.contains(&handle.lease.conversation) {
-            let _ = handle.control.send(Control::LeaseLost).await;
-        }
-    }
-    refreshed
-}
-
-/// Reaps the dead nodes and takes over their conversations that are still meant to run.
-async fn reap_dead_nodes(node: &Node, silence: Duration) {
-    match node.coordination.reap(silence).await {
-        Ok(orphans) => {
-            for conversation in orphans {
-                tracing::info!(%conversation, "taking over from a dead node");
-                let node = Arc::clone(node);
-                tokio::spawn(async move {
-                    if let Err(error) = take_over(&node, &conversation).await {
-                        tracing::warn!(%conversation, reason = %error, "takeover failed");
-                    }
-                });
-            }
-        }
-        Err(error) => tracing::warn!(reason = %error, "dead nodes could not be looked for"),
-    }
-}
-
-/// Every sweep interval, stops the loops that are not running, idle longer than `CLOSE_DELAY`, and have
-/// no client on any node.
-pub async fn sweep(node: Node) {
-    let mut ticks = tokio::time::interval(node.timing.sweep);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        node.action_rate.forget_idle();
-        for handle in node.sessions.running() {
-            let (last_active, agent_state) = handle.activity.read();
-            if agent_state == AgentState::Running || last_active.elapsed() < node.limits.close_delay
-            {
-                continue;
-            }
-            // When presence is unknown, the conversation is spared.
-            match node
-                .coordination
-                .has_clients(&handle.lease.conversation)
-                .await
-            {
-                Ok(false) => {
-                    let stop = Control::Stop {
-                        reason: StopReason::Idle,
-                        done: None,
-                    };
-                    let _ = handle.control.try_send(stop);
-                }
-                Ok(true) => {}
-                Err(error) => {
-                    tracing::warn!(reason = %error, "presence unknown: idle close skipped");
-                }
-            }
-        }
-        inc(&node.metrics.sweeps);
-    }
 }
 
 /// Hands every conversation of this node over (SIGTERM), waiting up to `within` for the loops.

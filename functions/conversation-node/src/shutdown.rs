@@ -1,7 +1,7 @@
-//! Stopping cleanly: the process's stop signal, and the owner of the node's background tasks (dropping
-//! it stops them).
+//! Stopping cleanly: the process's stop signal, and the owner of the node's background loops, which
+//! shutdown cancels and waits for.
 
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 /// Resolves on SIGTERM (a deploy stopping the container) or SIGINT (Ctrl-C).
 pub async fn signal() {
@@ -23,24 +23,26 @@ pub async fn signal() {
     }
 }
 
-/// Background tasks that live as long as their owner.
+/// The node's long-running loops (the cluster dispatcher, the heartbeat, the sweep, the callbacks
+/// worker): they run until the node stops, then [`Background::stop`] cancels each at its next await
+/// point and waits until every one has ended. Dropped without `stop`, they are cancelled all the same.
 #[derive(Default)]
-pub struct Background(Vec<JoinHandle<()>>);
+pub struct Background(JoinSet<()>);
 
 impl Background {
     pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
-        self.0.push(tokio::spawn(task));
+        self.0.spawn(task);
     }
 
-    pub fn adopt(&mut self, task: JoinHandle<()>) {
-        self.0.push(task);
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
+    /// Cancels every loop and waits for each to end.
+    pub async fn stop(mut self) {
+        self.0.abort_all();
+        while let Some(ended) = self.0.join_next().await {
+            if let Err(error) = ended
+                && error.is_panic()
+            {
+                tracing::error!(reason = %error, "a background loop had panicked");
+            }
         }
     }
 }

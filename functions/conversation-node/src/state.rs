@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use shared::github::GitHubClient;
 use shared::ports::coordination::NodeId;
 use shared::ports::{ConversationStore, Coordination, EventStore};
+use tokio_util::task::TaskTracker;
 
 use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
@@ -35,6 +36,9 @@ pub struct NodeState {
     pub calls: OwnerCalls,
     pub callbacks: StateCallbacks,
     pub metrics: Arc<Metrics>,
+    /// The node's transient work (agent loops, takeovers, evictions, answers to other nodes): spawned
+    /// here, so that shutdown waits for it after the hand-over.
+    pub tasks: TaskTracker,
     /// Set once SIGTERM (or the test's shutdown) arrives: no new loops start.
     pub shutting_down: AtomicBool,
 }
