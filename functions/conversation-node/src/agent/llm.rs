@@ -1,13 +1,16 @@
 //! The OpenAI-compatible chat-completions client: `POST {LLM_BASE_URL}/chat/completions` with a timeout
-//! per attempt, retries with exponential backoff and jitter on 429 (honouring `Retry-After`), 5xx and
-//! transport failures, and a clear final error: rate limited, or unavailable.
+//! per attempt, retried under the shared policy (`shared::retry`: exponential backoff with full jitter,
+//! `Retry-After` in either form preferred, capped) on 429, 5xx and transport failures, and a clear final
+//! error: rate limited, or unavailable.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Deserialize;
 use serde_json::json;
 use shared::domain::ChatMessage;
+use shared::retry::{RetryPolicy, Retryable, Verdict, parse_retry_after};
 
 use super::AgentError;
 use crate::config::LlmConfig;
@@ -16,6 +19,9 @@ use crate::config::LlmConfig;
 pub struct LlmClient {
     http: reqwest::Client,
     config: LlmConfig,
+    retry: RetryPolicy,
+    /// Retries made by this client and its clones.
+    retries: Arc<AtomicU64>,
 }
 
 /// Why one attempt failed.
@@ -28,6 +34,15 @@ enum Failure {
     },
     /// Retrying will not help (a 4xx other than 429, an answer without content).
     Permanent(String),
+}
+
+impl Retryable for Failure {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Transient { retry_after, .. } => Verdict::Transient { wait: *retry_after },
+            Self::Permanent(_) => Verdict::Permanent,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -48,7 +63,18 @@ struct AnswerMessage {
 impl LlmClient {
     pub fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
-        Ok(Self { http, config })
+        let retry = RetryPolicy {
+            max_attempts: config.num_retries.saturating_add(1),
+            initial_backoff: config.retry_min_wait,
+            factor: 2.0,
+            max_backoff: config.retry_max_wait,
+        };
+        Ok(Self {
+            http,
+            config,
+            retry,
+            retries: Arc::default(),
+        })
     }
 
     pub fn model(&self) -> &str {
@@ -56,45 +82,26 @@ impl LlmClient {
     }
 
     pub async fn complete(&self, messages: &[ChatMessage]) -> Result<String, AgentError> {
-        let mut retries = 0;
-        loop {
-            let failure = match self.attempt(messages).await {
-                Ok(content) => return Ok(content),
-                Err(failure) => failure,
-            };
-            match failure {
-                Failure::Transient {
-                    retry_after,
-                    reason,
-                    ..
-                } if retries < self.config.num_retries => {
-                    let wait = retry_after
-                        .unwrap_or_else(|| self.backoff(retries))
-                        .min(self.config.retry_max_wait);
-                    tracing::info!(retry = retries + 1, %reason, wait_ms = wait.as_millis() as u64, "retrying the model");
-                    tokio::time::sleep(wait).await;
-                    retries += 1;
+        let outcome = self
+            .retry
+            .run(&self.retries, || async {
+                let attempt = self.attempt(messages).await;
+                if let Err(Failure::Transient { reason, .. }) = &attempt {
+                    tracing::info!(%reason, "the model's attempt failed");
                 }
-                Failure::Transient {
-                    rate_limited: true,
-                    reason,
-                    ..
-                } => return Err(AgentError::RateLimited(reason)),
-                Failure::Transient { reason, .. } | Failure::Permanent(reason) => {
-                    return Err(AgentError::Unavailable(reason));
-                }
+                attempt
+            })
+            .await;
+        outcome.map_err(|failure| match failure {
+            Failure::Transient {
+                rate_limited: true,
+                reason,
+                ..
+            } => AgentError::RateLimited(reason),
+            Failure::Transient { reason, .. } | Failure::Permanent(reason) => {
+                AgentError::Unavailable(reason)
             }
-        }
-    }
-
-    /// `retry_min_wait * 2^retry`, capped, with up to 25% jitter so that callers do not retry in step.
-    fn backoff(&self, retry: u32) -> Duration {
-        let base = self
-            .config
-            .retry_min_wait
-            .saturating_mul(2u32.saturating_pow(retry))
-            .min(self.config.retry_max_wait);
-        base.mul_f64(1.0 + rand::rng().random_range(0.0..0.25))
+        })
     }
 
     async fn attempt(&self, messages: &[ChatMessage]) -> Result<String, Failure> {
@@ -130,8 +137,7 @@ impl LlmClient {
             .headers()
             .get(http::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok());
+            .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
         let reason = format!("the model answered {status}");
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             Err(Failure::Transient {
