@@ -1,12 +1,15 @@
 //! One call to GitHub: GitHub's headers and timeouts, waits for rate limits, bounded retries of
-//! transient failures, and the mapping of GitHub's error answers to `GitHubError`.
+//! transient failures (the shared policy of `crate::retry`), and the mapping of GitHub's error answers
+//! to `GitHubError`.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::GitHubError;
+use crate::retry::{RetryPolicy, Retryable, Verdict};
 
 /// How the client talks to GitHub. `Default` suits the webhook's 10 s budget.
 #[derive(Debug, Clone)]
@@ -18,7 +21,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Attempts per call, the first included, when GitHub rate-limits, answers 5xx or cannot be reached.
     pub max_attempts: u32,
-    /// Pause after the first transient failure, doubled after each further one.
+    /// The ceiling of the pause after the first transient failure, doubled after each further one
+    /// (full jitter below it).
     pub retry_backoff: Duration,
     /// The longest rate-limit wait the client sits out; a longer one comes back as `RateLimited`.
     pub max_rate_limit_wait: Duration,
@@ -163,7 +167,8 @@ impl Transport {
     }
 
     /// Sends one call, sitting out short rate-limit waits and retrying transient failures (5xx,
-    /// unreachable) a bounded number of times when the call is repeatable.
+    /// unreachable) a bounded number of times when the call is repeatable, under the shared retry
+    /// policy (`crate::retry`).
     pub async fn send(&self, call: Call<'_>) -> Result<Response, GitHubError> {
         let Call {
             method,
@@ -172,46 +177,75 @@ impl Transport {
             bearer,
             repeatable,
         } = call;
-        let mut attempt = 1;
-        loop {
-            let mut request = self.http.request(method.clone(), url.clone());
-            if let Some(token) = bearer {
-                request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let failure = match request.send().await {
-                Ok(response) if response.status().is_success() => {
-                    tracing::debug!(%method, path = url.path(), status = response.status().as_u16(), "GitHub call");
-                    return Ok(response);
+        let attempts = AtomicU64::new(0);
+        let outcome = self
+            .retry_policy()
+            .run(&attempts, || async {
+                let mut request = self.http.request(method.clone(), url.clone());
+                if let Some(token) = bearer {
+                    request = request.header(AUTHORIZATION, format!("Bearer {token}"));
                 }
-                Ok(response) => classify(response).await,
-                Err(e) => Failure::Transient(e.without_url().to_string()),
-            };
-            let may_retry = attempt < self.options.max_attempts;
-            let wait = match failure {
-                Failure::Final(error) => return Err(error),
-                Failure::RateLimited(wait)
-                    if may_retry && wait <= self.options.max_rate_limit_wait =>
-                {
-                    wait
+                if let Some(body) = body {
+                    request = request.json(body);
                 }
-                Failure::RateLimited(wait) => {
-                    return Err(GitHubError::RateLimited {
-                        retry_after_secs: ceil_secs(wait),
-                    });
+                let failure = match request.send().await {
+                    Ok(response) if response.status().is_success() => {
+                        tracing::debug!(%method, path = url.path(), status = response.status().as_u16(), "GitHub call");
+                        return Ok(response);
+                    }
+                    Ok(response) => classify(response).await,
+                    Err(e) => Failure::Transient(e.without_url().to_string()),
+                };
+                let failed = self.failed_attempt(failure, repeatable);
+                if let Verdict::Transient { .. } = failed.retry {
+                    tracing::warn!(%method, path = url.path(), "GitHub call failed: retrying if attempts remain");
                 }
-                Failure::Transient(_) if may_retry && repeatable => self
-                    .options
-                    .retry_backoff
-                    .saturating_mul(1 << (attempt - 1).min(16)),
-                Failure::Transient(reason) => return Err(GitHubError::Unavailable(reason)),
-            };
-            tracing::warn!(%method, path = url.path(), attempt, wait_ms = wait.as_millis() as u64, "GitHub call retried");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+                Err(failed)
+            })
+            .await;
+        outcome.map_err(|failed| match failed.failure {
+            Failure::RateLimited(wait) => GitHubError::RateLimited {
+                retry_after_secs: ceil_secs(wait),
+            },
+            Failure::Transient(reason) => GitHubError::Unavailable(reason),
+            Failure::Final(error) => error,
+        })
+    }
+
+    /// The shared policy with this client's attempts and first pause; a rate-limit wait the client sits
+    /// out is at most `max_rate_limit_wait`.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.options.max_attempts,
+            initial_backoff: self.options.retry_backoff,
+            factor: 2.0,
+            max_backoff: self.options.max_rate_limit_wait,
         }
+    }
+
+    /// Whether a failed attempt may be followed by another: a rate limit GitHub lifts within the
+    /// client's patience, or a transient failure of a call that is safe to repeat.
+    fn failed_attempt(&self, failure: Failure, repeatable: bool) -> FailedAttempt {
+        let retry = match &failure {
+            Failure::RateLimited(wait) if *wait <= self.options.max_rate_limit_wait => {
+                Verdict::Transient { wait: Some(*wait) }
+            }
+            Failure::Transient(_) if repeatable => Verdict::Transient { wait: None },
+            _ => Verdict::Permanent,
+        };
+        FailedAttempt { failure, retry }
+    }
+}
+
+/// A failed attempt and whether another may follow.
+struct FailedAttempt {
+    failure: Failure,
+    retry: Verdict,
+}
+
+impl Retryable for FailedAttempt {
+    fn verdict(&self) -> Verdict {
+        self.retry
     }
 }
 
