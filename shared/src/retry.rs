@@ -142,6 +142,16 @@ impl Retryable for StoreError {
     }
 }
 
+/// A coordination backend that is unreachable may come back; bad settings or a corrupt message stay so.
+impl Retryable for crate::ports::coordination::CoordinationError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Unavailable(_) => Verdict::Transient { wait: None },
+            Self::Corrupt(_) | Self::Misconfigured(_) => Verdict::Permanent,
+        }
+    }
+}
+
 /// Parses a `Retry-After` value in either form: delay seconds (`120`) or a date, as an HTTP date
 /// (`Wed, 21 Oct 2015 07:28:00 GMT`) or ISO 8601 (`2015-10-21T07:28:00Z`). A date in the past means now.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {

@@ -2,6 +2,7 @@
 //! `shared::wiring`), the coordination backend (a Redis that is down is waited for), the GitHub client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use shared::adapters::embedded::EmbeddedDb;
@@ -11,6 +12,7 @@ use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::Coordination;
 use shared::ports::coordination::{CoordinationError, Incoming, NodeId};
+use shared::retry::RetryPolicy;
 use shared::wiring::{self, AwsContext, WiringError};
 use tokio::sync::mpsc;
 
@@ -25,41 +27,36 @@ pub enum NodeWiringError {
     Redis(#[from] CoordinationError),
 }
 
-/// The first pause after a failed attempt to reach Redis at start; each failure doubles it, up to the cap.
-const REDIS_RETRY_FIRST: Duration = Duration::from_millis(250);
-const REDIS_RETRY_CAP: Duration = Duration::from_secs(5);
+/// How a node started during a Redis outage waits for it: without end (it serves once Redis is back),
+/// the shared policy's backoff from 250 ms up to 5 s between attempts.
+const REDIS_AT_START: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    initial_backoff: Duration::from_millis(250),
+    factor: 2.0,
+    max_backoff: Duration::from_secs(5),
+};
 
-/// Connects to the cluster's Redis, waiting for it as long as it takes: a node started during a Redis
-/// outage serves once Redis is back. Each failed attempt is logged once (without the URL, which may
-/// hold a password); only settings that cannot work end the wait.
+/// Connects to the cluster's Redis, waiting for it as long as it takes. Each failed attempt is logged
+/// once (without the URL, which may hold a password); only settings that cannot work end the wait.
 async fn connect_redis(
     settings: &RedisSettings,
     node_id: &NodeId,
 ) -> Result<(RedisCoordination, mpsc::Receiver<Incoming>), CoordinationError> {
-    let mut pause = REDIS_RETRY_FIRST;
-    let mut attempt = 1_u32;
-    loop {
-        match RedisCoordination::connect(settings, node_id.clone()).await {
-            Err(CoordinationError::Unavailable(reason)) => {
-                tracing::warn!(
-                    attempt,
-                    retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                    %reason,
-                    "the cluster's Redis is unreachable: waiting for it"
-                );
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(REDIS_RETRY_CAP);
-                attempt += 1;
+    let failures = AtomicU64::new(0);
+    let connected = REDIS_AT_START
+        .run(&failures, || async {
+            let attempt = RedisCoordination::connect(settings, node_id.clone()).await;
+            if let Err(CoordinationError::Unavailable(reason)) = &attempt {
+                tracing::warn!(%reason, "the cluster's Redis is unreachable: waiting for it");
             }
-            Ok(connected) => {
-                if attempt > 1 {
-                    tracing::info!(attempt, "connected to the cluster's Redis");
-                }
-                return Ok(connected);
-            }
-            Err(error) => return Err(error),
-        }
+            attempt
+        })
+        .await?;
+    let waited = failures.load(Ordering::Relaxed);
+    if waited > 0 {
+        tracing::info!(retries = waited, "connected to the cluster's Redis");
     }
+    Ok(connected)
 }
 
 /// The ports `config` names. `db` is the embedded database when the store is embedded (`None` opens
