@@ -1,4 +1,5 @@
-//! The quality bars' benchmarks (`../shared/spec/quality-bars.md`), one subcommand each family:
+//! The quality bars' benchmarks (the README's Benchmarks table: P1-P10, R1-R8), one subcommand per
+//! family:
 //! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`,
 //! `... -- cluster [--part heartbeat|takeover] [--backend dynamodb|embedded]`,
 //! `... -- fuzz-webhook [--seconds S]`, `... -- socketio [--part p5|p6|p7]`.

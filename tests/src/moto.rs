@@ -22,7 +22,7 @@ pub fn endpoint() -> String {
         .unwrap_or_else(|| {
             panic!(
                 "{ENDPOINT_VAR} is not set: run the tests with `make test`, which starts a moto \
-                 server, or start one (`.venv/bin/python ../shared/tools/moto_serial.py 127.0.0.1 PORT`) \
+                 server, or start one (`.venv/bin/python scripts/lib/moto_server.py 127.0.0.1 PORT`) \
                  and export {ENDPOINT_VAR}=http://127.0.0.1:PORT"
             )
         })

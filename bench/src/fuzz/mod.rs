@@ -1,4 +1,4 @@
-//! R2: a mutation fuzzer over the webhook Lambda's handler (`webhook::router` fed API Gateway requests, the real transport and
+//! R2: a mutation fuzzer over the webhook Lambda's handler (`webhook::lambda_app` fed API Gateway requests, the real transport and
 //! `WebhookService`) on the embedded store, with the GitHub fake seeded as the samples' story (the
 //! repository registered, its pull request open, the actor a writer), so that mutated deliveries reach
 //! every gate. Stable Rust has no libFuzzer: inputs come from [`corpus`] and [`mutate`], and each answer
@@ -95,7 +95,7 @@ async fn answer(
     service: &WebhookService,
     request: lambda_http::Request,
 ) -> (http::StatusCode, String) {
-    let response = webhook::router(service.clone())
+    let response = webhook::lambda_app(service.clone())
         .oneshot(request)
         .await
         .unwrap_or_else(|never| match never {});

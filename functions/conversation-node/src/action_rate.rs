@@ -4,9 +4,12 @@
 //! hash lookup per action and one user's flood never slows another user.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::metrics::{Metrics, inc};
 
 /// How fast a user may act.
 #[derive(Debug, Clone, Copy)]
@@ -28,22 +31,26 @@ impl Default for ActionRate {
 pub struct ActionLimiter {
     rate: ActionRate,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Where refusals are counted (`node_actions_rate_limited_total`).
+    metrics: Arc<Metrics>,
 }
 
 impl ActionLimiter {
-    pub fn new(rate: ActionRate) -> Self {
+    pub fn new(rate: ActionRate, metrics: Arc<Metrics>) -> Self {
         let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
         Self {
             rate,
             limiter: RateLimiter::keyed(quota),
+            metrics,
         }
     }
 
-    /// Takes one action from `user`'s allowance, or says why not and when to try again.
+    /// Takes one action from `user`'s allowance, or says (and counts) why not and when to try again.
     pub fn check(&self, user: &str) -> Result<(), String> {
         self.limiter
             .check_key(&user.to_owned())
             .map_err(|not_until| {
+                inc(&self.metrics.actions_rate_limited);
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 format!(
                     "too many actions: at most {} per second (bursts of {}); retry in {} ms",
@@ -67,15 +74,23 @@ mod tests {
 
     #[test]
     fn a_burst_passes_then_the_rest_is_refused_per_user() {
-        let limiter = ActionLimiter::new(ActionRate {
+        let metrics = Arc::new(Metrics::default());
+        let rate = ActionRate {
             per_second: NonZeroU32::new(1).unwrap(),
             burst: NonZeroU32::new(3).unwrap(),
-        });
+        };
+        let limiter = ActionLimiter::new(rate, Arc::clone(&metrics));
         for _ in 0..3 {
             limiter.check("alice").expect("within the burst");
         }
         let refused = limiter.check("alice").expect_err("past the burst");
         assert!(refused.starts_with("too many actions"), "{refused}");
+        assert_eq!(
+            metrics
+                .actions_rate_limited
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
         limiter
             .check("bob")
             .expect("another user has an allowance of their own");

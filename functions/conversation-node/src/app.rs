@@ -74,7 +74,7 @@ impl ConversationNode {
             coordination: deps.coordination,
             agent,
             auth: Authenticator::new(&config.auth),
-            action_rate: ActionLimiter::new(config.limits.action_rate),
+            action_rate: ActionLimiter::new(config.limits.action_rate, Arc::clone(&metrics)),
             github: deps.github,
             sessions: Default::default(),
             rooms: Default::default(),
@@ -108,8 +108,6 @@ impl ConversationNode {
         rest::routes(Arc::clone(&self.node))
             .merge(self.socket_routes.clone())
             .fallback(async || ApiError::NotFound("no such route"))
-            // Runs before socketioxide, so that the request parts it keeps are owned copies.
-            .layer(axum::middleware::map_request(socket::own_request_parts))
     }
 
     /// A handle for in-process callers (an event-bus subscriber, tests), valid while the node serves.

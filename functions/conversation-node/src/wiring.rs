@@ -2,7 +2,6 @@
 //! `shared::wiring`), the coordination backend (a Redis that is down is waited for), the GitHub client.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use shared::adapters::embedded::EmbeddedDb;
@@ -12,7 +11,7 @@ use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::Coordination;
 use shared::ports::coordination::{CoordinationError, Incoming, NodeId};
-use shared::retry::RetryPolicy;
+use shared::retry::{Retrier, RetryPolicy};
 use shared::wiring::{self, AwsContext, WiringError};
 use tokio::sync::mpsc;
 
@@ -42,9 +41,9 @@ async fn connect_redis(
     settings: &RedisSettings,
     node_id: &NodeId,
 ) -> Result<(RedisCoordination, mpsc::Receiver<Incoming>), CoordinationError> {
-    let failures = AtomicU64::new(0);
-    let connected = REDIS_AT_START
-        .run(&failures, || async {
+    let retrier = Retrier::new(REDIS_AT_START);
+    let connected = retrier
+        .run(|| async {
             let attempt = RedisCoordination::connect(settings, node_id.clone()).await;
             if let Err(CoordinationError::Unavailable(reason)) = &attempt {
                 tracing::warn!(%reason, "the cluster's Redis is unreachable: waiting for it");
@@ -52,9 +51,11 @@ async fn connect_redis(
             attempt
         })
         .await?;
-    let waited = failures.load(Ordering::Relaxed);
-    if waited > 0 {
-        tracing::info!(retries = waited, "connected to the cluster's Redis");
+    if retrier.retries() > 0 {
+        tracing::info!(
+            retries = retrier.retries(),
+            "connected to the cluster's Redis"
+        );
     }
     Ok(connected)
 }

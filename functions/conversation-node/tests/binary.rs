@@ -166,14 +166,7 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     let base = node.base.clone();
     let http = reqwest::Client::new();
 
-    let ready: Value = http
-        .get(format!("{base}/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = serde_json::from_str(&text(&http, &format!("{base}/ready")).await).unwrap();
     assert_eq!(ready, json!({ "status": "ready" }));
     let alice = token("alice");
     let id = create_conversation(
@@ -185,15 +178,7 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     .await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let page: Value = http
-            .get(format!("{base}/api/conversations/{id}/events?limit=100"))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = events_page(&http, &base, &alice, &id, 0).await;
         let answered = page["events"]
             .as_array()
             .unwrap()
@@ -526,6 +511,26 @@ async fn create_conversation(
         .to_owned()
 }
 
+/// A page of up to 100 stored events from `start` on.
+async fn events_page(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    start: u64,
+) -> Value {
+    http.get(format!(
+        "{base}/api/conversations/{id}/events?start_id={start}&limit=100"
+    ))
+    .bearer_auth(token)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
+}
+
 /// The body of a GET, as text.
 async fn text(http: &reqwest::Client, url: &str) -> String {
     http.get(url).send().await.unwrap().text().await.unwrap()
@@ -551,17 +556,7 @@ async fn wait_for_user_messages(
         let mut count = 0;
         let mut start = 0;
         loop {
-            let page: Value = http
-                .get(format!(
-                    "{base}/api/conversations/{id}/events?start_id={start}&limit=100"
-                ))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page = events_page(http, base, token, id, start).await;
             let events = page["events"].as_array().unwrap();
             count += events
                 .iter()

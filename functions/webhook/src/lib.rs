@@ -4,7 +4,7 @@
 //!
 //! A map of the crate:
 //! - [`router`]: the one HTTP transport, an axum `Router`, served by `lambda_http::run` in Lambda
-//!   (`main`) and mounted by the local stack.
+//!   (`main`, with JSON 404/405 fallbacks: [`lambda_app`]) and mounted by the local stack.
 //! - [`service`]: the envelope (body limit, signature, delivery ids, dispatch), built once per process.
 //! - `registry`: `installation` / `installation_repositories` -> the repository registry.
 //! - `workflow_run`: the gates and the trigger decision (`store_workflow_information`).
@@ -22,6 +22,6 @@ pub mod signature;
 mod workflow_run;
 
 pub use answer::WebhookAnswer;
-pub use router::{WEBHOOK_PATH, router};
+pub use router::{WEBHOOK_PATH, lambda_app, router};
 pub use service::WebhookService;
 pub use settings::WebhookSettings;

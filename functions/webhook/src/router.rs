@@ -9,14 +9,30 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use crate::WebhookService;
+use http::StatusCode;
+
+use crate::{WebhookAnswer, WebhookService};
 
 pub const WEBHOOK_PATH: &str = "/webhooks/github";
 
+/// The webhook's route, for mounting beside others (the local stack).
 pub fn router(service: WebhookService) -> Router {
     Router::new()
         .route(WEBHOOK_PATH, post(receive))
         .with_state(service)
+}
+
+/// The function's whole HTTP interface, as Lambda serves it: the route, and a JSON 404 or 405 for any
+/// other path or method.
+pub fn lambda_app(service: WebhookService) -> Router {
+    router(service)
+        .method_not_allowed_fallback(async || {
+            respond(WebhookAnswer::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use POST",
+            ))
+        })
+        .fallback(async || respond(WebhookAnswer::error(StatusCode::NOT_FOUND, "no such route")))
 }
 
 async fn receive(State(service): State<WebhookService>, request: Request) -> Response {
@@ -25,6 +41,10 @@ async fn receive(State(service): State<WebhookService>, request: Request) -> Res
         Some(bytes) => service.handle(&parts.headers, &bytes).await,
         None => service.too_large(),
     };
+    respond(answer)
+}
+
+fn respond(answer: WebhookAnswer) -> Response {
     (answer.status, axum::Json(answer.body)).into_response()
 }
 

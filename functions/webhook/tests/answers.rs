@@ -82,7 +82,7 @@ fn signed(event: &str, delivery: &str, body: &[u8]) -> Request {
 }
 
 async fn answer(harness: &Harness, request: Request) -> (StatusCode, Value) {
-    let response = webhook::router(harness.service.clone())
+    let response = webhook::lambda_app(harness.service.clone())
         .oneshot(request)
         .await
         .unwrap_or_else(|never| match never {});
@@ -362,4 +362,19 @@ async fn installation_events_maintain_the_registry() {
             json!("repository `OCTO-ORG/hello-world` is not registered")
         )
     );
+}
+
+#[tokio::test]
+async fn another_method_or_path_gets_a_json_answer() {
+    let h = harness(WebhookSettings::with_secret(SECRET)).await;
+    let mut get = signed("ping", "d-get", b"{}");
+    *get.method_mut() = http::Method::GET;
+    let (status, json) = answer(&h, get).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(json["error"], "use POST");
+    let mut elsewhere = signed("ping", "d-elsewhere", b"{}");
+    *elsewhere.uri_mut() = "/elsewhere".parse().unwrap();
+    let (status, json) = answer(&h, elsewhere).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json["error"], "no such route");
 }

@@ -2,14 +2,13 @@
 //! transient failures (the shared policy of `crate::retry`), and the mapping of GitHub's error answers
 //! to `GitHubError`.
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode, Url};
 
 use super::GitHubError;
-use crate::retry::{RetryPolicy, Retryable, Verdict};
+use crate::retry::{Retrier, RetryPolicy, Retryable, Verdict};
 
 /// How the client talks to GitHub. `Default` suits the webhook's 10 s budget.
 #[derive(Debug, Clone)]
@@ -55,6 +54,9 @@ pub(super) struct Transport {
     http: reqwest::Client,
     base: Url,
     options: ClientOptions,
+    /// The shared policy with this client's attempts and first pause (a rate-limit wait it sits out
+    /// is at most `max_rate_limit_wait`), and the count of its retries.
+    retrier: Retrier,
 }
 
 /// One request to make. GETs and PATCHes are repeatable; a POST is not unless the caller says so,
@@ -140,10 +142,17 @@ impl Transport {
             .timeout(options.request_timeout)
             .build()
             .map_err(|e| GitHubError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        let retrier = Retrier::new(RetryPolicy {
+            max_attempts: options.max_attempts,
+            initial_backoff: options.retry_backoff,
+            factor: 2.0,
+            max_backoff: options.max_rate_limit_wait,
+        });
         Ok(Self {
             http,
             base,
             options,
+            retrier,
         })
     }
 
@@ -177,10 +186,9 @@ impl Transport {
             bearer,
             repeatable,
         } = call;
-        let attempts = AtomicU64::new(0);
         let outcome = self
-            .retry_policy()
-            .run(&attempts, || async {
+            .retrier
+            .run(|| async {
                 let mut request = self.http.request(method.clone(), url.clone());
                 if let Some(token) = bearer {
                     request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -210,17 +218,6 @@ impl Transport {
             Failure::Transient(reason) => GitHubError::Unavailable(reason),
             Failure::Final(error) => error,
         })
-    }
-
-    /// The shared policy with this client's attempts and first pause; a rate-limit wait the client sits
-    /// out is at most `max_rate_limit_wait`.
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.options.max_attempts,
-            initial_backoff: self.options.retry_backoff,
-            factor: 2.0,
-            max_backoff: self.options.max_rate_limit_wait,
-        }
     }
 
     /// Whether a failed attempt may be followed by another: a rate limit GitHub lifts within the

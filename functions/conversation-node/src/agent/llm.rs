@@ -4,13 +4,12 @@
 //! error: rate limited, or unavailable.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 use shared::domain::ChatMessage;
-use shared::retry::{RetryPolicy, Retryable, Verdict, parse_retry_after};
+use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict, parse_retry_after};
 
 use super::AgentError;
 use crate::config::LlmConfig;
@@ -19,9 +18,8 @@ use crate::config::LlmConfig;
 pub struct LlmClient {
     http: reqwest::Client,
     config: LlmConfig,
-    retry: RetryPolicy,
-    /// Retries made by this client and its clones.
-    retries: Arc<AtomicU64>,
+    /// The shared policy, with the count of the retries made by this client and its clones.
+    retrier: Arc<Retrier>,
 }
 
 /// Why one attempt failed.
@@ -63,17 +61,16 @@ struct AnswerMessage {
 impl LlmClient {
     pub fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
-        let retry = RetryPolicy {
+        let retrier = Arc::new(Retrier::new(RetryPolicy {
             max_attempts: config.num_retries.saturating_add(1),
             initial_backoff: config.retry_min_wait,
             factor: 2.0,
             max_backoff: config.retry_max_wait,
-        };
+        }));
         Ok(Self {
             http,
             config,
-            retry,
-            retries: Arc::default(),
+            retrier,
         })
     }
 
@@ -83,8 +80,8 @@ impl LlmClient {
 
     pub async fn complete(&self, messages: &[ChatMessage]) -> Result<String, AgentError> {
         let outcome = self
-            .retry
-            .run(&self.retries, || async {
+            .retrier
+            .run(|| async {
                 let attempt = self.attempt(messages).await;
                 if let Err(Failure::Transient { reason, .. }) = &attempt {
                     tracing::info!(%reason, "the model's attempt failed");

@@ -16,7 +16,6 @@ use shared::ports::coordination::StopReason;
 use crate::auth::{SESSION_API_KEY_HEADER, bearer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::lifecycle::{self, Created, LifecycleError, Started};
-use crate::metrics::inc;
 use crate::socket::MAX_EVENT_ID;
 use crate::state::Node;
 
@@ -221,10 +220,9 @@ pub async fn send_action(
     ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let meta = owned(&node, &caller, &id).await?;
-    if let Err(refused) = node.action_rate.check(&caller.user_id) {
-        inc(&node.metrics.actions_rate_limited);
-        return Err(ApiError::RateLimited(refused));
-    }
+    node.action_rate
+        .check(&caller.user_id)
+        .map_err(ApiError::RateLimited)?;
     let action =
         UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
     match lifecycle::deliver(&node, &meta.id, &meta.user_id, action, None).await? {
