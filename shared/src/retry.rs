@@ -1,6 +1,18 @@
 //! The retry policy every remote call of a run shares: exponential backoff with full jitter, a cap and an
 //! attempt limit, and the server's own hint (`Retry-After`, a body's `waitMs`) preferred over the backoff.
 //! Generic over the error: an error says whether it is worth another attempt through [`Retryable`].
+//!
+//! How each caller retries (the one place that says so; every policy doubles its wait):
+//!
+//! | caller | attempts | first wait -> cap | set by |
+//! |---|---|---|---|
+//! | GitHub REST (`github::transport`) | 3 | 250 ms -> 10 s (a longer `Retry-After` ends the call) | `ClientOptions` |
+//! | the model (`conversation-node` `agent::llm`) | `LLM_NUM_RETRIES` + 1 (5) | `LLM_RETRY_MIN_WAIT` (1 s) -> `LLM_RETRY_MAX_WAIT` (30 s) | environment |
+//! | Keycloak and Common Room (the sync) | `SYNC_RETRY_MAX_ATTEMPTS` (6) | `SYNC_RETRY_INITIAL_BACKOFF_MS` (1 s) -> `SYNC_RETRY_MAX_BACKOFF_MS` (60 s) | environment |
+//! | Redis at a node's start, and its pub/sub connection after a fault | without end | [`RetryPolicy::REDIS_RECONNECT`] |  |
+//! | an agent loop's event append | [`RetryPolicy::EVENT_APPEND`] | | |
+//! | a state-change callback on the event bus | [`RetryPolicy::STATE_CALLBACK`] | | |
+//! | a conflicting conditional write of the trigger decision | [`RetryPolicy::WRITE_CONFLICT`] | | |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -47,6 +59,28 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// A Redis connection that must come back (a node waiting for its Redis, the pub/sub connection
+    /// after a fault): tried without end, 250 ms doubling to 2 s between attempts.
+    pub const REDIS_RECONNECT: Self = Self::doubling(u32::MAX, 250, 2_000);
+    /// An agent loop's append that failed for lack of the store: 3 attempts, 100 ms then 200 ms.
+    pub const EVENT_APPEND: Self = Self::doubling(3, 100, 400);
+    /// A `ConversationStateChanged` publish: 3 attempts, 200 ms then 400 ms; then it is dropped
+    /// (counted), never blocking a loop.
+    pub const STATE_CALLBACK: Self = Self::doubling(3, 200, 400);
+    /// A conditional write of the trigger decision that met a concurrent one: up to 64, 1 ms doubling
+    /// to 50 ms (writers of one group are few and quick).
+    pub const WRITE_CONFLICT: Self = Self::doubling(64, 1, 50);
+
+    /// `max_attempts`, the first wait and the cap in milliseconds, doubling.
+    const fn doubling(max_attempts: u32, initial_ms: u64, max_ms: u64) -> Self {
+        Self {
+            max_attempts,
+            initial_backoff: Duration::from_millis(initial_ms),
+            factor: 2.0,
+            max_backoff: Duration::from_millis(max_ms),
+        }
+    }
+
     /// The ceiling of the wait before retry number `retry` (0 for the first retry): `initial * factor^retry`,
     /// capped.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {

@@ -13,7 +13,7 @@ use crate::adapters::embedded::{
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
 #[cfg(feature = "redis")]
-use crate::adapters::redis::{RedisJanitor, keys::Keys};
+use crate::adapters::redis::{Keys, RedisJanitor};
 use crate::config::{BusBackend, ConfigError, StoreBackend};
 #[cfg(feature = "redis")]
 use crate::ports::ClusterJanitor;

@@ -15,18 +15,18 @@ use cleanup::{
     StaleRunningReport, StepOutcome,
 };
 use shared::adapters::eventbridge::EventBridgeBus;
-use shared::adapters::redis::keys::Keys;
+use shared::adapters::redis::Keys;
 use shared::adapters::redis::{RedisCoordination, RedisJanitor, RedisSettings};
 use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, GroupKey, GroupState, HeadSha,
-    OutboxEntry, ProactiveConversationRequested, RepoId, Repository, RunStatus,
+    NodeId, OutboxEntry, ProactiveConversationRequested, RepoId, Repository, RunStatus,
     TRIGGER_DETAIL_TYPE, WorkflowRun, WorkflowRunGroup,
 };
 use shared::ports::coordination::{
-    ClaimOutcome, ClaimRequest, Lease, LeaseEnd, LimitPolicy, NodeId,
+    ClaimOutcome, ClaimRequest, Lease, LeaseEnd, Leases, LimitPolicy, Liveness, Messaging,
 };
 use shared::ports::{
-    BusEvent, ConversationStore, Coordination, EventBus, Expected, ProactiveStore, WriteOutcome,
+    BusEvent, ConversationStore, EventBus, Expected, ProactiveStore, WriteOutcome,
 };
 use tokio::sync::broadcast;
 

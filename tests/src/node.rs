@@ -16,9 +16,10 @@ use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, Embedded
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::adapters::local_cluster::LocalCluster;
 use shared::config::{BusBackend, StoreBackend};
+use shared::domain::NodeId;
 use shared::github::GitHubClient;
 use shared::ports::Coordination;
-use shared::ports::coordination::{Incoming, LimitPolicy, NodeId};
+use shared::ports::coordination::{Incoming, LimitPolicy};
 use shared::ports::{ConversationStore, EventBus, EventStore};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;

@@ -14,7 +14,7 @@ use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::node::token;
 use e2e::redis::PrivateRedis;
 use futures::stream::{self, StreamExt};
-use shared::adapters::redis::keys::Keys;
+use shared::adapters::redis::Keys;
 
 const NODES: usize = 4;
 /// Concurrent REST creations while filling the nodes.

@@ -6,9 +6,9 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::serve::ListenerExt;
-use shared::domain::{ChatMessage, ConversationId, ProactiveConversationRequested};
+use shared::domain::{ChatMessage, ConversationId, NodeId, ProactiveConversationRequested};
 use shared::github::GitHubClient;
-use shared::ports::coordination::{Incoming, NodeId};
+use shared::ports::coordination::Incoming;
 use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;

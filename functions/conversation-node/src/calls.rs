@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use shared::domain::{ChatMessage, ConversationId};
+use shared::domain::{ChatMessage, ConversationId, NodeId};
 use shared::ports::coordination::{
-    CoordinationError, Destination, NodeId, NodeMessage, OwnerReply, OwnerRequest,
+    CoordinationError, Destination, NodeMessage, OwnerReply, OwnerRequest,
 };
 use tokio::sync::oneshot;
 

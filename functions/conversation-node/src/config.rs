@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use std::num::NonZeroU32;
 
-use shared::adapters::redis::keys::Keys;
+use shared::adapters::redis::Keys;
 use shared::config::{self, BusBackend, ConfigError, StoreBackend};
-use shared::ports::coordination::{LimitPolicy, NodeId};
+use shared::domain::NodeId;
+use shared::ports::coordination::LimitPolicy;
 
 use crate::action_rate::ActionRate;
 

@@ -8,7 +8,7 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use shared::ports::coordination::NodeId;
+use shared::domain::NodeId;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use shared::domain::NodeId;
 use shared::github::GitHubClient;
-use shared::ports::coordination::NodeId;
 use shared::ports::{ConversationStore, Coordination, EventStore};
 use tokio_util::task::TaskTracker;
 

@@ -118,6 +118,13 @@ impl InboxId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id's two numbers when it has the stream form `<unix ms>-<seq>` that both coordination
+    /// adapters use.
+    pub fn stream_parts(&self) -> Option<(u64, u64)> {
+        let (millis, seq) = self.0.split_once('-')?;
+        Some((millis.parse().ok()?, seq.parse().ok()?))
+    }
 }
 
 impl fmt::Display for InboxId {

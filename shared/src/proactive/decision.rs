@@ -4,10 +4,7 @@
 //! concurrency of deliveries: every write is conditional on the version read, and the write that sets
 //! `triggered` also records the outbox entry.
 
-use std::time::Duration;
-
 use chrono::Utc;
-use rand::Rng;
 
 use crate::domain::{
     GroupKey, GroupState, OutboxEntry, ProactiveConversationRequested, Repository, RunTally,
@@ -15,11 +12,10 @@ use crate::domain::{
 };
 use crate::github::{GitHubClient, GitHubError, RepoRef};
 use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
+use crate::retry::RetryPolicy;
 
-/// How many conditional writes one delivery attempts before giving up (503, nothing half-written).
-const MAX_WRITE_ATTEMPTS: u32 = 64;
-/// Backoff between conflicting writes: jittered, doubling from 1 ms up to this cap.
-const MAX_CONFLICT_BACKOFF: Duration = Duration::from_millis(50);
+/// How often one delivery writes against concurrent ones before giving up (503, nothing half-written).
+const CONFLICTS: RetryPolicy = RetryPolicy::WRITE_CONFLICT;
 
 /// What one delivery did to its group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +52,7 @@ pub async fn store_workflow_information(
     github: &GitHubClient,
     delivery: RunDelivery<'_>,
 ) -> Result<Decision, DecisionError> {
-    for attempt in 0..MAX_WRITE_ATTEMPTS {
+    for attempt in 0..CONFLICTS.max_attempts {
         let (group, expected) = match store.get_group(&delivery.key).await? {
             Some(group) if group.state == GroupState::Triggered => {
                 return Ok(Decision::AlreadyTriggered);
@@ -80,10 +76,12 @@ pub async fn store_workflow_information(
                     None => Decision::Collecting(group.tally()),
                 });
             }
-            WriteOutcome::Conflict => conflict_backoff(attempt).await,
+            WriteOutcome::Conflict => {
+                tokio::time::sleep(CONFLICTS.wait_before(attempt, None)).await
+            }
         }
     }
-    Err(DecisionError::Contention(MAX_WRITE_ATTEMPTS))
+    Err(DecisionError::Contention(CONFLICTS.max_attempts))
 }
 
 /// A new group: every run GitHub knows for the commit (fetched outside any transaction), plus this one.
@@ -122,10 +120,4 @@ fn decide(
         now,
     );
     (group, Some(OutboxEntry { event }))
-}
-
-async fn conflict_backoff(attempt: u32) {
-    let ceiling = Duration::from_millis(1 << attempt.min(6)).min(MAX_CONFLICT_BACKOFF);
-    let jittered = rand::rng().random_range(Duration::ZERO..=ceiling);
-    tokio::time::sleep(jittered).await;
 }

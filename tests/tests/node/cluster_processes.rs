@@ -11,11 +11,9 @@ use e2e::node::token;
 use e2e::redis::{PrivateRedis, no_key_scans};
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
 use serde_json::{Value, json};
-use shared::adapters::redis::keys::Keys;
-use shared::adapters::redis::{RedisCoordination, RedisSettings};
-use shared::domain::{ConversationId, UserAction};
-use shared::ports::Coordination;
-use shared::ports::coordination::{ClaimRequest, LimitPolicy, NodeId};
+use shared::adapters::redis::{Keys, RedisCoordination, RedisSettings};
+use shared::domain::{ConversationId, NodeId, UserAction};
+use shared::ports::coordination::{ClaimRequest, Inbox, Leases, LimitPolicy, Messaging};
 
 /// Sends a message with a client action id (as a client that retries does) and waits for its ack.
 async fn say_with_id(client: &mut SocketClient, text: &str, client_action_id: &str) {

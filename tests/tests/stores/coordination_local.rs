@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use e2e::contract::coordination::{ClusterSpec, Member};
 use shared::adapters::local_cluster::LocalCluster;
-use shared::ports::coordination::NodeId;
+use shared::domain::NodeId;
 
 async fn local_cluster(spec: ClusterSpec) -> Vec<Member> {
     let cluster = LocalCluster::new(spec.lease_ttl);

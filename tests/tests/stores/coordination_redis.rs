@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use e2e::contract::coordination::{ClusterSpec, Member};
 use e2e::redis::PrivateRedis;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
-use shared::domain::ConversationId;
-use shared::ports::Coordination;
-use shared::ports::coordination::{ClaimOutcome, ClaimRequest, LimitPolicy, NodeId};
+use shared::domain::{ConversationId, NodeId};
+use shared::ports::coordination::{ClaimOutcome, ClaimRequest, Leases, LimitPolicy, Liveness};
 
 async fn redis_cluster(spec: ClusterSpec) -> Vec<Member> {
     let settings = RedisSettings {

@@ -4,19 +4,52 @@
 //! ids it is given or reads (`keys.rs`): a pass never walks the key space.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
-use super::coordination::{ReapOutcome, command_connection, millis, run_reap, unavailable};
+use super::coordination::{command_connection, millis, unavailable};
 use super::keys::Keys;
-use super::scripts;
+use super::liveness::{ReapOutcome, run_reap};
 use crate::domain::ConversationId;
 use crate::ports::ClusterJanitor;
 use crate::ports::cluster_janitor::Reaped;
 use crate::ports::coordination::CoordinationError;
+
+/// KEYS: lease, running (the user's). ARGV: conversation. Removes the conversation from the user's
+/// running set unless a lease runs it; returns 1 if it was removed.
+static FORGET_RUNNING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"#,
+    )
+});
+
+/// KEYS: nodes, then a lease key per conversation. ARGV: silence ms. Returns the 1-based positions of
+/// the leases held by a node that beat within the silence, or that never beat (its TTL ends those).
+static LIVE_LEASES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local live = {}
+for i = 2, #KEYS do
+  local owner = redis.call('HGET', KEYS[i], 'owner')
+  if owner then
+    local beat = redis.call('ZSCORE', KEYS[1], owner)
+    if not beat or tonumber(beat) > cutoff then table.insert(live, i - 1) end
+  end
+end
+return live
+"#,
+    )
+});
 
 /// Connects on first use (and after a failed attempt, on the next), so that a Redis that is down fails
 /// the cleanup's cluster steps only, not the process.
@@ -70,7 +103,7 @@ impl ClusterJanitor for RedisJanitor {
         if conversations.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut invocation = scripts::LIVE_LEASES.key(self.keys.nodes());
+        let mut invocation = LIVE_LEASES.key(self.keys.nodes());
         invocation.arg(millis(silence));
         for conversation in conversations {
             invocation.key(self.keys.lease(conversation));
@@ -91,7 +124,7 @@ impl ClusterJanitor for RedisJanitor {
         conversation: &ConversationId,
         user_id: &str,
     ) -> Result<bool, CoordinationError> {
-        let removed: u8 = scripts::FORGET_RUNNING
+        let removed: u8 = FORGET_RUNNING
             .key(self.keys.lease(conversation))
             .key(self.keys.running(user_id))
             .arg(conversation.as_str())

@@ -20,7 +20,7 @@
 //! No key is ever found by pattern: every path names the keys it touches (no walk of the key space).
 
 use crate::domain::ConversationId;
-use crate::ports::coordination::NodeId;
+use crate::domain::NodeId;
 
 /// The names under one prefix.
 #[derive(Debug, Clone)]

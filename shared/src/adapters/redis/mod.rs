@@ -1,11 +1,21 @@
-//! The clustered coordination backend on Redis (`REDIS_URL`): key and channel names in [`keys`], the
-//! atomic lease changes in [`scripts`], the node's adapter in [`coordination`], the cleanup
-//! function's in [`janitor`].
+//! The clustered coordination backend on Redis (`REDIS_URL`). A map of the module:
+//! - `coordination`: the node's adapter ([`RedisCoordination`]), its connections and shared helpers;
+//!   each concern of the port in its own file, with its scripts: `leases` (claim with the per-user
+//!   limit, refresh, release), `inbox` (streams), `messaging` (directed and room messages, presence),
+//!   `liveness` (heartbeats, reaping dead nodes);
+//! - `pubsub`: the node's subscriptions and the task that reads and re-opens them;
+//! - `keys`: every key and channel name;
+//! - `janitor`: the cleanup function's adapter ([`RedisJanitor`]).
 
-pub mod coordination;
-pub mod janitor;
-pub mod keys;
-pub mod scripts;
+mod coordination;
+mod inbox;
+mod janitor;
+mod keys;
+mod leases;
+mod liveness;
+mod messaging;
+mod pubsub;
 
 pub use coordination::{RedisCoordination, RedisSettings};
 pub use janitor::RedisJanitor;
+pub use keys::Keys;

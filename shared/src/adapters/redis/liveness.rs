@@ -1,0 +1,207 @@
+//! Liveness on Redis: heartbeats in a sorted set at Redis's clock, and the reaping of dead nodes (silent
+//! too long, or whose channel nobody listens to any more) by one script, shared with the cleanup
+//! function's janitor.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use super::coordination::{RedisCoordination, corrupt, encode, millis, unavailable};
+use super::keys::Keys;
+use super::pubsub::RoomEnvelope;
+use crate::domain::{ConversationId, NodeId};
+use crate::ports::cluster_janitor::Reaped;
+use crate::ports::coordination::{CoordinationError, Liveness, RoomMessage};
+
+/// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ).
+static BEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
+/// and `room:` names, the `OwnerGone` room message, `reap`|`count`, then the nodes whose connection
+/// is gone. Removes the nodes silent for longer than the silence, or gone (`ZREM` decides, so exactly
+/// one caller reaps each), deletes the leases they still hold, forgets their clients, tells the rooms
+/// of their conversations. Returns `{nodes, client records, conversations...}`: how many nodes were
+/// removed and presence fields deleted, and the conversations whose lease was freed. `count` changes
+/// nothing and returns what `reap` would.
+pub(super) static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = redis.call('TIME')
+local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
+local count_only = ARGV[8] == 'count'
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+for i = 9, #ARGV do table.insert(dead, ARGV[i]) end
+local seen, nodes, clients, orphans = {}, 0, 0, {}
+for _, node in ipairs(dead) do
+  local listed
+  if count_only then
+    listed = not seen[node] and redis.call('ZSCORE', KEYS[1], node)
+    seen[node] = true
+  else
+    listed = redis.call('ZREM', KEYS[1], node) == 1
+  end
+  if listed then
+    nodes = nodes + 1
+    local owned = ARGV[2] .. node
+    for _, conversation in ipairs(redis.call('SMEMBERS', owned)) do
+      local lease = ARGV[3] .. conversation
+      if redis.call('HGET', lease, 'owner') == node then
+        if not count_only then redis.call('DEL', lease) end
+        table.insert(orphans, conversation)
+      end
+    end
+    local watching = ARGV[4] .. node
+    for _, conversation in ipairs(redis.call('SMEMBERS', watching)) do
+      local presence = ARGV[5] .. conversation
+      if count_only then
+        clients = clients + redis.call('HEXISTS', presence, node)
+      else
+        clients = clients + redis.call('HDEL', presence, node)
+      end
+    end
+    if not count_only then redis.call('DEL', owned, watching) end
+  end
+end
+local reply = {tostring(nodes), tostring(clients)}
+for _, conversation in ipairs(orphans) do
+  if not count_only then redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7]) end
+  table.insert(reply, conversation)
+end
+return reply
+"#,
+    )
+});
+
+/// What one run of the `REAP` script did, or would do under `count_only`: the counts, and the
+/// conversations whose lease it freed.
+pub(super) struct ReapOutcome {
+    pub reaped: Reaped,
+    pub orphans: Vec<ConversationId>,
+}
+
+/// Reaps the nodes silent for longer than `silence` and the `departed` ones (see `REAP`).
+pub(super) async fn run_reap(
+    commands: &mut ConnectionManager,
+    keys: &Keys,
+    silence: Duration,
+    departed: Vec<String>,
+    count_only: bool,
+) -> Result<ReapOutcome, CoordinationError> {
+    let owner_gone = encode(&RoomEnvelope {
+        skip: None,
+        message: RoomMessage::OwnerGone,
+    })?;
+    let reply: Vec<String> = REAP
+        .key(keys.nodes())
+        .arg(millis(silence))
+        .arg(keys.kind_prefix("owned"))
+        .arg(keys.kind_prefix("lease"))
+        .arg(keys.kind_prefix("watching"))
+        .arg(keys.kind_prefix("presence"))
+        .arg(keys.kind_prefix("room"))
+        .arg(owner_gone)
+        .arg(if count_only { "count" } else { "reap" })
+        .arg(departed)
+        .invoke_async(commands)
+        .await
+        .map_err(unavailable)?;
+    let [nodes, client_records, orphans @ ..] = reply.as_slice() else {
+        return Err(corrupt(format!("unexpected reap reply {reply:?}")));
+    };
+    let orphans = orphans
+        .iter()
+        .map(|id| ConversationId::parse(id).map_err(corrupt))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ReapOutcome {
+        reaped: Reaped {
+            nodes: nodes.parse().map_err(corrupt)?,
+            leases: orphans.len() as u64,
+            client_records: client_records.parse().map_err(corrupt)?,
+        },
+        orphans,
+    })
+}
+
+impl RedisCoordination {
+    /// The other live-listed nodes whose channel nobody listens to: their process (and its connection)
+    /// is gone, which Redis knows at once, long before their heartbeat falls silent. A node that is only
+    /// reconnecting may be listed too; it re-asserts or loses its leases safely (fencing).
+    async fn departed_nodes(&self) -> Result<Vec<String>, CoordinationError> {
+        let nodes: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.nodes())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        let others: Vec<NodeId> = nodes
+            .iter()
+            .map(|node| NodeId::new(node))
+            .filter(|node| *node != self.node_id)
+            .collect();
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut numsub = redis::cmd("PUBSUB");
+        numsub.arg("NUMSUB");
+        for node in &others {
+            numsub.arg(self.keys.node_channel(node));
+        }
+        let listeners: Vec<(String, u64)> = numsub
+            .query_async(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        Ok(others
+            .into_iter()
+            .zip(listeners)
+            .filter(|(_, (_, count))| *count == 0)
+            .map(|(node, _)| node.as_str().to_owned())
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Liveness for RedisCoordination {
+    fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    async fn beat(&self) -> Result<(), CoordinationError> {
+        BEAT.key(self.keys.nodes())
+            .arg(self.node_id.as_str())
+            .invoke_async::<u8>(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {
+        let gone = self.departed_nodes().await?;
+        let outcome = run_reap(&mut self.commands(), &self.keys, silence, gone, false).await?;
+        Ok(outcome.orphans)
+    }
+
+    async fn check(&self) -> Result<(), CoordinationError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.commands())
+            .await
+            .map_err(unavailable)?;
+        if self.subscriptions.state.lock().await.sink.is_none() {
+            return Err(CoordinationError::Unavailable(
+                "redis pub/sub is reconnecting".into(),
+            ));
+        }
+        Ok(())
+    }
+}
