@@ -36,6 +36,10 @@ pub trait Retryable {
     fn verdict(&self) -> Verdict;
 }
 
+const fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -61,23 +65,27 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A Redis connection that must come back (a node waiting for its Redis, the pub/sub connection
     /// after a fault): tried without end, 250 ms doubling to 2 s between attempts.
-    pub const REDIS_RECONNECT: Self = Self::doubling(u32::MAX, 250, 2_000);
+    pub const REDIS_RECONNECT: Self = Self::doubling(u32::MAX, millis(250), millis(2_000));
     /// An agent loop's append that failed for lack of the store: 3 attempts, 100 ms then 200 ms.
-    pub const EVENT_APPEND: Self = Self::doubling(3, 100, 400);
+    pub const EVENT_APPEND: Self = Self::doubling(3, millis(100), millis(400));
     /// A `ConversationStateChanged` publish: 3 attempts, 200 ms then 400 ms; then it is dropped
     /// (counted), never blocking a loop.
-    pub const STATE_CALLBACK: Self = Self::doubling(3, 200, 400);
+    pub const STATE_CALLBACK: Self = Self::doubling(3, millis(200), millis(400));
     /// A conditional write of the trigger decision that met a concurrent one: up to 64, 1 ms doubling
     /// to 50 ms (writers of one group are few and quick).
-    pub const WRITE_CONFLICT: Self = Self::doubling(64, 1, 50);
+    pub const WRITE_CONFLICT: Self = Self::doubling(64, millis(1), millis(50));
 
-    /// `max_attempts`, the first wait and the cap in milliseconds, doubling.
-    const fn doubling(max_attempts: u32, initial_ms: u64, max_ms: u64) -> Self {
+    /// `max_attempts` in all, the wait doubling from `initial_backoff` up to `max_backoff`.
+    pub const fn doubling(
+        max_attempts: u32,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
         Self {
             max_attempts,
-            initial_backoff: Duration::from_millis(initial_ms),
+            initial_backoff,
             factor: 2.0,
-            max_backoff: Duration::from_millis(max_ms),
+            max_backoff,
         }
     }
 
@@ -182,6 +190,22 @@ impl Retryable for crate::ports::coordination::CoordinationError {
         match self {
             Self::Unavailable(_) => Verdict::Transient { wait: None },
             Self::Corrupt(_) | Self::Misconfigured(_) => Verdict::Permanent,
+        }
+    }
+}
+
+/// A bus that is unreachable, or that failed an entry for throttling or an internal fault (what
+/// EventBridge documents as worth a retry), may take it next time; any other rejection stays.
+impl Retryable for crate::ports::BusError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Self::Unavailable(_) => Verdict::Transient { wait: None },
+            Self::Rejected { code, .. }
+                if code.contains("Throttl") || code.contains("Internal") =>
+            {
+                Verdict::Transient { wait: None }
+            }
+            Self::Rejected { .. } => Verdict::Permanent,
         }
     }
 }

@@ -2,7 +2,6 @@
 //! (REST + Socket.IO), and serving with a graceful stop.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::serve::ListenerExt;
@@ -13,21 +12,24 @@ use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_util::task::TaskTracker;
 
 use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
 use crate::agent::llm::LlmClient;
+use crate::agent::session::LoopContext;
 use crate::auth::Authenticator;
 use crate::callbacks::StateCallbacks;
-use crate::calls::{self, CompletionError};
+use crate::calls::{CompletionError, OwnerCalls};
 use crate::config::NodeConfig;
+use crate::dispatch::Dispatcher;
 use crate::error::ApiError;
+use crate::lifecycle::Lifecycle;
+use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
+use crate::rest::{self, ApiContext};
 use crate::shutdown::Background;
-use crate::starter::{self, StarterError, StarterOutcome};
-use crate::state::{Node, NodeState};
-use crate::{dispatch, lifecycle, maintenance, rest, socket};
+use crate::socket::{self, SocketContext};
+use crate::starter::{Starter, StarterError, StarterOutcome};
 
 /// The ports a node runs on. `incoming` is the receiving end the coordination adapter was built with.
 pub struct NodeDeps {
@@ -46,73 +48,136 @@ pub enum StartError {
     Llm(#[from] reqwest::Error),
 }
 
-/// A running node: its state, its Socket.IO handle and its background tasks.
+/// A running node: the contexts its parts were built with, its Socket.IO handle and its background
+/// tasks.
 pub struct ConversationNode {
-    node: Node,
+    node_id: NodeId,
+    lifecycle: Arc<Lifecycle>,
+    starter: Arc<Starter>,
+    api: Arc<ApiContext>,
     io: SocketIo,
     socket_routes: Router,
     background: Background,
+    shutdown_grace: std::time::Duration,
 }
 
 impl ConversationNode {
-    /// Builds the node and starts its background work (the cluster dispatcher, the lease heartbeat, the
-    /// idle sweep, the callbacks worker). Must run inside a tokio runtime.
+    /// Builds the node's parts, each with what it needs, and starts its background work (the cluster
+    /// dispatcher, the lease heartbeat, the idle sweep, the callbacks worker). Must run inside a tokio
+    /// runtime.
     pub fn start(config: &NodeConfig, deps: NodeDeps) -> Result<Self, StartError> {
         let agent = match &config.llm {
             Some(llm) => Agent::Model(LlmClient::new(llm.clone())?),
             None => Agent::Builtin,
         };
+        let coordination = deps.coordination;
+        let node_id = coordination.node_id().clone();
         let metrics = Arc::new(Metrics::default());
         let (callbacks, callbacks_worker) = StateCallbacks::new(deps.bus, Arc::clone(&metrics));
-        let node: Node = Arc::new(NodeState {
-            node_id: deps.coordination.node_id().clone(),
+        let agent_label = agent.label().to_owned();
+        let loops = Arc::new(LoopContext {
+            events: Arc::clone(&deps.events),
+            conversations: Arc::clone(&deps.conversations),
+            inbox: coordination.clone(),
+            leases: coordination.clone(),
+            rooms: coordination.clone(),
+            agent,
+            callbacks,
+            sessions: Arc::default(),
+            metrics: Arc::clone(&metrics),
+            close_delay: config.limits.close_delay,
+        });
+        let calls = OwnerCalls::new(
+            node_id.clone(),
+            Arc::clone(&loops),
+            config.timing.owner_call_timeout,
+        );
+        let lifecycle = Arc::new(Lifecycle::new(loops, calls, config.limits));
+        let auth = Arc::new(Authenticator::new(&config.auth));
+        let action_rate = Arc::new(ActionLimiter::new(
+            config.limits.action_rate,
+            Arc::clone(&metrics),
+        ));
+        let rooms = Arc::new(socket::rooms::Rooms::default());
+        let starter = Arc::new(Starter {
+            lifecycle: Arc::clone(&lifecycle),
+            conversations: Arc::clone(&deps.conversations),
+            github: deps.github,
             public_url: config.public_url.clone(),
-            limits: config.limits,
+        });
+        let api = Arc::new(ApiContext {
+            lifecycle: Arc::clone(&lifecycle),
+            starter: Arc::clone(&starter),
+            auth: Arc::clone(&auth),
+            conversations: Arc::clone(&deps.conversations),
+            events: Arc::clone(&deps.events),
+            action_rate: Arc::clone(&action_rate),
+            public_url: config.public_url.clone(),
+            liveness: coordination.clone(),
+            agent_label,
+            metrics: Arc::clone(&metrics),
+        });
+        let maintenance = Arc::new(Maintenance {
+            lifecycle: Arc::clone(&lifecycle),
+            leases: coordination.clone(),
+            liveness: coordination.clone(),
+            presence: coordination.clone(),
+            action_rate: Arc::clone(&action_rate),
+            metrics: Arc::clone(&metrics),
             timing: config.timing,
+            close_delay: config.limits.close_delay,
+        });
+        let dispatcher = Dispatcher {
+            lifecycle: Arc::clone(&lifecycle),
+            rooms: Arc::clone(&rooms),
+            events: Arc::clone(&deps.events),
+        };
+        let (socket_routes, io) = socket::routes(Arc::new(SocketContext {
+            lifecycle: Arc::clone(&lifecycle),
+            auth,
             conversations: deps.conversations,
             events: deps.events,
-            coordination: deps.coordination,
-            agent,
-            auth: Authenticator::new(&config.auth),
-            action_rate: ActionLimiter::new(config.limits.action_rate, Arc::clone(&metrics)),
-            github: deps.github,
-            sessions: Default::default(),
-            rooms: Default::default(),
-            calls: Default::default(),
-            callbacks,
+            presence: coordination,
+            rooms,
+            action_rate,
             metrics,
-            tasks: TaskTracker::new(),
-            shutting_down: AtomicBool::new(false),
-        });
+            buffer: config.limits.socket_buffer,
+        }));
         let mut background = Background::default();
         background.spawn(callbacks_worker);
-        background.spawn(dispatch::dispatch(Arc::clone(&node), deps.incoming));
-        background.spawn(maintenance::heartbeat(Arc::clone(&node)));
-        background.spawn(maintenance::sweep(Arc::clone(&node)));
-        let (socket_routes, io) = socket::routes(Arc::clone(&node));
-        tracing::info!(node_id = %node.node_id, agent = node.agent.label(), "node started");
+        background.spawn(dispatcher.run(deps.incoming));
+        background.spawn(Arc::clone(&maintenance).heartbeat());
+        background.spawn(maintenance.sweep());
+        tracing::info!(%node_id, agent = api.agent_label, "node started");
         Ok(Self {
-            node,
+            node_id,
+            lifecycle,
+            starter,
+            api,
             io,
             socket_routes,
             background,
+            shutdown_grace: config.timing.shutdown_grace,
         })
     }
 
     pub fn node_id(&self) -> &NodeId {
-        &self.node.node_id
+        &self.node_id
     }
 
     /// The node's whole HTTP interface. Other routes can be merged in before serving.
     pub fn router(&self) -> Router {
-        rest::routes(Arc::clone(&self.node))
+        rest::routes(Arc::clone(&self.api))
             .merge(self.socket_routes.clone())
             .fallback(async || ApiError::NotFound("no such route"))
     }
 
     /// A handle for in-process callers (an event-bus subscriber, tests), valid while the node serves.
     pub fn handle(&self) -> NodeHandle {
-        NodeHandle(Arc::clone(&self.node))
+        NodeHandle {
+            starter: Arc::clone(&self.starter),
+            lifecycle: Arc::clone(&self.lifecycle),
+        }
     }
 
     /// Serves `app` (usually [`ConversationNode::router`]) until `shutdown` resolves. Then it stops
@@ -126,12 +191,13 @@ impl ConversationNode {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Self {
-            node,
+            node_id,
+            lifecycle,
             io,
             background,
+            shutdown_grace: grace,
             ..
         } = self;
-        let grace = node.timing.shutdown_grace;
         let (signal, signalled) = watch::channel(false);
         let stop_accepting = async move {
             shutdown.await;
@@ -145,14 +211,14 @@ impl ConversationNode {
             }
         });
         let server = axum::serve(listener, app).with_graceful_shutdown(stop_accepting);
-        let stopping = Arc::clone(&node);
+        let stopping = Arc::clone(&lifecycle);
         let mut on_signal = signalled.clone();
         let hand_over = async move {
             if on_signal.wait_for(|signalled| *signalled).await.is_err() {
                 return;
             }
             tracing::info!("stopping: handing the conversations over");
-            lifecycle::hand_over_all(&stopping, grace / 2).await;
+            stopping.hand_over_all(grace / 2).await;
             io.close().await;
         };
         let mut on_signal = signalled;
@@ -175,23 +241,26 @@ impl ConversationNode {
         };
         // The hand-over ended the agent loops; what else was started (a takeover, an answer to another
         // node) finishes, within the grace period's second half, before the loops are cancelled.
-        node.tasks.close();
+        lifecycle.tasks().close();
         if in_time
-            && tokio::time::timeout(grace / 2, node.tasks.wait())
+            && tokio::time::timeout(grace / 2, lifecycle.tasks().wait())
                 .await
                 .is_err()
         {
             tracing::warn!("work still running after the hand-over: stopping anyway");
         }
         background.stop().await;
-        tracing::info!(node_id = %node.node_id, "node stopped");
+        tracing::info!(%node_id, "node stopped");
         served
     }
 }
 
 /// What in-process callers may ask of a node.
 #[derive(Clone)]
-pub struct NodeHandle(Node);
+pub struct NodeHandle {
+    starter: Arc<Starter>,
+    lifecycle: Arc<Lifecycle>,
+}
 
 impl NodeHandle {
     /// The proactive starter (what `POST /internal/proactive` runs).
@@ -199,7 +268,7 @@ impl NodeHandle {
         &self,
         request: &ProactiveConversationRequested,
     ) -> Result<StarterOutcome, StarterError> {
-        starter::start(&self.0, request).await
+        self.starter.start(request).await
     }
 
     /// An extra completion through the conversation's model, run on the node that owns it (over the
@@ -209,6 +278,9 @@ impl NodeHandle {
         conversation: &ConversationId,
         messages: Vec<ChatMessage>,
     ) -> Result<String, CompletionError> {
-        calls::request_llm_completion(&self.0, conversation, messages).await
+        self.lifecycle
+            .calls()
+            .request_llm_completion(conversation, messages)
+            .await
     }
 }

@@ -1,21 +1,21 @@
 //! State-change callbacks: every agent state change becomes a `ConversationStateChanged` event on the
 //! event bus. Loops hand changes to a bounded queue without waiting; one worker publishes them with
-//! bounded retries. A full queue or a bus that stays down drops the event (counted and logged), it
-//! never blocks a loop and never disables later callbacks.
+//! bounded retries (`RetryPolicy::STATE_CALLBACK`). A full queue or a bus that stays down drops the
+//! event (counted and logged), it never blocks a loop and never disables later callbacks.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 
 use shared::domain::ConversationStateChanged;
 use shared::domain::state_changed::{NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE};
 use shared::ports::{BusEvent, EventBus};
+use shared::retry::RetryPolicy;
 use tokio::sync::mpsc;
 
 use crate::metrics::{Metrics, inc};
 
 const QUEUE_CAPACITY: usize = 10_000;
-const PUBLISH_ATTEMPTS: u32 = 3;
-const RETRY_WAIT: Duration = Duration::from_millis(200);
+const PUBLISH_RETRY: RetryPolicy = RetryPolicy::STATE_CALLBACK;
 
 pub struct StateCallbacks {
     queue: mpsc::Sender<ConversationStateChanged>,
@@ -46,29 +46,27 @@ async fn publish_all(
     bus: Arc<dyn EventBus>,
     metrics: Arc<Metrics>,
 ) {
+    let retries = AtomicU64::new(0);
     while let Some(change) = receiver.recv().await {
         let event = BusEvent::new(NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE, &change);
-        let mut attempt = 1;
-        loop {
-            match bus.publish(&event).await {
-                Ok(()) => {
-                    inc(&metrics.state_changes_published);
-                    break;
+        let published = PUBLISH_RETRY
+            .run(&retries, || async {
+                let published = bus.publish(&event).await;
+                if let Err(error) = &published {
+                    tracing::info!(reason = %error, "state change publish failed");
                 }
-                Err(error) if attempt < PUBLISH_ATTEMPTS => {
-                    tracing::info!(attempt, reason = %error, "state change publish failed, retrying");
-                    tokio::time::sleep(RETRY_WAIT * attempt).await;
-                    attempt += 1;
-                }
-                Err(error) => {
-                    inc(&metrics.state_changes_dropped);
-                    tracing::warn!(
-                        conversation_id = %change.conversation_id,
-                        reason = %error,
-                        "state change callback dropped: the bus kept failing"
-                    );
-                    break;
-                }
+                published
+            })
+            .await;
+        match published {
+            Ok(()) => inc(&metrics.state_changes_published),
+            Err(error) => {
+                inc(&metrics.state_changes_dropped);
+                tracing::warn!(
+                    conversation_id = %change.conversation_id,
+                    reason = %error,
+                    "state change callback dropped: the bus kept failing"
+                );
             }
         }
     }

@@ -6,17 +6,25 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use shared::domain::{ChatMessage, ConversationId, NodeId};
 use shared::ports::coordination::{
     CoordinationError, Destination, NodeMessage, OwnerReply, OwnerRequest,
 };
 use tokio::sync::oneshot;
 
+use crate::agent::session::LoopContext;
 use crate::sessions::{Control, SessionHandle};
-use crate::state::NodeState;
 
-#[derive(Default)]
+/// Requests to owners, and the answers to other nodes' requests. Holds the loops' context: a
+/// completion is served by the loop's agent, a stop by the loop.
 pub struct OwnerCalls {
+    node_id: NodeId,
+    loops: Arc<LoopContext>,
+    /// How long a request to another node may take.
+    timeout: Duration,
     pending: Mutex<HashMap<String, oneshot::Sender<OwnerReply>>>,
 }
 
@@ -52,6 +60,15 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl OwnerCalls {
+    pub fn new(node_id: NodeId, loops: Arc<LoopContext>, timeout: Duration) -> Self {
+        Self {
+            node_id,
+            loops,
+            timeout,
+            pending: Mutex::default(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, oneshot::Sender<OwnerReply>>> {
         self.pending
             .lock()
@@ -64,102 +81,107 @@ impl OwnerCalls {
             let _ = waiting.send(reply);
         }
     }
-}
 
-/// Sends `request` to the conversation's owner and waits for its reply; `None` when nobody runs it.
-pub async fn owner_request(
-    node: &NodeState,
-    conversation: &ConversationId,
-    request: OwnerRequest,
-) -> Result<Option<OwnerReply>, CallError> {
-    if let Some(handle) = node.sessions.get(conversation) {
-        return Ok(Some(serve(node, &handle, request).await));
+    /// Sends `request` to the conversation's owner and waits for its reply; `None` when nobody runs it.
+    pub async fn request(
+        &self,
+        conversation: &ConversationId,
+        request: OwnerRequest,
+    ) -> Result<Option<OwnerReply>, CallError> {
+        if let Some(handle) = self.loops.sessions.get(conversation) {
+            return Ok(Some(self.serve(&handle, request).await));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (sender, reply) = oneshot::channel();
+        self.lock().insert(id.clone(), sender);
+        let _guard = PendingGuard {
+            calls: self,
+            id: id.clone(),
+        };
+        let message = NodeMessage::Request {
+            id,
+            reply_to: self.node_id.clone(),
+            conversation: conversation.clone(),
+            request,
+        };
+        let sent = self
+            .loops
+            .rooms
+            .send(&Destination::OwnerOf(conversation.clone()), &message)
+            .await?;
+        if sent.is_none() {
+            return Ok(None);
+        }
+        match tokio::time::timeout(self.timeout, reply).await {
+            Ok(Ok(reply)) => Ok(Some(reply)),
+            Ok(Err(_)) | Err(_) => Err(CallError::Timeout),
+        }
     }
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let (sender, reply) = oneshot::channel();
-    node.calls.lock().insert(id.clone(), sender);
-    let _guard = PendingGuard {
-        calls: &node.calls,
-        id: id.clone(),
-    };
-    let message = NodeMessage::Request {
-        id,
-        reply_to: node.node_id.clone(),
-        conversation: conversation.clone(),
-        request,
-    };
-    let sent = node
-        .coordination
-        .send(&Destination::OwnerOf(conversation.clone()), &message)
-        .await?;
-    if sent.is_none() {
-        return Ok(None);
-    }
-    match tokio::time::timeout(node.timing.owner_call_timeout, reply).await {
-        Ok(Ok(reply)) => Ok(Some(reply)),
-        Ok(Err(_)) | Err(_) => Err(CallError::Timeout),
-    }
-}
 
-/// Serves a request for a loop running here.
-async fn serve(node: &NodeState, handle: &SessionHandle, request: OwnerRequest) -> OwnerReply {
-    match request {
-        OwnerRequest::Stop { reason } => {
-            let (done, stopped) = oneshot::channel();
-            let control = Control::Stop {
-                reason,
-                done: Some(done),
-            };
-            if handle.control.send(control).await.is_err() {
-                return OwnerReply::NotOwner;
+    /// Serves a request for a loop running here.
+    async fn serve(&self, handle: &SessionHandle, request: OwnerRequest) -> OwnerReply {
+        match request {
+            OwnerRequest::Stop { reason } => {
+                let (done, stopped) = oneshot::channel();
+                let control = Control::Stop {
+                    reason,
+                    done: Some(done),
+                };
+                if handle.control.send(control).await.is_err() {
+                    return OwnerReply::NotOwner;
+                }
+                match stopped.await {
+                    Ok(()) => OwnerReply::Stopped,
+                    // The loop ended another way (its lease was lost) or declined the stop.
+                    Err(_) => OwnerReply::NotOwner,
+                }
             }
-            match stopped.await {
-                Ok(()) => OwnerReply::Stopped,
-                // The loop ended another way (its lease was lost) or declined the stop.
-                Err(_) => OwnerReply::NotOwner,
+            OwnerRequest::Completion { messages } => OwnerReply::Completion {
+                result: self
+                    .loops
+                    .agent
+                    .complete(&messages, &self.loops.metrics)
+                    .await
+                    .map_err(|error| error.to_string()),
+            },
+        }
+    }
+
+    /// Answers a request another node sent to this one.
+    pub async fn answer(
+        &self,
+        id: String,
+        reply_to: NodeId,
+        conversation: ConversationId,
+        request: OwnerRequest,
+    ) {
+        let reply = match self.loops.sessions.get(&conversation) {
+            Some(handle) => self.serve(&handle, request).await,
+            None => OwnerReply::NotOwner,
+        };
+        let message = NodeMessage::Reply { id, reply };
+        if let Err(error) = self
+            .loops
+            .rooms
+            .send(&Destination::Node(reply_to), &message)
+            .await
+        {
+            tracing::warn!(%conversation, reason = %error, "cannot reply to the calling node");
+        }
+    }
+
+    /// An extra completion through the conversation's model, run on its owner node.
+    pub async fn request_llm_completion(
+        &self,
+        conversation: &ConversationId,
+        messages: Vec<ChatMessage>,
+    ) -> Result<String, CompletionError> {
+        let request = OwnerRequest::Completion { messages };
+        match self.request(conversation, request).await? {
+            Some(OwnerReply::Completion { result }) => result.map_err(CompletionError::Model),
+            Some(OwnerReply::Stopped | OwnerReply::NotOwner) | None => {
+                Err(CompletionError::NotRunning)
             }
         }
-        OwnerRequest::Completion { messages } => OwnerReply::Completion {
-            result: node
-                .agent
-                .complete(&messages, &node.metrics)
-                .await
-                .map_err(|error| error.to_string()),
-        },
-    }
-}
-
-/// Answers a request another node sent to this one.
-pub async fn answer(
-    node: &NodeState,
-    id: String,
-    reply_to: NodeId,
-    conversation: ConversationId,
-    request: OwnerRequest,
-) {
-    let reply = match node.sessions.get(&conversation) {
-        Some(handle) => serve(node, &handle, request).await,
-        None => OwnerReply::NotOwner,
-    };
-    let message = NodeMessage::Reply { id, reply };
-    if let Err(error) = node
-        .coordination
-        .send(&Destination::Node(reply_to), &message)
-        .await
-    {
-        tracing::warn!(%conversation, reason = %error, "cannot reply to the calling node");
-    }
-}
-
-/// An extra completion through the conversation's model, run on its owner node.
-pub async fn request_llm_completion(
-    node: &NodeState,
-    conversation: &ConversationId,
-    messages: Vec<ChatMessage>,
-) -> Result<String, CompletionError> {
-    let request = OwnerRequest::Completion { messages };
-    match owner_request(node, conversation, request).await? {
-        Some(OwnerReply::Completion { result }) => result.map_err(CompletionError::Model),
-        Some(OwnerReply::Stopped | OwnerReply::NotOwner) | None => Err(CompletionError::NotRunning),
     }
 }

@@ -5,54 +5,66 @@
 
 use std::sync::Arc;
 
+use shared::ports::EventStore;
 use shared::ports::coordination::{Incoming, NodeMessage, RoomMessage};
 use tokio::sync::mpsc;
 
-use crate::calls;
-use crate::lifecycle;
+use crate::lifecycle::Lifecycle;
 use crate::sessions::Control;
-use crate::state::Node;
+use crate::socket::rooms::Rooms;
 
-pub async fn dispatch(node: Node, mut incoming: mpsc::Receiver<Incoming>) {
-    while let Some(message) = incoming.recv().await {
-        match message {
-            Incoming::Room {
-                conversation,
-                message,
-            } => match message {
-                RoomMessage::Event(event) => {
-                    node.rooms.deliver(&node.events, &conversation, event).await;
-                }
-                RoomMessage::Status(status) => node.rooms.status(&conversation, &status),
-                RoomMessage::OwnerGone => {
-                    if node.rooms.has_clients(&conversation) && !node.is_shutting_down() {
-                        let owned = Arc::clone(&node);
-                        node.tasks.spawn(async move {
-                            if let Err(error) = lifecycle::take_over(&owned, &conversation).await {
-                                tracing::warn!(%conversation, reason = %error, "takeover failed");
-                            }
-                        });
+/// What the dispatcher routes to: the loops and calls (through the lifecycle), and this node's clients.
+pub struct Dispatcher {
+    pub lifecycle: Arc<Lifecycle>,
+    pub rooms: Arc<Rooms>,
+    /// Where a client that fell behind catches up from.
+    pub events: Arc<dyn EventStore>,
+}
+
+impl Dispatcher {
+    pub async fn run(self, mut incoming: mpsc::Receiver<Incoming>) {
+        while let Some(message) = incoming.recv().await {
+            match message {
+                Incoming::Room {
+                    conversation,
+                    message,
+                } => match message {
+                    RoomMessage::Event(event) => {
+                        self.rooms.deliver(&self.events, &conversation, event).await;
+                    }
+                    RoomMessage::Status(status) => self.rooms.status(&conversation, &status),
+                    RoomMessage::OwnerGone => {
+                        if self.rooms.has_clients(&conversation)
+                            && !self.lifecycle.is_shutting_down()
+                        {
+                            self.lifecycle.spawn_take_over(conversation);
+                        }
+                    }
+                },
+                Incoming::Node(NodeMessage::InboxReady { conversation }) => {
+                    if let Some(handle) = self.lifecycle.sessions().get(&conversation) {
+                        // A full queue already holds a wake-up.
+                        let _ = handle.control.try_send(Control::InboxReady);
                     }
                 }
-            },
-            Incoming::Node(NodeMessage::InboxReady { conversation }) => {
-                if let Some(handle) = node.sessions.get(&conversation) {
-                    // A full queue already holds a wake-up.
-                    let _ = handle.control.try_send(Control::InboxReady);
+                Incoming::Node(NodeMessage::Request {
+                    id,
+                    reply_to,
+                    conversation,
+                    request,
+                }) => {
+                    let lifecycle = Arc::clone(&self.lifecycle);
+                    self.lifecycle.tasks().spawn(async move {
+                        lifecycle
+                            .calls()
+                            .answer(id, reply_to, conversation, request)
+                            .await;
+                    });
+                }
+                Incoming::Node(NodeMessage::Reply { id, reply }) => {
+                    self.lifecycle.calls().complete(&id, reply);
                 }
             }
-            Incoming::Node(NodeMessage::Request {
-                id,
-                reply_to,
-                conversation,
-                request,
-            }) => {
-                let owned = Arc::clone(&node);
-                node.tasks.spawn(async move {
-                    calls::answer(&owned, id, reply_to, conversation, request).await;
-                });
-            }
-            Incoming::Node(NodeMessage::Reply { id, reply }) => node.calls.complete(&id, reply),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The conversation node: hosts conversations behind a REST API and a Socket.IO server, runs each
 //! conversation's agent loop on exactly one node (the holder of its lease), and starts proactive
 //! conversations. The same code serves a standalone node and a cluster: everything cluster-wide goes
-//! through the `Coordination` port (`shared::ports::coordination`).
+//! through the coordination port (`shared::ports::coordination`). Each part is built with what it
+//! needs and no more (a context per role, assembled in [`app`]): the agent loop's `LoopContext`, the
+//! REST `ApiContext`, the `SocketContext`, `Maintenance`, the `Dispatcher`, the `Starter`, all sharing
+//! the `Lifecycle` that starts and stops conversations.
 //!
 //! A map of the crate:
 //! - [`config`]: configuration from the environment.
@@ -15,7 +18,7 @@
 //! - [`sessions`]: the loops running on this node; [`calls`]: requests to another node's loop.
 //! - [`dispatch`]: routing what the cluster delivers to this node.
 //! - [`starter`]: the proactive starter; [`callbacks`]: `ConversationStateChanged` on the bus.
-//! - [`metrics`], [`shutdown`], [`state`]: counters, stop signal and background tasks, shared state;
+//! - [`metrics`], [`shutdown`]: counters, the stop signal and the owner of the background loops;
 //!   [`panics`]: a panic ends its task, logged and counted, never the node.
 //! - [`startup`]: listening (health yes, ready no) while the ports are not ready yet (Redis down).
 //! - [`wiring`]: the ports the environment names (what `main` and the local stack build the node from).
@@ -39,7 +42,6 @@ pub mod shutdown;
 pub mod socket;
 pub mod starter;
 pub mod startup;
-pub mod state;
 pub mod wiring;
 
 pub use app::{ConversationNode, NodeDeps, NodeHandle, StartError};

@@ -5,6 +5,7 @@
 //! `NodeHandle::start_proactive`).
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use chrono::Utc;
 use shared::domain::trigger::FailedRun;
@@ -12,11 +13,20 @@ use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, ProactiveConversationRequested,
     UserAction,
 };
-use shared::github::{CommentOutcome, GitHubError, RepoRef};
-use shared::ports::StoreError;
+use shared::github::{CommentOutcome, GitHubClient, GitHubError, RepoRef};
+use shared::ports::{ConversationStore, StoreError};
 
-use crate::lifecycle::{self, Created, LifecycleError};
-use crate::state::Node;
+use crate::lifecycle::{Created, Lifecycle, LifecycleError};
+
+/// What the starter needs: the conversations (to find a redelivery's), the lifecycle (to create and
+/// start), and GitHub with the address users open conversations at (for the PR comment).
+pub struct Starter {
+    pub lifecycle: Arc<Lifecycle>,
+    pub conversations: Arc<dyn ConversationStore>,
+    /// `None`: no PR comment.
+    pub github: Option<GitHubClient>,
+    pub public_url: String,
+}
 
 /// The hidden marker the PR comment is found by.
 pub const COMMENT_MARKER: &str = "<!-- proactive-conversation -->";
@@ -78,63 +88,65 @@ pub fn comment_body(failed: &[FailedRun], conversation_url: &str) -> String {
     body
 }
 
-pub async fn start(
-    node: &Node,
-    request: &ProactiveConversationRequested,
-) -> Result<StarterOutcome, StarterError> {
-    let id = ConversationId::for_trigger(&request.trigger_id);
-    let created = match node.conversations.get_conversation(&id).await? {
-        Some(_) => false,
-        None => {
-            let now = Utc::now();
-            let meta = Conversation {
-                id: id.clone(),
-                user_id: request.user_id.clone(),
-                title: Some(format!(
-                    "Fix failing workflows on PR #{}",
-                    request.pull_request.number
-                )),
-                created_at: now,
-                last_updated_at: now,
-                status: ConversationStatus::Running,
-                agent_state: AgentState::Loading,
-                trigger_id: Some(request.trigger_id.clone()),
-                repository: Some(format!(
-                    "{}/{}",
-                    request.repository.owner, request.repository.name
-                )),
-            };
-            let message = UserAction::message(&first_message(request));
-            match lifecycle::create(node, meta, Some(message)).await? {
-                Created::Started => true,
-                Created::Exists => false,
-                Created::LimitReached => return Err(StarterError::LimitReached),
+impl Starter {
+    pub async fn start(
+        &self,
+        request: &ProactiveConversationRequested,
+    ) -> Result<StarterOutcome, StarterError> {
+        let id = ConversationId::for_trigger(&request.trigger_id);
+        let created = match self.conversations.get_conversation(&id).await? {
+            Some(_) => false,
+            None => {
+                let now = Utc::now();
+                let meta = Conversation {
+                    id: id.clone(),
+                    user_id: request.user_id.clone(),
+                    title: Some(format!(
+                        "Fix failing workflows on PR #{}",
+                        request.pull_request.number
+                    )),
+                    created_at: now,
+                    last_updated_at: now,
+                    status: ConversationStatus::Running,
+                    agent_state: AgentState::Loading,
+                    trigger_id: Some(request.trigger_id.clone()),
+                    repository: Some(format!(
+                        "{}/{}",
+                        request.repository.owner, request.repository.name
+                    )),
+                };
+                let message = UserAction::message(&first_message(request));
+                match self.lifecycle.create(meta, Some(message)).await? {
+                    Created::Started => true,
+                    Created::Exists => false,
+                    Created::LimitReached => return Err(StarterError::LimitReached),
+                }
             }
-        }
-    };
-    tracing::info!(conversation_id = %id, trigger_id = %request.trigger_id, created, "proactive conversation");
-    let comment = match &node.github {
-        None => {
-            tracing::warn!(trigger_id = %request.trigger_id, "no GitHub client configured: PR comment skipped");
-            None
-        }
-        Some(github) => {
-            let repo = RepoRef {
-                owner: &request.repository.owner,
-                name: &request.repository.name,
-                installation_id: request.installation_id,
-            };
-            let url = format!("{}/conversations/{id}", node.public_url);
-            let body = comment_body(&request.failed_runs, &url);
-            let outcome = github
-                .upsert_pr_comment(repo, request.pull_request.number, COMMENT_MARKER, &body)
-                .await?;
-            Some(outcome)
-        }
-    };
-    Ok(StarterOutcome {
-        conversation_id: id,
-        created,
-        comment,
-    })
+        };
+        tracing::info!(conversation_id = %id, trigger_id = %request.trigger_id, created, "proactive conversation");
+        let comment = match &self.github {
+            None => {
+                tracing::warn!(trigger_id = %request.trigger_id, "no GitHub client configured: PR comment skipped");
+                None
+            }
+            Some(github) => {
+                let repo = RepoRef {
+                    owner: &request.repository.owner,
+                    name: &request.repository.name,
+                    installation_id: request.installation_id,
+                };
+                let url = format!("{}/conversations/{id}", self.public_url);
+                let body = comment_body(&request.failed_runs, &url);
+                let outcome = github
+                    .upsert_pr_comment(repo, request.pull_request.number, COMMENT_MARKER, &body)
+                    .await?;
+                Some(outcome)
+            }
+        };
+        Ok(StarterOutcome {
+            conversation_id: id,
+            created,
+            comment,
+        })
+    }
 }

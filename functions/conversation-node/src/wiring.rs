@@ -2,7 +2,6 @@
 //! `shared::wiring`), the coordination backend (a Redis that is down is waited for), the GitHub client.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use shared::adapters::embedded::EmbeddedDb;
 use shared::adapters::in_process_bus::InProcessBus;
@@ -27,22 +26,14 @@ pub enum NodeWiringError {
     Redis(#[from] CoordinationError),
 }
 
-/// How a node started during a Redis outage waits for it: without end (it serves once Redis is back),
-/// the shared policy's backoff from 250 ms up to 5 s between attempts.
-const REDIS_AT_START: RetryPolicy = RetryPolicy {
-    max_attempts: u32::MAX,
-    initial_backoff: Duration::from_millis(250),
-    factor: 2.0,
-    max_backoff: Duration::from_secs(5),
-};
-
 /// Connects to the cluster's Redis, waiting for it as long as it takes. Each failed attempt is logged
 /// once (without the URL, which may hold a password); only settings that cannot work end the wait.
 async fn connect_redis(
     settings: &RedisSettings,
     node_id: &NodeId,
 ) -> Result<(RedisCoordination, mpsc::Receiver<Incoming>), CoordinationError> {
-    let retrier = Retrier::new(REDIS_AT_START);
+    // Without end: the node serves once Redis is back.
+    let retrier = Retrier::new(RetryPolicy::REDIS_RECONNECT);
     let connected = retrier
         .run(|| async {
             let attempt = RedisCoordination::connect(settings, node_id.clone()).await;

@@ -142,12 +142,11 @@ impl Transport {
             .timeout(options.request_timeout)
             .build()
             .map_err(|e| GitHubError::Unavailable(format!("cannot build the HTTP client: {e}")))?;
-        let retrier = Retrier::new(RetryPolicy {
-            max_attempts: options.max_attempts,
-            initial_backoff: options.retry_backoff,
-            factor: 2.0,
-            max_backoff: options.max_rate_limit_wait,
-        });
+        let retrier = Retrier::new(RetryPolicy::doubling(
+            options.max_attempts,
+            options.retry_backoff,
+            options.max_rate_limit_wait,
+        ));
         Ok(Self {
             http,
             base,

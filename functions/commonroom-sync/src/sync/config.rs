@@ -79,15 +79,11 @@ impl SyncConfig {
             public_url,
             rate_limit,
             lookback: Duration::from_secs(60 * parsed::<u64>("SYNC_LOOKBACK_MINUTES", 60)?),
-            retry: RetryPolicy {
-                max_attempts: positive("SYNC_RETRY_MAX_ATTEMPTS", 6)?,
-                initial_backoff: Duration::from_millis(parsed(
-                    "SYNC_RETRY_INITIAL_BACKOFF_MS",
-                    1000,
-                )?),
-                factor: 2.0,
-                max_backoff: Duration::from_millis(parsed("SYNC_RETRY_MAX_BACKOFF_MS", 60_000)?),
-            },
+            retry: RetryPolicy::doubling(
+                positive("SYNC_RETRY_MAX_ATTEMPTS", 6)?,
+                Duration::from_millis(parsed("SYNC_RETRY_INITIAL_BACKOFF_MS", 1000)?),
+                Duration::from_millis(parsed("SYNC_RETRY_MAX_BACKOFF_MS", 60_000)?),
+            ),
             keycloak_batch: positive("KEYCLOAK_BATCH_SIZE", 20)?,
             page_size: positive("SYNC_PAGE_SIZE", 100)?,
             in_flight: positive("SYNC_IN_FLIGHT", 32)?,

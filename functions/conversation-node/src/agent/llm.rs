@@ -61,12 +61,11 @@ struct AnswerMessage {
 impl LlmClient {
     pub fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
-        let retrier = Arc::new(Retrier::new(RetryPolicy {
-            max_attempts: config.num_retries.saturating_add(1),
-            initial_backoff: config.retry_min_wait,
-            factor: 2.0,
-            max_backoff: config.retry_max_wait,
-        }));
+        let retrier = Arc::new(Retrier::new(RetryPolicy::doubling(
+            config.num_retries.saturating_add(1),
+            config.retry_min_wait,
+            config.retry_max_wait,
+        )));
         Ok(Self {
             http,
             config,

@@ -5,6 +5,7 @@
 //! another write; a stop records `stopped`, writes the metadata and releases the lease.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,24 +14,27 @@ use shared::domain::{
     AgentState, ChatMessage, ChatRole, Conversation, ConversationEvent, ConversationStateChanged,
     ConversationStatus, EventSource, InboxId, StatusUpdate, UserAction,
 };
-use shared::ports::ConversationStore;
-use shared::ports::coordination::{InboxEntry, Lease, LeaseEnd, RoomMessage, StopReason};
+use shared::ports::coordination::{
+    Inbox, InboxEntry, Lease, LeaseEnd, Leases, Messaging, RoomMessage, StopReason,
+};
 use shared::ports::event_store::{AppendOutcome, EventBatch, FenceOutcome};
+use shared::ports::{ConversationStore, EventStore};
+use shared::retry::RetryPolicy;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::AgentError;
 use super::state::{self, Input};
-use crate::metrics::{add, inc};
-use crate::sessions::{Activity, Control, SessionHandle};
-use crate::state::NodeState;
+use super::{Agent, AgentError};
+use crate::callbacks::StateCallbacks;
+use crate::metrics::{Metrics, add, inc};
+use crate::sessions::{Activity, Control, SessionHandle, Sessions};
 
 /// Inbox entries read at a time.
 const INBOX_BATCH: usize = 16;
 /// Events read at a time when the loop rebuilds its history.
 const HISTORY_PAGE: usize = 100;
-/// Attempts of an append that fails for lack of the store, before the loop gives up.
-const APPEND_ATTEMPTS: u32 = 3;
+/// How an append that fails for lack of the store is retried before the loop gives up.
+const APPEND_RETRY: RetryPolicy = RetryPolicy::EVENT_APPEND;
 const CONTROL_CAPACITY: usize = 16;
 /// The shortest time between two metadata writes of one conversation.
 const METADATA_COALESCING: Duration = Duration::from_millis(50);
@@ -54,8 +58,25 @@ enum Draft {
     State(Input, &'static str),
 }
 
+/// What a conversation's loop needs from its node: the stores, the inbox, its lease and the rooms of
+/// the cluster, the agent, the state-change callbacks, the node's registry of loops (a loop frees its
+/// slot as it ends) and its counters.
+pub struct LoopContext {
+    pub events: Arc<dyn EventStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub inbox: Arc<dyn Inbox>,
+    pub leases: Arc<dyn Leases>,
+    pub rooms: Arc<dyn Messaging>,
+    pub agent: Agent,
+    pub callbacks: StateCallbacks,
+    pub sessions: Arc<Sessions>,
+    pub metrics: Arc<Metrics>,
+    /// How long a conversation with no client may idle before it stops.
+    pub close_delay: Duration,
+}
+
 pub struct Session {
-    node: Arc<NodeState>,
+    context: Arc<LoopContext>,
     meta: Conversation,
     lease: Lease,
     next_id: u64,
@@ -71,7 +92,11 @@ pub struct Session {
 impl Session {
     /// A loop for `meta` under `lease`, and the handle the node keeps for it. Nothing runs until
     /// [`Session::run`].
-    pub fn new(node: Arc<NodeState>, meta: Conversation, lease: Lease) -> (Self, SessionHandle) {
+    pub fn new(
+        context: Arc<LoopContext>,
+        meta: Conversation,
+        lease: Lease,
+    ) -> (Self, SessionHandle) {
         let (control_sender, control) = mpsc::channel(CONTROL_CAPACITY);
         let activity = Arc::new(Activity::new(meta.agent_state));
         let handle = SessionHandle {
@@ -81,11 +106,11 @@ impl Session {
             activity: Arc::clone(&activity),
         };
         // Counted from now, so that a loop shows in the gauge as soon as it is registered.
-        add(&node.metrics.sessions, 1);
+        add(&context.metrics.sessions, 1);
         let (metadata, updates) = watch::channel(meta.clone());
-        let writer = tokio::spawn(write_metadata(Arc::clone(&node.conversations), updates));
+        let writer = tokio::spawn(write_metadata(Arc::clone(&context.conversations), updates));
         let session = Self {
-            node,
+            context,
             meta,
             lease,
             next_id: 0,
@@ -101,21 +126,26 @@ impl Session {
     }
 
     pub async fn run(mut self) {
-        inc(&self.node.metrics.conversations_started);
+        inc(&self.context.metrics.conversations_started);
         tracing::info!(conversation_id = %self.lease.conversation, epoch = self.lease.epoch, "agent loop starts");
         let ending = match self.resume().await {
             Ok(()) => self.serve().await,
             Err(ending) => ending,
         };
         self.finish(ending).await;
-        add(&self.node.metrics.sessions, -1);
+        add(&self.context.metrics.sessions, -1);
     }
 
     /// Fences the store, rebuilds the history and marks the conversation running (its metadata was read
     /// after the lease was claimed).
     async fn resume(&mut self) -> Result<(), Ending> {
         let conversation = &self.lease.conversation;
-        match self.node.events.fence(conversation, self.lease.epoch).await {
+        match self
+            .context
+            .events
+            .fence(conversation, self.lease.epoch)
+            .await
+        {
             Ok(FenceOutcome::Fenced(head)) => {
                 self.next_id = head.next_id;
                 self.inbox_cursor = head.inbox_cursor;
@@ -133,7 +163,7 @@ impl Session {
         let mut last_state = None;
         loop {
             let page = self
-                .node
+                .context
                 .events
                 .page(conversation, start_id, HISTORY_PAGE)
                 .await
@@ -162,7 +192,7 @@ impl Session {
         self.meta.status = ConversationStatus::Running;
         self.meta.last_updated_at = Utc::now();
         if let Err(error) = self
-            .node
+            .context
             .conversations
             .update_conversation(&self.meta)
             .await
@@ -232,14 +262,12 @@ impl Session {
     /// An idle stop decided by the sweep still holds: nothing happened since and no action waits.
     async fn still_idle(&mut self) -> bool {
         let (last_active, agent_state) = self.activity.read();
-        if agent_state == AgentState::Running
-            || last_active.elapsed() < self.node.limits.close_delay
-        {
+        if agent_state == AgentState::Running || last_active.elapsed() < self.context.close_delay {
             return false;
         }
         let waiting = self
-            .node
-            .coordination
+            .context
+            .inbox
             .read_inbox(&self.lease.conversation, self.inbox_cursor.as_ref(), 1)
             .await;
         match waiting {
@@ -255,8 +283,8 @@ impl Session {
     async fn drain_inbox(&mut self) -> Result<(), Ending> {
         loop {
             let read = self
-                .node
-                .coordination
+                .context
+                .inbox
                 .read_inbox(
                     &self.lease.conversation,
                     self.inbox_cursor.as_ref(),
@@ -278,8 +306,8 @@ impl Session {
                 self.apply(entry).await?;
             }
             if let Err(error) = self
-                .node
-                .coordination
+                .context
+                .inbox
                 .trim_inbox(&self.lease.conversation, &last)
                 .await
             {
@@ -316,12 +344,12 @@ impl Session {
     /// Asks the agent for an answer, listening for control messages meanwhile (a stop wins over an
     /// answer in flight).
     async fn take_turn(&mut self) -> Result<(), Ending> {
-        let node = Arc::clone(&self.node);
+        let context = Arc::clone(&self.context);
         // Lent to the agent rather than copied: a long conversation's history is large. A control
         // message that ends the loop meanwhile drops it with the loop.
         let history = std::mem::take(&mut self.history);
         let answer = {
-            let completion = node.agent.complete(&history, &node.metrics);
+            let completion = context.agent.complete(&history, &context.metrics);
             tokio::pin!(completion);
             loop {
                 tokio::select! {
@@ -398,14 +426,14 @@ impl Session {
             self.inbox_cursor = consumed;
         }
         for _ in batch.events() {
-            inc(&self.node.metrics.events_appended);
+            inc(&self.context.metrics.events_appended);
         }
         for event in batch.into_events() {
             self.publish(RoomMessage::Event(event)).await;
         }
         let now = Utc::now();
         for (event_id, old, new) in changes {
-            self.node.callbacks.notify(ConversationStateChanged {
+            self.context.callbacks.notify(ConversationStateChanged {
                 conversation_id: self.meta.id.clone(),
                 user_id: self.meta.user_id.clone(),
                 old_state: old,
@@ -426,46 +454,47 @@ impl Session {
 
     async fn append(&self, batch: &EventBatch, consumed: Option<&InboxId>) -> Result<(), Ending> {
         let conversation = &self.lease.conversation;
-        let mut attempt = 0;
-        loop {
-            let outcome = self
-                .node
-                .events
-                .append(conversation, self.lease.epoch, batch, consumed)
-                .await;
-            match outcome {
-                Ok(AppendOutcome::Appended) => return Ok(()),
-                // A retried append whose first attempt landed after all.
-                Ok(AppendOutcome::IdConflict { next_id })
-                    if attempt > 0 && next_id == batch.next_id() =>
-                {
-                    return Ok(());
+        // The retries so far: the attempt's number.
+        let retries = AtomicU64::new(0);
+        let outcome = APPEND_RETRY
+            .run(&retries, || async {
+                let attempt = retries.load(Ordering::Relaxed);
+                let outcome = self
+                    .context
+                    .events
+                    .append(conversation, self.lease.epoch, batch, consumed)
+                    .await;
+                match outcome {
+                    // A retried append whose first attempt landed after all.
+                    Ok(AppendOutcome::IdConflict { next_id })
+                        if attempt > 0 && next_id == batch.next_id() =>
+                    {
+                        Ok(AppendOutcome::Appended)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%conversation, attempt, reason = %error, "append failed");
+                        Err(error)
+                    }
+                    outcome => outcome,
                 }
-                Ok(refused) => {
-                    tracing::warn!(%conversation, epoch = self.lease.epoch, ?refused, "append refused: this node no longer owns the conversation");
-                    return Err(Ending::LeaseLost);
-                }
-                Err(error) if attempt + 1 < APPEND_ATTEMPTS => {
-                    tracing::warn!(%conversation, reason = %error, "append failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    attempt += 1;
-                }
-                Err(error) => {
-                    tracing::error!(%conversation, reason = %error, "append failed");
-                    return Err(Ending::StoreFailed);
-                }
+            })
+            .await;
+        match outcome {
+            Ok(AppendOutcome::Appended) => Ok(()),
+            Ok(refused) => {
+                tracing::warn!(%conversation, epoch = self.lease.epoch, ?refused, "append refused: this node no longer owns the conversation");
+                Err(Ending::LeaseLost)
+            }
+            Err(error) => {
+                tracing::error!(%conversation, reason = %error, "append failed: the loop ends");
+                Err(Ending::StoreFailed)
             }
         }
     }
 
     async fn publish(&self, message: RoomMessage) {
         let conversation = &self.lease.conversation;
-        if let Err(error) = self
-            .node
-            .coordination
-            .broadcast(conversation, &message)
-            .await
-        {
+        if let Err(error) = self.context.rooms.broadcast(conversation, &message).await {
             // The events are durable: clients catch up from the store.
             tracing::warn!(%conversation, reason = %error, "cannot publish to the conversation's room");
         }
@@ -483,7 +512,7 @@ impl Session {
         self.close_metadata_writer().await;
         self.meta.last_updated_at = Utc::now();
         if let Err(error) = self
-            .node
+            .context
             .conversations
             .update_conversation(&self.meta)
             .await
@@ -493,7 +522,7 @@ impl Session {
     }
 
     async fn release(&self, end: LeaseEnd) {
-        if let Err(error) = self.node.coordination.release(&self.lease, end).await {
+        if let Err(error) = self.context.leases.release(&self.lease, end).await {
             tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "cannot release the lease");
         }
     }
@@ -501,11 +530,11 @@ impl Session {
     async fn finish(&mut self, ending: Ending) {
         let conversation = self.lease.conversation.clone();
         // The slot goes first, so that an action arriving from now on can start a new loop here.
-        self.node.sessions.remove(&self.lease);
+        self.context.sessions.remove(&self.lease);
         match ending {
             Ending::Stop { reason, done } => {
                 if reason == StopReason::TooManyConversations {
-                    inc(&self.node.metrics.evictions);
+                    inc(&self.context.metrics.evictions);
                     self.publish(RoomMessage::Status(StatusUpdate::too_many_conversations()))
                         .await;
                 }
@@ -522,14 +551,14 @@ impl Session {
                         if let Some(writer) = self.metadata_writer.take() {
                             writer.abort();
                         }
-                        inc(&self.node.metrics.leases_lost);
+                        inc(&self.context.metrics.leases_lost);
                     }
                     _ => {
                         self.meta.status = ConversationStatus::Stopped;
                         self.meta.agent_state = AgentState::Stopped;
                         self.write_final_metadata().await;
                         self.release(LeaseEnd::Stopped).await;
-                        inc(&self.node.metrics.conversations_stopped);
+                        inc(&self.context.metrics.conversations_stopped);
                     }
                 }
                 tracing::info!(%conversation, ?reason, "agent loop stopped");
@@ -542,7 +571,7 @@ impl Session {
                 if let Some(writer) = self.metadata_writer.take() {
                     writer.abort();
                 }
-                inc(&self.node.metrics.leases_lost);
+                inc(&self.context.metrics.leases_lost);
                 tracing::warn!(%conversation, "agent loop ends: lease lost");
             }
             Ending::HandOver { done } => {

@@ -13,11 +13,11 @@ use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{AgentState, Conversation, ConversationId, ConversationStatus, UserAction};
 use shared::ports::coordination::StopReason;
 
+use super::Api;
 use crate::auth::{SESSION_API_KEY_HEADER, bearer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use crate::lifecycle::{self, Created, LifecycleError, Started};
+use crate::lifecycle::{Created, LifecycleError, Started};
 use crate::socket::MAX_EVENT_ID;
-use crate::state::Node;
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
@@ -28,18 +28,18 @@ pub struct Caller {
     pub user_id: String,
 }
 
-impl FromRequestParts<Node> for Caller {
+impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, node: &Node) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
         let session_key = parts
             .headers
             .get(SESSION_API_KEY_HEADER)
             .and_then(|value| value.to_str().ok());
-        node.auth
+        api.auth
             .check_session_key(session_key)
             .map_err(|_| ApiError::Unauthorized("invalid session API key"))?;
-        let identity = node
+        let identity = api
             .auth
             .verify(bearer(&parts.headers))
             .await
@@ -57,12 +57,12 @@ impl From<LifecycleError> for ApiError {
 }
 
 /// The caller's conversation `raw`, or 404 (for a malformed id, a missing one, and another user's).
-async fn owned(node: &Node, caller: &Caller, raw: &str) -> Result<Conversation, ApiError> {
+async fn owned(api: &Api, caller: &Caller, raw: &str) -> Result<Conversation, ApiError> {
     let not_found = ApiError::NotFound("conversation not found");
     let Ok(id) = ConversationId::parse(raw) else {
         return Err(not_found);
     };
-    match node.conversations.get_conversation(&id).await? {
+    match api.conversations.get_conversation(&id).await? {
         Some(meta) if meta.user_id == caller.user_id => Ok(meta),
         _ => Err(not_found),
     }
@@ -81,7 +81,7 @@ struct ConversationInfo<'a> {
     url: String,
 }
 
-fn info<'a>(node: &Node, meta: &'a Conversation) -> ConversationInfo<'a> {
+fn info<'a>(api: &Api, meta: &'a Conversation) -> ConversationInfo<'a> {
     ConversationInfo {
         conversation_id: &meta.id,
         title: meta.title.as_deref(),
@@ -91,7 +91,7 @@ fn info<'a>(node: &Node, meta: &'a Conversation) -> ConversationInfo<'a> {
         last_updated_at: meta.last_updated_at,
         selected_repository: meta.repository.as_deref(),
         trigger_id: meta.trigger_id.as_ref().map(|id| id.as_str()),
-        url: format!("{}/conversations/{}", node.public_url, meta.id),
+        url: format!("{}/conversations/{}", api.public_url, meta.id),
     }
 }
 
@@ -108,7 +108,7 @@ fn non_blank(value: Option<String>) -> Option<String> {
 }
 
 pub async fn create(
-    State(node): State<Node>,
+    State(api): State<Api>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateConversation>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -150,7 +150,7 @@ pub async fn create(
         repository,
     };
     let first = message.map(|content| UserAction::message(&content));
-    match lifecycle::create(&node, meta, first).await? {
+    match api.lifecycle.create(meta, first).await? {
         Created::Started | Created::Exists => Ok((
             StatusCode::CREATED,
             Json(json!({ "status": "ok", "conversation_id": id })),
@@ -167,26 +167,26 @@ pub struct ListQuery {
 }
 
 pub async fn list(
-    State(node): State<Node>,
+    State(api): State<Api>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let conversations = node
+    let conversations = api
         .conversations
         .list_user_conversations(&caller.user_id, limit)
         .await?;
-    let results: Vec<_> = conversations.iter().map(|meta| info(&node, meta)).collect();
+    let results: Vec<_> = conversations.iter().map(|meta| info(&api, meta)).collect();
     Ok(Json(json!({ "results": results, "next_page_id": null })))
 }
 
 pub async fn get(
-    State(node): State<Node>,
+    State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = owned(&node, &caller, &id).await?;
-    Ok(Json(json!(info(&node, &meta))))
+    let meta = owned(&api, &caller, &id).await?;
+    Ok(Json(json!(info(&api, &meta))))
 }
 
 #[derive(Deserialize)]
@@ -196,36 +196,40 @@ pub struct EventsQuery {
 }
 
 pub async fn events(
-    State(node): State<Node>,
+    State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = owned(&node, &caller, &id).await?;
+    let meta = owned(&api, &caller, &id).await?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let start_id = query.start_id.unwrap_or(0);
     if start_id > MAX_EVENT_ID {
         return Err(ApiError::BadRequest("invalid start_id".into()));
     }
-    let page = node.events.page(&meta.id, start_id, limit).await?;
+    let page = api.events.page(&meta.id, start_id, limit).await?;
     Ok(Json(
         json!({ "events": page.events, "has_more": page.has_more }),
     ))
 }
 
 pub async fn send_action(
-    State(node): State<Node>,
+    State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(raw): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = owned(&node, &caller, &id).await?;
-    node.action_rate
+    let meta = owned(&api, &caller, &id).await?;
+    api.action_rate
         .check(&caller.user_id)
         .map_err(ApiError::RateLimited)?;
     let action =
         UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
-    match lifecycle::deliver(&node, &meta.id, &meta.user_id, action, None).await? {
+    match api
+        .lifecycle
+        .deliver(&meta.id, &meta.user_id, action, None)
+        .await?
+    {
         Started::LimitReached => Err(ApiError::TooManyConversations(
             "the action is queued, but you run the maximum number of conversations: stop one first",
         )),
@@ -234,11 +238,11 @@ pub async fn send_action(
 }
 
 pub async fn stop(
-    State(node): State<Node>,
+    State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = owned(&node, &caller, &id).await?;
-    lifecycle::stop(&node, &meta.id, StopReason::Explicit).await?;
+    let meta = owned(&api, &caller, &id).await?;
+    api.lifecycle.stop(&meta.id, StopReason::Explicit).await?;
     Ok(Json(json!({ "success": true, "conversation_id": meta.id })))
 }

@@ -9,20 +9,17 @@ use serde_json::{Value, json};
 use shared::domain::ProactiveConversationRequested;
 use shared::github::{CommentOutcome, GitHubError};
 
+use super::Api;
 use crate::auth::INTERNAL_API_KEY_HEADER;
 use crate::error::{ApiError, ApiJson};
-use crate::starter::{self, StarterError};
-use crate::state::Node;
+use crate::starter::StarterError;
 
-pub async fn proactive(
-    State(node): State<Node>,
-    request: Request,
-) -> Result<Json<Value>, ApiError> {
+pub async fn proactive(State(api): State<Api>, request: Request) -> Result<Json<Value>, ApiError> {
     let key = request
         .headers()
         .get(INTERNAL_API_KEY_HEADER)
         .and_then(|value| value.to_str().ok());
-    if !node.auth.is_internal_caller(key) {
+    if !api.auth.is_internal_caller(key) {
         return Err(ApiError::Unauthorized("a valid X-Api-Key is required"));
     }
     let ApiJson(body) = ApiJson::<Value>::from_request(request, &()).await?;
@@ -34,7 +31,9 @@ pub async fn proactive(
     };
     let request: ProactiveConversationRequested = serde_json::from_value(detail)
         .map_err(|e| ApiError::BadRequest(format!("not a ProactiveConversationRequested: {e}")))?;
-    let outcome = starter::start(&node, &request)
+    let outcome = api
+        .starter
+        .start(&request)
         .await
         .map_err(|error| match error {
             StarterError::LimitReached => {

@@ -7,14 +7,41 @@ pub mod conversations;
 pub mod internal;
 pub mod probes;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::routing::{get, post};
+use shared::ports::coordination::Liveness;
+use shared::ports::{ConversationStore, EventStore};
 
+use crate::action_rate::ActionLimiter;
+use crate::auth::Authenticator;
 use crate::error::ApiError;
-use crate::state::Node;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::starter::Starter;
 
-/// Every REST route, on the node's state.
-pub fn routes(node: Node) -> Router {
+/// What the REST routes need: who may call (auth), the stores, the lifecycle and the starter, the
+/// action rate, the address conversations are opened at, and what the probes report.
+pub struct ApiContext {
+    pub lifecycle: Arc<Lifecycle>,
+    pub starter: Arc<Starter>,
+    pub auth: Arc<Authenticator>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub events: Arc<dyn EventStore>,
+    pub action_rate: Arc<ActionLimiter>,
+    pub public_url: String,
+    /// `/ready` asks whether the coordination backend answers; `/health` names the node.
+    pub liveness: Arc<dyn Liveness>,
+    pub agent_label: String,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The context as handlers receive it.
+pub type Api = Arc<ApiContext>;
+
+/// Every REST route, on the REST context.
+pub fn routes(api: Api) -> Router {
     Router::new()
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
@@ -31,5 +58,5 @@ pub fn routes(node: Node) -> Router {
         .route("/api/conversations/{id}/stop", post(conversations::stop))
         .route("/internal/proactive", post(internal::proactive))
         .method_not_allowed_fallback(async || ApiError::MethodNotAllowed("method not allowed"))
-        .with_state(node)
+        .with_state(api)
 }

@@ -8,20 +8,20 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use shared::domain::ConversationId;
 
-use crate::state::Node;
+use super::Api;
 
-pub async fn health(State(node): State<Node>) -> Json<Value> {
-    Json(json!({ "status": "ok", "node_id": node.node_id, "agent": node.agent.label() }))
+pub async fn health(State(api): State<Api>) -> Json<Value> {
+    Json(json!({ "status": "ok", "node_id": api.liveness.node_id(), "agent": api.agent_label }))
 }
 
-pub async fn ready(State(node): State<Node>) -> (StatusCode, Json<Value>) {
+pub async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
     // Reads of a conversation that never exists reach each store without touching data.
     let probe =
         ConversationId::parse("readiness-probe").unwrap_or_else(|_| ConversationId::random());
     let checks = [
         (
             "conversations",
-            node.conversations
+            api.conversations
                 .get_conversation(&probe)
                 .await
                 .err()
@@ -29,11 +29,11 @@ pub async fn ready(State(node): State<Node>) -> (StatusCode, Json<Value>) {
         ),
         (
             "events",
-            node.events.head(&probe).await.err().map(|e| e.to_string()),
+            api.events.head(&probe).await.err().map(|e| e.to_string()),
         ),
         (
             "coordination",
-            node.coordination.check().await.err().map(|e| e.to_string()),
+            api.liveness.check().await.err().map(|e| e.to_string()),
         ),
     ];
     let failures: Vec<Value> = checks
@@ -42,7 +42,7 @@ pub async fn ready(State(node): State<Node>) -> (StatusCode, Json<Value>) {
             failure.map(|reason| json!({ "check": name, "reason": reason }))
         })
         .collect();
-    if node.is_shutting_down() {
+    if api.lifecycle.is_shutting_down() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "shutting_down" })),
@@ -58,9 +58,9 @@ pub async fn ready(State(node): State<Node>) -> (StatusCode, Json<Value>) {
     }
 }
 
-pub async fn metrics(State(node): State<Node>) -> impl IntoResponse {
+pub async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics.render(),
+        api.metrics.render(),
     )
 }

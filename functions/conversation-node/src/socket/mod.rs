@@ -30,11 +30,33 @@ use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError, SocketIo};
 use tokio::task::AbortHandle;
 
-use crate::auth::{AuthError, bearer};
-use crate::lifecycle::{self, Started};
-use crate::metrics::{add, inc};
-use crate::state::Node;
-use rooms::{Feed, OH_EVENT};
+use shared::ports::coordination::Messaging;
+use shared::ports::{ConversationStore, EventStore};
+
+use crate::action_rate::ActionLimiter;
+use crate::auth::{AuthError, Authenticator, bearer};
+use crate::lifecycle::{Lifecycle, Started};
+use crate::metrics::{Metrics, add, inc};
+use rooms::{Feed, OH_EVENT, Rooms};
+
+/// What the Socket.IO side needs: who may connect (auth, the conversations), the lifecycle (actions,
+/// takeovers), this node's feeds and its presence in the cluster, the stored events (replay), the
+/// action rate and the counters.
+pub struct SocketContext {
+    pub lifecycle: Arc<Lifecycle>,
+    pub auth: Arc<Authenticator>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub events: Arc<dyn EventStore>,
+    pub presence: Arc<dyn Messaging>,
+    pub rooms: Arc<Rooms>,
+    pub action_rate: Arc<ActionLimiter>,
+    pub metrics: Arc<Metrics>,
+    /// Packets a client's connection may hold unsent (see `Limits::socket_buffer`).
+    pub buffer: usize,
+}
+
+/// The context as handlers receive it.
+type Context = Arc<SocketContext>;
 
 /// The read buffer of each WebSocket: small, since client messages are small (fewer bytes held per
 /// idle connection).
@@ -89,14 +111,14 @@ enum Refused {
 /// The Socket.IO route for the node's router, and its handle. One service, routed once: every request
 /// of a long-polling session must reach the same engine (a layer applied route by route would give
 /// each route an engine of its own, and the second request of a session would find it unknown).
-pub fn routes(node: Node) -> (Router, SocketIo) {
+pub fn routes(context: Context) -> (Router, SocketIo) {
     let (service, io) = SocketIo::builder()
         .ws_read_buffer_size(WS_READ_BUFFER)
-        .max_buffer_size(node.limits.socket_buffer)
+        .max_buffer_size(context.buffer)
         .max_payload(MAX_PAYLOAD as u64)
         .ws_max_message_size(MAX_PAYLOAD)
         .ws_max_frame_size(MAX_PAYLOAD)
-        .with_state(node)
+        .with_state(context)
         .build_svc();
     io.ns("/", on_connect.with(authenticate));
     let router = Router::new()
@@ -113,25 +135,26 @@ fn error_payload(message: &str) -> Value {
 async fn authenticate(
     socket: SocketRef,
     TryData(auth): TryData<Value>,
-    State(node): State<Node>,
+    State(context): State<Context>,
 ) -> Result<(), Refused> {
     let parts = socket.req_parts();
     let query = axum::extract::Query::<ConnectQuery>::try_from_uri(&parts.uri)
         .map_err(|_| Refused::Invalid("query"))?
         .0;
-    node.auth
+    context
+        .auth
         .check_session_key(query.session_api_key.as_deref())?;
     let token = bearer(&parts.headers).map(str::to_owned).or_else(|| {
         auth.ok()
             .and_then(|auth| auth.get("token")?.as_str().map(str::to_owned))
     });
-    let identity = node.auth.verify(token.as_deref()).await?;
+    let identity = context.auth.verify(token.as_deref()).await?;
     let raw_id = query.conversation_id.ok_or(Refused::MissingConversation)?;
     let conversation =
         ConversationId::parse(&raw_id).map_err(|_| Refused::Invalid("conversation_id"))?;
     let next_event_id = next_event_id(query.latest_event_id.as_deref())
         .ok_or(Refused::Invalid("latest_event_id"))?;
-    let meta = node
+    let meta = context
         .conversations
         .get_conversation(&conversation)
         .await
@@ -161,14 +184,14 @@ fn next_event_id(latest_event_id: Option<&str>) -> Option<u64> {
     }
 }
 
-async fn on_connect(socket: SocketRef, io: SocketIo, State(node): State<Node>) {
+async fn on_connect(socket: SocketRef, io: SocketIo, State(context): State<Context>) {
     let Some(client) = socket.extensions.get::<Client>() else {
         return;
     };
     socket.on("oh_user_action", on_user_action);
     socket.on("oh_action", on_user_action);
     socket.on_disconnect(on_disconnect);
-    add(&node.metrics.connections, 1);
+    add(&context.metrics.connections, 1);
     let timer = tokio::spawn(close_on_expiry(io, socket.id, client.expires_at));
     socket.extensions.insert(ExpiryTimer(timer.abort_handle()));
 
@@ -177,10 +200,10 @@ async fn on_connect(socket: SocketRef, io: SocketIo, State(node): State<Node>) {
         client.conversation.clone(),
         client.next_event_id,
     ));
-    node.rooms.add(Arc::clone(&feed));
+    context.rooms.add(Arc::clone(&feed));
     let connection = socket.id.to_string();
-    if let Err(error) = node
-        .coordination
+    if let Err(error) = context
+        .presence
         .join(&client.conversation, &connection)
         .await
     {
@@ -191,13 +214,19 @@ async fn on_connect(socket: SocketRef, io: SocketIo, State(node): State<Node>) {
     // one stays stopped until the user prompts it. Decided before the replay, so that a client that
     // has its replay knows the outcome.
     if client.running
-        && node.sessions.get(&client.conversation).is_none()
-        && let Err(error) =
-            lifecycle::ensure_running(&node, &client.conversation, &client.user_id).await
+        && context
+            .lifecycle
+            .sessions()
+            .get(&client.conversation)
+            .is_none()
+        && let Err(error) = context
+            .lifecycle
+            .ensure_running(&client.conversation, &client.user_id)
+            .await
     {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "cannot take the conversation over");
     }
-    if let Err(error) = feed.replay(&node.events).await {
+    if let Err(error) = feed.replay(&context.events).await {
         tracing::warn!(conversation_id = %client.conversation, reason = %error, "replay failed");
         feed.emit(&error_payload("stored events are unavailable"));
     }
@@ -254,7 +283,7 @@ async fn on_user_action(
     socket: SocketRef,
     TryData(raw): TryData<Value>,
     ack: AckSender,
-    State(node): State<Node>,
+    State(context): State<Context>,
     Extension(client): Extension<Client>,
 ) {
     if time_left(client.expires_at).is_zero() {
@@ -262,11 +291,10 @@ async fn on_user_action(
         close_expired(socket);
         return;
     }
-    let outcome = match admit(&node, &client, raw) {
+    let outcome = match admit(&context, &client, raw) {
         Err(refused) => Err(refused),
         Ok((action, client_action_id)) => {
-            let delivered = lifecycle::deliver(
-                &node,
+            let delivered = context.lifecycle.deliver(
                 &client.conversation,
                 &client.user_id,
                 action,
@@ -287,11 +315,11 @@ async fn on_user_action(
 
 /// Whether an action may go in: the user under their rate, a well-formed action and action id.
 fn admit(
-    node: &Node,
+    context: &SocketContext,
     client: &Client,
     raw: Result<Value, socketioxide::ParserError>,
 ) -> Result<(UserAction, Option<String>), String> {
-    node.action_rate.check(&client.user_id)?;
+    context.action_rate.check(&client.user_id)?;
     let parsed = raw
         .map_err(|error| format!("malformed action ({error}): send one JSON object"))
         .and_then(|raw| {
@@ -300,7 +328,7 @@ fn admit(
             Ok((action, client_action_id))
         });
     if parsed.is_err() {
-        inc(&node.metrics.actions_refused);
+        inc(&context.metrics.actions_refused);
     }
     parsed
 }
@@ -329,16 +357,16 @@ fn answer(socket: &SocketRef, ack: AckSender, outcome: Result<(), String>) {
 
 async fn on_disconnect(
     socket: SocketRef,
-    State(node): State<Node>,
+    State(context): State<Context>,
     Extension(client): Extension<Client>,
     Extension(ExpiryTimer(timer)): Extension<ExpiryTimer>,
 ) {
     timer.abort();
-    node.rooms.remove(&client.conversation, socket.id);
-    add(&node.metrics.connections, -1);
+    context.rooms.remove(&client.conversation, socket.id);
+    add(&context.metrics.connections, -1);
     let connection = socket.id.to_string();
-    if let Err(error) = node
-        .coordination
+    if let Err(error) = context
+        .presence
         .leave(&client.conversation, &connection)
         .await
     {
