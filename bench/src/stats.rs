@@ -4,15 +4,15 @@ use std::time::Duration;
 
 /// Latency samples, summarised as percentiles.
 #[derive(Debug, Default)]
-pub struct Samples(Vec<Duration>);
+pub(crate) struct Samples(Vec<Duration>);
 
 impl Samples {
-    pub fn push(&mut self, sample: Duration) {
+    pub(crate) fn push(&mut self, sample: Duration) {
         self.0.push(sample);
     }
 
     /// The `p`-th percentile (0..=100), nearest rank.
-    pub fn percentile(&mut self, p: f64) -> Duration {
+    pub(crate) fn percentile(&mut self, p: f64) -> Duration {
         if self.0.is_empty() {
             return Duration::ZERO;
         }
@@ -21,12 +21,12 @@ impl Samples {
         self.0[rank.clamp(1, self.0.len()) - 1]
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 }
 
-pub fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 

@@ -21,13 +21,13 @@ use shared::proactive::{RunDelivery, store_workflow_information};
 use crate::stats::{Samples, ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
+pub(crate) enum Backend {
     Embedded,
     Dynamodb,
 }
 
 /// How big each measurement is.
-pub struct Sizes {
+pub(crate) struct Sizes {
     pub latency_samples: usize,
     /// Deliveries of the one-commit burst (P4: 200).
     pub burst: usize,
@@ -37,7 +37,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn new(quick: bool) -> Self {
+    pub(crate) fn new(quick: bool) -> Self {
         if quick {
             Self {
                 latency_samples: 100,
@@ -78,7 +78,7 @@ async fn fresh_store(backend: Backend) -> (Arc<dyn ProactiveStore>, Option<tempf
     }
 }
 
-pub async fn run(backend: Backend, sizes: &Sizes) {
+pub(crate) async fn run(backend: Backend, sizes: &Sizes) {
     println!("== trigger decision, {backend:?} store");
     latency(backend, sizes.latency_samples).await;
     bursts(backend, sizes).await;

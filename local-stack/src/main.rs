@@ -18,7 +18,8 @@ use cleanup::{Cleanup, CleanupError, CleanupOptions};
 use commonroom_sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, run_sync};
 use conversation_node::config::JwtKeys;
 use conversation_node::{
-    ConversationNode, NodeConfig, NodeHandle, auth, shutdown, wiring as node_wiring,
+    ConversationNode, NodeConfig, NodeHandle, deps_from_config, install_panic_hook, mint_hs256,
+    shutdown_signal,
 };
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::config::{self, StoreBackend};
@@ -36,7 +37,7 @@ const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
-    conversation_node::panics::install();
+    install_panic_hook();
     let node_config = NodeConfig::from_env().context("configuration")?;
     let webhook_settings = WebhookSettings::from_env().context("configuration")?;
     let webhook_secret = String::from_utf8_lossy(&webhook_settings.secret).into_owned();
@@ -56,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         webhook_settings,
     );
 
-    let deps = node_wiring::deps_from_config(&node_config, db.as_ref(), &bus).await?;
+    let deps = deps_from_config(&node_config, db.as_ref(), &bus).await?;
     let node = ConversationNode::start(&node_config, deps)?;
     tokio::spawn(deliver_events(
         bus.clone(),
@@ -84,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(token) = dev_token(&node_config, LOCAL_USER) {
         println!("  token for {LOCAL_USER}: {token}");
     }
-    node.serve(app, listener, shutdown::signal()).await?;
+    node.serve(app, listener, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -103,7 +104,7 @@ fn describe(backend: &StoreBackend) -> String {
 /// A development token, when tokens are HS256 (a JWKS realm issues its own).
 fn dev_token(config: &NodeConfig, user: &str) -> Option<String> {
     match &config.auth.keys {
-        JwtKeys::Hs256Secret(secret) => Some(auth::mint_hs256(secret, user, DEV_TOKEN_TTL)),
+        JwtKeys::Hs256Secret(secret) => Some(mint_hs256(secret, user, DEV_TOKEN_TTL)),
         JwtKeys::JwksUrl(_) => None,
     }
 }

@@ -39,7 +39,7 @@ pub fn token(user: &str) -> String {
 
 /// A token for `user` signed with another secret (refused by the nodes).
 pub fn token_signed_with(user: &str, secret: &str) -> String {
-    conversation_node::auth::mint_hs256(secret, user, Duration::from_secs(3600))
+    conversation_node::mint_hs256(secret, user, Duration::from_secs(3600))
 }
 
 /// The stores every node of a test shares.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use commonroom_sync::commonroom::CommonRoomConfig;
+use commonroom_sync::CommonRoomConfig;
 use commonroom_sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, SyncSettings, run_sync};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::{ConversationTable, SyncStateItem};

@@ -8,7 +8,7 @@
 //! connections.
 
 use axum::Router;
-use conversation_node::socket;
+use conversation_node::{WS_READ_BUFFER, own_request_parts};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -50,13 +50,13 @@ async fn main() -> anyhow::Result<()> {
     let lean = std::env::args().any(|arg| arg == "--lean");
     let mut builder = SocketIo::builder();
     if lean {
-        builder = builder.ws_read_buffer_size(socket::WS_READ_BUFFER);
+        builder = builder.ws_read_buffer_size(WS_READ_BUFFER);
     }
     let (layer, io) = builder.build_layer();
     io.ns("/", on_connect);
     let mut app = Router::new().layer(layer);
     if lean {
-        app = app.layer(axum::middleware::map_request(socket::own_request_parts));
+        app = app.layer(axum::middleware::map_request(own_request_parts));
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening {}", listener.local_addr()?.port());

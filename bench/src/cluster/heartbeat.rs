@@ -26,7 +26,7 @@ const SCANS: &[&str] = &["scan", "keys", "hscan", "sscan", "zscan"];
 /// Commands a node sends itself (the rest run inside its scripts).
 const ROUND_TRIPS: &[&str] = &["evalsha", "eval", "zrange", "pubsub|numsub"];
 
-pub struct Sizes {
+pub(crate) struct Sizes {
     /// (the measured node's conversations, the other nodes' conversations) per stage.
     pub stages: Vec<(usize, usize)>,
     /// Heartbeats measured per node and stage.
@@ -36,7 +36,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn new(quick: bool) -> Self {
+    pub(crate) fn new(quick: bool) -> Self {
         if quick {
             Self {
                 stages: vec![(0, 0), (0, 30), (10, 30)],
@@ -164,7 +164,7 @@ fn summary(calls: &Calls) -> (u64, u64) {
     (total, trips)
 }
 
-pub async fn run(sizes: &Sizes) {
+pub(crate) async fn run(sizes: &Sizes) {
     let redis = PrivateRedis::start();
     let mut env = ClusterEnv::fresh_at_default_cadence().await;
     env.redis_url = redis.url();

@@ -3,17 +3,17 @@
 //! - [`heartbeat`] (P8): Redis commands per heartbeat per node as conversations grow;
 //! - [`takeover`] (P9, R3): repeated `kill -9` of an owner under continuous user actions.
 
-pub mod heartbeat;
-pub mod takeover;
+pub(crate) mod heartbeat;
+pub(crate) mod takeover;
 
 /// The parts of the family, for `--part`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Part {
+pub(crate) enum Part {
     Heartbeat,
     Takeover,
 }
 
-pub async fn run(parts: &[Part], quick: bool, overrides: &takeover::Overrides) {
+pub(crate) async fn run(parts: &[Part], quick: bool, overrides: &takeover::Overrides) {
     for part in parts {
         match part {
             Part::Heartbeat => heartbeat::run(&heartbeat::Sizes::new(quick)).await,

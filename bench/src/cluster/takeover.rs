@@ -26,7 +26,7 @@ const TAKEOVER_LIMIT: Duration = Duration::from_secs(60);
 /// How long a client waits for the answers to its last actions once the load stops.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
-pub struct Sizes {
+pub(crate) struct Sizes {
     pub conversations: usize,
     pub kills: usize,
     /// Each client sends one action per interval.
@@ -40,7 +40,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn new(quick: bool) -> Self {
+    pub(crate) fn new(quick: bool) -> Self {
         if quick {
             Self {
                 conversations: 6,
@@ -67,7 +67,7 @@ impl Sizes {
 /// Smaller runs than the bar's, for machines where the serialised moto server cannot keep up, or the
 /// bar's size on the embedded store.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// The nodes' conversation and event store: DynamoDB on moto, or one SQLite file they all share.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
@@ -83,7 +83,7 @@ pub struct Overrides {
 }
 
 impl Sizes {
-    pub fn with(mut self, overrides: &Overrides) -> Self {
+    pub(crate) fn with(mut self, overrides: &Overrides) -> Self {
         self.conversations = overrides.conversations.unwrap_or(self.conversations);
         self.kills = overrides.kills.unwrap_or(self.kills);
         self.backend = overrides.backend.unwrap_or(self.backend);
@@ -127,7 +127,7 @@ struct Conversation {
     token: String,
 }
 
-pub async fn run(sizes: &Sizes) {
+pub(crate) async fn run(sizes: &Sizes) {
     let mut env = if sizes.default_cadence {
         ClusterEnv::fresh_at_default_cadence().await
     } else {

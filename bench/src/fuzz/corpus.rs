@@ -10,13 +10,13 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/github-we
 
 /// One seed: an event name and the payload GitHub would send with it.
 #[derive(Debug, Clone)]
-pub struct Seed {
+pub(super) struct Seed {
     pub event: String,
     pub body: Vec<u8>,
 }
 
 /// Every seed, samples first; panics with the path when a file cannot be read.
-pub fn seeds() -> Vec<Seed> {
+pub(super) fn seeds() -> Vec<Seed> {
     let mut seeds = Vec::new();
     for (dir, from_sample) in [(SAMPLES, true), (FIXTURES, false)] {
         let mut paths: Vec<_> = std::fs::read_dir(dir)

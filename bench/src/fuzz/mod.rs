@@ -163,7 +163,7 @@ fn check(
 }
 
 /// Runs for `duration` (at least `min_executions`); prints the figures; returns whether it ran clean.
-pub async fn run(duration: Duration, rng_seed: Option<u64>) -> bool {
+pub(crate) async fn run(duration: Duration, rng_seed: Option<u64>) -> bool {
     let rng_seed = rng_seed.unwrap_or_else(rand::random);
     println!("== R2 webhook fuzzing, {duration:?}, seed {rng_seed}");
     std::panic::set_hook(Box::new(|info| {

@@ -12,7 +12,7 @@ use super::corpus::Seed;
 
 /// How the `X-Hub-Signature-256` header is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signature {
+pub(super) enum Signature {
     /// Correct over the body as sent.
     Valid,
     Missing,
@@ -24,7 +24,7 @@ pub enum Signature {
 
 /// One fuzz input: the headers' raw values (`None`: absent) and the body.
 #[derive(Debug, Clone)]
-pub struct Input {
+pub(super) struct Input {
     pub event: Option<Vec<u8>>,
     pub delivery: Option<Vec<u8>>,
     pub signature: Signature,
@@ -61,7 +61,7 @@ const INTERESTING_BYTES: &[u8] = b"\0\xff\x7f\"\\{}[],:0-+.eE \n\t\xc3\xe2";
 const HUGE_BODY: usize = 1024 * 1024 + 1;
 
 /// A mutated delivery from `seeds` (at least one).
-pub fn input(rng: &mut StdRng, seeds: &[Seed], used_deliveries: &[Vec<u8>]) -> Input {
+pub(super) fn input(rng: &mut StdRng, seeds: &[Seed], used_deliveries: &[Vec<u8>]) -> Input {
     let seed = seeds.choose(rng).expect("seeds");
     let mut body = seed.body.clone();
     for _ in 0..rng.random_range(1..=4) {
@@ -102,7 +102,7 @@ pub fn input(rng: &mut StdRng, seeds: &[Seed], used_deliveries: &[Vec<u8>]) -> I
 
 /// The header value for `input`'s signature case, given the valid one (`sha256=<hex>` of the body) and the
 /// one over the original body.
-pub fn signature_header(
+pub(super) fn signature_header(
     rng: &mut StdRng,
     case: Signature,
     valid: &str,

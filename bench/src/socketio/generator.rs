@@ -12,7 +12,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use crate::stats::Samples;
 
 /// Where one client connects: a server and a conversation it may open.
-pub struct Target {
+pub(super) struct Target {
     pub url: String,
     pub conversation_id: String,
     pub token: String,
@@ -25,7 +25,7 @@ impl Target {
 }
 
 /// What a measured window of round trips gave.
-pub struct Outcome {
+pub(super) struct Outcome {
     pub samples: Samples,
     pub wall: Duration,
     /// The generator's own CPU time over the window.
@@ -33,18 +33,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn per_second(&self) -> f64 {
+    pub(super) fn per_second(&self) -> f64 {
         self.samples.len() as f64 / self.wall.as_secs_f64()
     }
 
     /// The generator's CPU use over the window, in cores (1.0: one core busy, its own ceiling).
-    pub fn generator_cores(&self) -> f64 {
+    pub(super) fn generator_cores(&self) -> f64 {
         self.cpu_ms / (self.wall.as_secs_f64() * 1000.0)
     }
 }
 
 /// One generator process, with its clients connected; killed when dropped.
-pub struct Generator {
+pub(super) struct Generator {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Lines<BufReader<ChildStdout>>,
@@ -73,7 +73,7 @@ impl Generator {
     }
 
     /// Connects a client to each target and warms each up with `warmup` round trips.
-    pub async fn round_trips(
+    pub(super) async fn round_trips(
         targets: &[Target],
         rounds: Option<usize>,
         duration: Option<Duration>,
@@ -90,7 +90,7 @@ impl Generator {
     }
 
     /// Holds `count` idle connections spread over `targets`.
-    pub async fn idle(targets: &[Target], count: usize) -> anyhow::Result<Self> {
+    pub(super) async fn idle(targets: &[Target], count: usize) -> anyhow::Result<Self> {
         Self::start(json!({
             "mode": "idle",
             "clients": targets.iter().map(Target::json).collect::<Vec<_>>(),
@@ -101,7 +101,7 @@ impl Generator {
     }
 
     /// Starts the measured window and waits for its end.
-    pub async fn go(mut self) -> anyhow::Result<Outcome> {
+    pub(super) async fn go(mut self) -> anyhow::Result<Outcome> {
         let stdin = self.stdin.as_mut().context("the generator's input")?;
         stdin.write_all(b"go\n").await?;
         stdin.flush().await?;
@@ -118,7 +118,7 @@ impl Generator {
     }
 
     /// Closes every connection and ends the process.
-    pub async fn close(mut self) -> anyhow::Result<()> {
+    pub(super) async fn close(mut self) -> anyhow::Result<()> {
         drop(self.stdin.take());
         self.child.wait().await?;
         Ok(())

@@ -93,7 +93,7 @@ fn rooms(server: &Server) -> Vec<Target> {
         .collect()
 }
 
-pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
+pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
     let count = sizes.p7_connections;
     let holders = [
         Holder::OurNode,

@@ -74,7 +74,7 @@ async fn report(
     Ok(())
 }
 
-pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
+pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
     let clients = sizes.p6_clients;
     for count in [2, 3] {
         let cluster = Cluster::start(count).await?;

@@ -22,14 +22,14 @@ use std::time::Duration;
 
 /// The parts of this family, by quality bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Part {
+pub(crate) enum Part {
     P5,
     P6,
     P7,
 }
 
 /// How much each part measures.
-pub struct Sizes {
+pub(crate) struct Sizes {
     /// Measured windows (or rounds) of each configuration; the medians are reported.
     runs: usize,
     /// Round trips per client before measuring.
@@ -43,7 +43,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    pub fn new(quick: bool) -> Self {
+    pub(crate) fn new(quick: bool) -> Self {
         if quick {
             Self {
                 runs: 1,
@@ -68,7 +68,7 @@ impl Sizes {
     }
 }
 
-pub async fn run(part: Part, sizes: &Sizes) -> anyhow::Result<()> {
+pub(crate) async fn run(part: Part, sizes: &Sizes) -> anyhow::Result<()> {
     match part {
         Part::P5 => round_trip::run(sizes).await,
         Part::P6 => load::run(sizes).await,

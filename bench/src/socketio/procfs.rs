@@ -13,7 +13,7 @@ fn ticks_per_second() -> f64 {
 }
 
 /// The user + system CPU time `pid` has used so far, in milliseconds.
-pub fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
+pub(super) fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which ends with the last ')': state is field 3, utime 14, stime 15.
     let fields: Vec<&str> = stat
@@ -29,12 +29,12 @@ pub fn cpu_ms(pid: u32) -> anyhow::Result<f64> {
 }
 
 /// The summed CPU time of several processes, in milliseconds.
-pub fn total_cpu_ms(pids: &[u32]) -> anyhow::Result<f64> {
+pub(super) fn total_cpu_ms(pids: &[u32]) -> anyhow::Result<f64> {
     pids.iter().map(|pid| cpu_ms(*pid)).sum()
 }
 
 /// The resident set size of `pid` (`VmRSS`), in KB.
-pub fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+pub(super) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()

@@ -75,7 +75,7 @@ fn medians(runs: &Runs) -> (f64, f64) {
     )
 }
 
-pub async fn run(sizes: &Sizes) -> anyhow::Result<()> {
+pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
     let cluster = Cluster::start(2).await?;
     let mut peers = Vec::new();
     for peer in Peer::ALL.into_iter().filter(|_| sizes.peers) {

@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 const STARTUP: Duration = Duration::from_secs(30);
 
 /// The workspace's root (the bench crate's parent).
-pub fn workspace() -> PathBuf {
+pub(super) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the workspace")
@@ -46,7 +46,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// One server process.
-pub struct Server {
+pub(super) struct Server {
     child: Child,
     pub url: String,
 }
@@ -77,24 +77,24 @@ impl Server {
         Ok(server)
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id().expect("the server runs")
     }
 }
 
-pub fn pids(servers: &[Server]) -> Vec<u32> {
+pub(super) fn pids(servers: &[Server]) -> Vec<u32> {
     servers.iter().map(Server::pid).collect()
 }
 
 /// Conversation nodes sharing one Redis key prefix and one SQLite file.
-pub struct Cluster {
+pub(super) struct Cluster {
     pub nodes: Vec<Server>,
     http: reqwest::Client,
     _data: tempfile::TempDir,
 }
 
 impl Cluster {
-    pub async fn start(count: usize) -> anyhow::Result<Self> {
+    pub(super) async fn start(count: usize) -> anyhow::Result<Self> {
         let binary = sibling_binary("conversation-node")?;
         let data = tempfile::tempdir()?;
         let prefix = e2e::redis::unique_prefix();
@@ -124,7 +124,7 @@ impl Cluster {
     }
 
     /// A conversation of `user`'s created on node `owner`, which therefore runs it.
-    pub async fn conversation(&self, owner: usize, user: &str) -> anyhow::Result<String> {
+    pub(super) async fn conversation(&self, owner: usize, user: &str) -> anyhow::Result<String> {
         let created: Value = self
             .http
             .post(format!("{}/api/conversations", self.nodes[owner].url))
@@ -158,7 +158,7 @@ async fn ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 
 /// The peers: the same flow without storage, on Redis (see their scripts for it).
 #[derive(Debug, Clone, Copy)]
-pub enum Peer {
+pub(super) enum Peer {
     /// `bench/py/sio_peer.py`: python-socketio with `AsyncRedisManager`, on aiohttp.
     Python,
     /// `bench/js/sio-peer.mjs`: node.js socket.io with `@socket.io/redis-adapter`.
@@ -166,9 +166,9 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 2] = [Peer::NodeJs, Peer::Python];
+    pub(super) const ALL: [Peer; 2] = [Peer::NodeJs, Peer::Python];
 
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Python => "python-socketio + AsyncRedisManager",
             Self::NodeJs => "node.js socket.io + redis-adapter",
@@ -177,7 +177,7 @@ impl Peer {
 
     /// `count` servers on one Redis prefix; server `i` owns the conversations `c<k>` with
     /// `k % count == i`.
-    pub async fn start(self, count: usize) -> anyhow::Result<Vec<Server>> {
+    pub(super) async fn start(self, count: usize) -> anyhow::Result<Vec<Server>> {
         let root = workspace();
         let prefix = e2e::redis::unique_prefix();
         let prefix = prefix.trim_end_matches(':');
@@ -228,7 +228,7 @@ impl Peer {
 }
 
 /// The bare socketioxide server; `lean`: with the node's two memory fixes.
-pub async fn echo(lean: bool) -> anyhow::Result<Server> {
+pub(super) async fn echo(lean: bool) -> anyhow::Result<Server> {
     let port = free_port()?;
     let mut command = Command::new(sibling_binary("sio-echo")?);
     command.arg(port.to_string());

@@ -6,7 +6,7 @@ use shared::ports::ClusterJanitor;
 
 use crate::{CleanupOptions, DeadNodesReport, StepOutcome};
 
-pub async fn run(
+pub(crate) async fn run(
     janitor: Option<&dyn ClusterJanitor>,
     options: &CleanupOptions,
 ) -> StepOutcome<DeadNodesReport> {

@@ -2,13 +2,13 @@
 //! Lambda) or from the command line.
 //!
 //! Each step lives in its own module and reports into one [`CleanupSummary`], in this order:
-//! - [`outbox`]: re-publishes decided triggers whose publish failed, once a grace period has left the
+//! - `outbox`: re-publishes decided triggers whose publish failed, once a grace period has left the
 //!   decision path time to publish its own;
-//! - [`retention`]: deletes workflow-run groups last updated before the retention window (DynamoDB's TTL
+//! - `retention`: deletes workflow-run groups last updated before the retention window (DynamoDB's TTL
 //!   on the same attribute is only a backstop: its deletes lag by up to two days);
-//! - [`dead_nodes`]: reaps cluster nodes silent far longer than the live nodes tolerate, freeing the
+//! - `dead_nodes`: reaps cluster nodes silent far longer than the live nodes tolerate, freeing the
 //!   Redis state nobody is left to free;
-//! - [`stale_running`]: marks stopped the conversations recorded as running that no live node runs.
+//! - `stale_running`: marks stopped the conversations recorded as running that no live node runs.
 //!
 //! The two cluster steps need the cluster's Redis (`REDIS_URL`); without it they are skipped: a
 //! standalone node's cluster lives in its own process and leaves nothing behind.
@@ -16,13 +16,13 @@
 //! A step that fails does not stop the others; the pass then ends in [`CleanupError::StepsFailed`],
 //! carrying the summary. Under `dry_run` every step counts what it would do and changes nothing.
 
-pub mod dead_nodes;
-pub mod invocation;
-pub mod options;
-pub mod outbox;
-pub mod retention;
-pub mod stale_running;
-pub mod summary;
+mod dead_nodes;
+mod invocation;
+mod options;
+mod outbox;
+mod retention;
+mod stale_running;
+mod summary;
 
 use std::sync::Arc;
 

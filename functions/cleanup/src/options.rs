@@ -7,23 +7,23 @@ use shared::config::{self, ConfigError};
 
 /// How long a decided trigger may wait for the decision path's own publish before the cleanup
 /// re-publishes it (`CLEANUP_OUTBOX_GRACE_MINUTES`).
-pub const DEFAULT_OUTBOX_GRACE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_OUTBOX_GRACE: Duration = Duration::from_secs(5 * 60);
 
 /// The most outbox entries one pass re-publishes; the rest wait for the next pass, oldest first.
-pub const DEFAULT_OUTBOX_BATCH: usize = 1000;
+pub(crate) const DEFAULT_OUTBOX_BATCH: usize = 1000;
 
 /// How long a node must have been silent for the cleanup to reap it (`CLEANUP_NODE_SILENCE_MINUTES`):
 /// far beyond the live nodes' own reaping (two heartbeats), so that while any node lives, it reaps
 /// first and takes the dead node's conversations over.
-pub const DEFAULT_NODE_SILENCE: Duration = Duration::from_secs(10 * 60);
+pub(crate) const DEFAULT_NODE_SILENCE: Duration = Duration::from_secs(10 * 60);
 
 /// How long a conversation recorded as running but run by no live lease must have gone without an
 /// update before the cleanup marks it stopped (`CLEANUP_RUNNING_GRACE_MINUTES`): a start, a takeover
 /// or a restart between its store write and its claim is never mistaken for a stale one.
-pub const DEFAULT_RUNNING_GRACE: Duration = Duration::from_secs(10 * 60);
+pub(crate) const DEFAULT_RUNNING_GRACE: Duration = Duration::from_secs(10 * 60);
 
 /// How many running conversations one read of the store (and one lease check) covers.
-pub const DEFAULT_RUNNING_BATCH: usize = 100;
+pub(crate) const DEFAULT_RUNNING_BATCH: usize = 100;
 
 const DAY: u64 = 24 * 3600;
 const MINUTE: u64 = 60;

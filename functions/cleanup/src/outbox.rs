@@ -8,7 +8,7 @@ use shared::proactive::republish_pending;
 
 use crate::{CleanupOptions, OutboxReport, StepOutcome};
 
-pub async fn run(
+pub(crate) async fn run(
     store: &dyn ProactiveStore,
     bus: Option<&dyn EventBus>,
     options: &CleanupOptions,

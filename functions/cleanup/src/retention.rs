@@ -6,7 +6,7 @@ use shared::ports::ProactiveStore;
 
 use crate::{CleanupOptions, RetentionReport, StepOutcome};
 
-pub async fn run(
+pub(crate) async fn run(
     store: &dyn ProactiveStore,
     options: &CleanupOptions,
     now: DateTime<Utc>,

@@ -16,7 +16,7 @@ use shared::ports::{ClusterJanitor, ConversationStore};
 
 use crate::{CleanupOptions, StaleRunningReport, StepOutcome};
 
-pub async fn run(
+pub(crate) async fn run(
     cluster: Option<(&dyn ConversationStore, &dyn ClusterJanitor)>,
     options: &CleanupOptions,
     now: DateTime<Utc>,

@@ -28,7 +28,7 @@ impl Default for ActionRate {
     }
 }
 
-pub struct ActionLimiter {
+pub(crate) struct ActionLimiter {
     rate: ActionRate,
     limiter: DefaultKeyedRateLimiter<String>,
     /// Where refusals are counted (`node_actions_rate_limited_total`).
@@ -36,7 +36,7 @@ pub struct ActionLimiter {
 }
 
 impl ActionLimiter {
-    pub fn new(rate: ActionRate, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(rate: ActionRate, metrics: Arc<Metrics>) -> Self {
         let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
         Self {
             rate,
@@ -46,7 +46,7 @@ impl ActionLimiter {
     }
 
     /// Takes one action from `user`'s allowance, or says (and counts) why not and when to try again.
-    pub fn check(&self, user: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, user: &str) -> Result<(), String> {
         self.limiter
             .check_key(&user.to_owned())
             .map_err(|not_until| {
@@ -62,7 +62,7 @@ impl ActionLimiter {
     }
 
     /// Forgets the users whose allowance is full again, so that the table holds only recent ones.
-    pub fn forget_idle(&self) {
+    pub(crate) fn forget_idle(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }

@@ -16,9 +16,9 @@ use tokio::time::Instant;
 use crate::config::{AuthConfig, JwtKeys};
 
 /// The REST header carrying the session API key.
-pub const SESSION_API_KEY_HEADER: &str = "x-session-api-key";
+pub(crate) const SESSION_API_KEY_HEADER: &str = "x-session-api-key";
 /// The header carrying the internal API key (EventBridge API destinations name it).
-pub const INTERNAL_API_KEY_HEADER: &str = "x-api-key";
+pub(crate) const INTERNAL_API_KEY_HEADER: &str = "x-api-key";
 /// The least time between two JWKS fetches caused by unknown key ids.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,11 +41,11 @@ pub fn mint_hs256(secret: &str, user: &str, ttl: Duration) -> String {
 }
 
 /// The longest user id (`sub`) accepted: it keys stores and Redis and appears in logs.
-pub const MAX_USER_ID_BYTES: usize = 255;
+pub(crate) const MAX_USER_ID_BYTES: usize = 255;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub user_id: String,
     /// When the token stops being accepted (its `exp` plus the leeway), in Unix seconds: a socket
     /// opened with it is closed then.
@@ -53,7 +53,7 @@ pub struct Identity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("missing bearer token")]
     MissingToken,
     #[error("invalid token")]
@@ -96,7 +96,7 @@ enum Verifier {
     Jwks(JwksCache),
 }
 
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     verifier: Verifier,
     issuer: Option<String>,
     audience: Option<String>,
@@ -111,7 +111,7 @@ fn same_secret(presented: &str, expected: &str) -> bool {
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -121,7 +121,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Authenticator {
-    pub fn new(config: &AuthConfig) -> Self {
+    pub(crate) fn new(config: &AuthConfig) -> Self {
         let verifier = match &config.keys {
             JwtKeys::Hs256Secret(secret) => {
                 Verifier::Hs256(DecodingKey::from_secret(secret.as_bytes()))
@@ -164,7 +164,7 @@ impl Authenticator {
     }
 
     /// Verifies a bearer token and names its user.
-    pub async fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+    pub(crate) async fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         let token = token.ok_or(AuthError::MissingToken)?;
         let (key, algorithm) = match &self.verifier {
             Verifier::Hs256(key) => (key.clone(), Algorithm::HS256),
@@ -189,7 +189,7 @@ impl Authenticator {
     }
 
     /// Checks the session API key a client presented, when one is configured.
-    pub fn check_session_key(&self, presented: Option<&str>) -> Result<(), AuthError> {
+    pub(crate) fn check_session_key(&self, presented: Option<&str>) -> Result<(), AuthError> {
         match &self.session_api_key {
             None => Ok(()),
             Some(expected) if presented.is_some_and(|key| same_secret(key, expected)) => Ok(()),
@@ -198,7 +198,7 @@ impl Authenticator {
     }
 
     /// Whether the internal API key presented is the configured one (never true when none is set).
-    pub fn is_internal_caller(&self, presented: Option<&str>) -> bool {
+    pub(crate) fn is_internal_caller(&self, presented: Option<&str>) -> bool {
         match (&self.internal_api_key, presented) {
             (Some(expected), Some(key)) => same_secret(key, expected),
             _ => false,

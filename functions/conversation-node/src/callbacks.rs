@@ -17,14 +17,14 @@ use crate::metrics::{Metrics, inc};
 const QUEUE_CAPACITY: usize = 10_000;
 const PUBLISH_RETRY: RetryPolicy = RetryPolicy::STATE_CALLBACK;
 
-pub struct StateCallbacks {
+pub(crate) struct StateCallbacks {
     queue: mpsc::Sender<ConversationStateChanged>,
     metrics: Arc<Metrics>,
 }
 
 impl StateCallbacks {
     /// The callbacks and their worker, for the caller to run (it ends when the callbacks are dropped).
-    pub fn new(
+    pub(crate) fn new(
         bus: Arc<dyn EventBus>,
         metrics: Arc<Metrics>,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
@@ -33,7 +33,7 @@ impl StateCallbacks {
         (Self { queue, metrics }, worker)
     }
 
-    pub fn notify(&self, change: ConversationStateChanged) {
+    pub(crate) fn notify(&self, change: ConversationStateChanged) {
         if let Err(error) = self.queue.try_send(change) {
             inc(&self.metrics.state_changes_dropped);
             tracing::warn!(reason = %error, "state change callback dropped: queue full");

@@ -20,7 +20,7 @@ use crate::sessions::{Control, SessionHandle};
 
 /// Requests to owners, and the answers to other nodes' requests. Holds the loops' context: a
 /// completion is served by the loop's agent, a stop by the loop.
-pub struct OwnerCalls {
+pub(crate) struct OwnerCalls {
     node_id: NodeId,
     loops: Arc<LoopContext>,
     /// How long a request to another node may take.
@@ -60,7 +60,7 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl OwnerCalls {
-    pub fn new(node_id: NodeId, loops: Arc<LoopContext>, timeout: Duration) -> Self {
+    pub(crate) fn new(node_id: NodeId, loops: Arc<LoopContext>, timeout: Duration) -> Self {
         Self {
             node_id,
             loops,
@@ -76,14 +76,14 @@ impl OwnerCalls {
     }
 
     /// Hands a reply from another node to the caller still waiting for it.
-    pub fn complete(&self, id: &str, reply: OwnerReply) {
+    pub(crate) fn complete(&self, id: &str, reply: OwnerReply) {
         if let Some(waiting) = self.lock().remove(id) {
             let _ = waiting.send(reply);
         }
     }
 
     /// Sends `request` to the conversation's owner and waits for its reply; `None` when nobody runs it.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         conversation: &ConversationId,
         request: OwnerRequest,
@@ -148,7 +148,7 @@ impl OwnerCalls {
     }
 
     /// Answers a request another node sent to this one.
-    pub async fn answer(
+    pub(crate) async fn answer(
         &self,
         id: String,
         reply_to: NodeId,
@@ -171,7 +171,7 @@ impl OwnerCalls {
     }
 
     /// An extra completion through the conversation's model, run on its owner node.
-    pub async fn request_llm_completion(
+    pub(crate) async fn request_llm_completion(
         &self,
         conversation: &ConversationId,
         messages: Vec<ChatMessage>,

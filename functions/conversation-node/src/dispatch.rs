@@ -14,7 +14,7 @@ use crate::sessions::Control;
 use crate::socket::rooms::Rooms;
 
 /// What the dispatcher routes to: the loops and calls (through the lifecycle), and this node's clients.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     pub lifecycle: Arc<Lifecycle>,
     pub rooms: Arc<Rooms>,
     /// Where a client that fell behind catches up from.
@@ -22,7 +22,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub async fn run(self, mut incoming: mpsc::Receiver<Incoming>) {
+    pub(crate) async fn run(self, mut incoming: mpsc::Receiver<Incoming>) {
         while let Some(message) = incoming.recv().await {
             match message {
                 Incoming::Room {

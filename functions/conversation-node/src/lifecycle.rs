@@ -45,7 +45,7 @@ pub enum LifecycleError {
 
 /// The result of asking for a conversation to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
+pub(crate) enum Started {
     /// A loop starts on this node.
     Now,
     /// It runs already (here or elsewhere).
@@ -56,7 +56,7 @@ pub enum Started {
 
 /// The result of creating a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
+pub(crate) enum Created {
     Started,
     /// A conversation with this id exists already (a redelivered trigger); nothing changed.
     Exists,
@@ -64,7 +64,7 @@ pub enum Created {
 }
 
 /// Starting and stopping conversations on this node.
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     loops: Arc<LoopContext>,
     calls: OwnerCalls,
     limits: Limits,
@@ -76,7 +76,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(loops: Arc<LoopContext>, calls: OwnerCalls, limits: Limits) -> Self {
+    pub(crate) fn new(loops: Arc<LoopContext>, calls: OwnerCalls, limits: Limits) -> Self {
         Self {
             loops,
             calls,
@@ -86,24 +86,24 @@ impl Lifecycle {
         }
     }
 
-    pub fn sessions(&self) -> &Sessions {
+    pub(crate) fn sessions(&self) -> &Sessions {
         &self.loops.sessions
     }
 
-    pub fn calls(&self) -> &OwnerCalls {
+    pub(crate) fn calls(&self) -> &OwnerCalls {
         &self.calls
     }
 
-    pub fn tasks(&self) -> &TaskTracker {
+    pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }
 
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
     /// Takes a conversation over in the background (its owner died or left).
-    pub fn spawn_take_over(self: &Arc<Self>, conversation: ConversationId) {
+    pub(crate) fn spawn_take_over(self: &Arc<Self>, conversation: ConversationId) {
         let lifecycle = Arc::clone(self);
         self.tasks.spawn(async move {
             if let Err(error) = lifecycle.take_over(&conversation).await {
@@ -135,7 +135,7 @@ impl Lifecycle {
     }
 
     /// Makes sure the conversation runs somewhere, starting it here if nobody runs it.
-    pub async fn ensure_running(
+    pub(crate) async fn ensure_running(
         self: &Arc<Self>,
         conversation: &ConversationId,
         user_id: &str,
@@ -171,7 +171,7 @@ impl Lifecycle {
 
     /// Creates a conversation and starts it, its first message (if any) waiting in its inbox. The lease is
     /// claimed first, so a refused start writes nothing.
-    pub async fn create(
+    pub(crate) async fn create(
         self: &Arc<Self>,
         meta: Conversation,
         first_message: Option<UserAction>,
@@ -234,7 +234,7 @@ impl Lifecycle {
     }
 
     /// Stops a conversation wherever it runs; with no owner, marks it stopped.
-    pub async fn stop(
+    pub(crate) async fn stop(
         &self,
         conversation: &ConversationId,
         reason: StopReason,
@@ -280,7 +280,7 @@ impl Lifecycle {
     /// Delivers a user action: durable in the inbox first; a message to a conversation nobody runs
     /// (re)starts it here. A requested stop is a stop. A client's retry (the same `client_action_id`) is
     /// stored once. Returns whether the conversation runs.
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         self: &Arc<Self>,
         conversation: &ConversationId,
         user_id: &str,
@@ -307,7 +307,7 @@ impl Lifecycle {
     }
 
     /// Takes a conversation over after its owner left, if it is still meant to run.
-    pub async fn take_over(
+    pub(crate) async fn take_over(
         self: &Arc<Self>,
         conversation: &ConversationId,
     ) -> Result<(), LifecycleError> {
@@ -324,7 +324,7 @@ impl Lifecycle {
     }
 
     /// Hands every conversation of this node over (SIGTERM), waiting up to `within` for the loops.
-    pub async fn hand_over_all(&self, within: Duration) {
+    pub(crate) async fn hand_over_all(&self, within: Duration) {
         self.shutting_down.store(true, Ordering::Release);
         let mut waiting = Vec::new();
         for handle in self.loops.sessions.running() {

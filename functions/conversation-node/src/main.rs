@@ -2,13 +2,15 @@
 //! SIGTERM or SIGINT. It listens before its ports are ready (see `startup`). See `docs/node.md`.
 
 use anyhow::Context;
-use conversation_node::startup::{self, Waited};
-use conversation_node::{ConversationNode, NodeConfig, shutdown, wiring};
+use conversation_node::{
+    ConversationNode, NodeConfig, Waited, deps_from_config, install_panic_hook, serve_until_ready,
+    shutdown_signal,
+};
 use shared::adapters::in_process_bus::InProcessBus;
 
 fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
-    conversation_node::panics::install();
+    install_panic_hook();
     let config = NodeConfig::from_env().context("configuration")?;
     // One core per process by default: a current-thread runtime costs the least CPU per round trip,
     // and nodes scale out as processes. `NODE_WORKER_THREADS` > 1 selects the multi-thread runtime.
@@ -32,11 +34,11 @@ async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on port {}", config.port))?;
     listener.set_nonblocking(true)?;
     tracing::info!(address = %listener.local_addr()?, node_id = %config.node_id, "listening");
-    let mut stop = Box::pin(shutdown::signal());
+    let mut stop = Box::pin(shutdown_signal());
     let bus = InProcessBus::default();
-    let deps = wiring::deps_from_config(&config, None, &bus);
+    let deps = deps_from_config(&config, None, &bus);
     let (deps, listener) =
-        match startup::serve_until_ready(listener, &config.node_id, deps, &mut stop).await? {
+        match serve_until_ready(listener, &config.node_id, deps, &mut stop).await? {
             Waited::Ready(deps, listener) => (deps?, listener),
             Waited::Stopped => {
                 tracing::info!(node_id = %config.node_id, "stopped before it was ready");

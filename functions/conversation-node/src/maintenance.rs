@@ -19,7 +19,7 @@ use crate::sessions::Control;
 
 /// What the periodic work needs: the loops (through the lifecycle), the leases, liveness and presence
 /// of the cluster, the action-rate keys to forget, the cadences.
-pub struct Maintenance {
+pub(crate) struct Maintenance {
     pub lifecycle: Arc<Lifecycle>,
     pub leases: Arc<dyn Leases>,
     pub liveness: Arc<dyn Liveness>,
@@ -37,7 +37,7 @@ impl Maintenance {
     /// dead nodes: those whose connection Redis shows gone (a crash, seen at once) and those silent for two
     /// heartbeats (well within a lease TTL); the reaper frees their leases at once, and every node with
     /// their clients is told as well.
-    pub async fn heartbeat(self: Arc<Self>) {
+    pub(crate) async fn heartbeat(self: Arc<Self>) {
         let every = self.timing.heartbeat;
         let silence = every * 2;
         let mut beats = tokio::time::interval(every);
@@ -111,7 +111,7 @@ impl Maintenance {
 
     /// Every sweep interval, stops the loops that are not running, idle longer than `CLOSE_DELAY`, and have
     /// no client on any node.
-    pub async fn sweep(self: Arc<Self>) {
+    pub(crate) async fn sweep(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(self.timing.sweep);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub connections: AtomicI64,
     pub sessions: AtomicI64,
     pub events_appended: AtomicU64,
@@ -23,17 +23,17 @@ pub struct Metrics {
 }
 
 /// Adds one to a counter.
-pub fn inc(counter: &AtomicU64) {
+pub(crate) fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Moves a gauge by `delta`.
-pub fn add(gauge: &AtomicI64, delta: i64) {
+pub(crate) fn add(gauge: &AtomicI64, delta: i64) {
     gauge.fetch_add(delta, Ordering::Relaxed);
 }
 
 impl Metrics {
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let gauges = [
             (
                 "node_socket_connections",

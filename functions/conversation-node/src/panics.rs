@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use crate::metrics::inc;
 
 /// Panics since the process started.
-pub static PANICS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static PANICS: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces the default panic hook with one that logs and counts.
 pub fn install() {

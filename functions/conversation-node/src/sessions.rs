@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 /// What a loop is told from outside.
 #[derive(Debug)]
-pub enum Control {
+pub(crate) enum Control {
     /// New user actions wait in the inbox.
     InboxReady,
     /// Stop the conversation; `done` fires once it is stopped and recorded.
@@ -27,12 +27,12 @@ pub enum Control {
 }
 
 /// What the idle sweep reads about a loop.
-pub struct Activity {
+pub(crate) struct Activity {
     inner: Mutex<(Instant, AgentState)>,
 }
 
 impl Activity {
-    pub fn new(state: AgentState) -> Self {
+    pub(crate) fn new(state: AgentState) -> Self {
         Self {
             inner: Mutex::new((Instant::now(), state)),
         }
@@ -44,21 +44,20 @@ impl Activity {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn touch(&self, state: AgentState) {
+    pub(crate) fn touch(&self, state: AgentState) {
         *self.lock() = (Instant::now(), state);
     }
 
     /// When the conversation last did something, and its agent state.
-    pub fn read(&self) -> (Instant, AgentState) {
+    pub(crate) fn read(&self) -> (Instant, AgentState) {
         *self.lock()
     }
 }
 
 #[derive(Clone)]
-pub struct SessionHandle {
+pub(crate) struct SessionHandle {
     pub control: mpsc::Sender<Control>,
     pub lease: Lease,
-    pub user_id: String,
     pub activity: Arc<Activity>,
 }
 
@@ -68,18 +67,18 @@ enum Slot {
 }
 
 #[derive(Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     slots: Mutex<HashMap<ConversationId, Slot>>,
 }
 
 /// A reserved slot; dropped without [`Reservation::fill`], it frees the slot again.
-pub struct Reservation<'a> {
+pub(crate) struct Reservation<'a> {
     sessions: &'a Sessions,
     conversation: Option<ConversationId>,
 }
 
 impl Reservation<'_> {
-    pub fn fill(mut self, handle: SessionHandle) {
+    pub(crate) fn fill(mut self, handle: SessionHandle) {
         if let Some(conversation) = self.conversation.take() {
             self.sessions
                 .lock()
@@ -104,7 +103,7 @@ impl Sessions {
     }
 
     /// Reserves the conversation's slot; `None` when a loop runs or starts here already.
-    pub fn reserve(&self, conversation: &ConversationId) -> Option<Reservation<'_>> {
+    pub(crate) fn reserve(&self, conversation: &ConversationId) -> Option<Reservation<'_>> {
         match self.lock().entry(conversation.clone()) {
             Entry::Occupied(_) => None,
             Entry::Vacant(slot) => {
@@ -117,7 +116,7 @@ impl Sessions {
         }
     }
 
-    pub fn get(&self, conversation: &ConversationId) -> Option<SessionHandle> {
+    pub(crate) fn get(&self, conversation: &ConversationId) -> Option<SessionHandle> {
         match self.lock().get(conversation) {
             Some(Slot::Running(handle)) => Some(handle.clone()),
             _ => None,
@@ -125,7 +124,7 @@ impl Sessions {
     }
 
     /// Frees the slot of the loop holding `lease` (a newer loop's slot is left alone).
-    pub fn remove(&self, lease: &Lease) {
+    pub(crate) fn remove(&self, lease: &Lease) {
         let mut slots = self.lock();
         if let Some(Slot::Running(handle)) = slots.get(&lease.conversation)
             && handle.lease.epoch == lease.epoch
@@ -134,7 +133,7 @@ impl Sessions {
         }
     }
 
-    pub fn running(&self) -> Vec<SessionHandle> {
+    pub(crate) fn running(&self) -> Vec<SessionHandle> {
         self.lock()
             .values()
             .filter_map(|slot| match slot {

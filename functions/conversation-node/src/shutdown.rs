@@ -27,15 +27,15 @@ pub async fn signal() {
 /// worker): they run until the node stops, then [`Background::stop`] cancels each at its next await
 /// point and waits until every one has ended. Dropped without `stop`, they are cancelled all the same.
 #[derive(Default)]
-pub struct Background(JoinSet<()>);
+pub(crate) struct Background(JoinSet<()>);
 
 impl Background {
-    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.0.spawn(task);
     }
 
     /// Cancels every loop and waits for each to end.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.0.abort_all();
         while let Some(ended) = self.0.join_next().await {
             if let Err(error) = ended

@@ -20,7 +20,7 @@ use crate::lifecycle::{Created, Lifecycle, LifecycleError};
 
 /// What the starter needs: the conversations (to find a redelivery's), the lifecycle (to create and
 /// start), and GitHub with the address users open conversations at (for the PR comment).
-pub struct Starter {
+pub(crate) struct Starter {
     pub lifecycle: Arc<Lifecycle>,
     pub conversations: Arc<dyn ConversationStore>,
     /// `None`: no PR comment.
@@ -29,8 +29,8 @@ pub struct Starter {
 }
 
 /// The hidden marker the PR comment is found by.
-pub const COMMENT_MARKER: &str = "<!-- proactive-conversation -->";
-pub const COMMENT_HEADING: &str =
+pub(crate) const COMMENT_MARKER: &str = "<!-- proactive-conversation -->";
+pub(crate) const COMMENT_HEADING: &str =
     "Looks like there are a few issues preventing this PR from being merged!";
 
 /// What a start did.
@@ -59,7 +59,7 @@ impl From<StoreError> for StarterError {
     }
 }
 
-pub fn first_message(request: &ProactiveConversationRequested) -> String {
+pub(crate) fn first_message(request: &ProactiveConversationRequested) -> String {
     let names: Vec<&str> = request
         .failed_runs
         .iter()
@@ -76,7 +76,7 @@ pub fn first_message(request: &ProactiveConversationRequested) -> String {
     )
 }
 
-pub fn comment_body(failed: &[FailedRun], conversation_url: &str) -> String {
+pub(crate) fn comment_body(failed: &[FailedRun], conversation_url: &str) -> String {
     let mut body = format!("{COMMENT_HEADING}\n\n");
     for run in failed {
         let _ = writeln!(body, "- [{}]({}) ({})", run.name, run.url, run.conclusion);
@@ -89,7 +89,7 @@ pub fn comment_body(failed: &[FailedRun], conversation_url: &str) -> String {
 }
 
 impl Starter {
-    pub async fn start(
+    pub(crate) async fn start(
         &self,
         request: &ProactiveConversationRequested,
     ) -> Result<StarterOutcome, StarterError> {

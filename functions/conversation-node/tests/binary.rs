@@ -366,10 +366,7 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
     assert!(grown < 32 << 20, "the node grew by {grown} bytes");
     let handshake = text(&http, &format!("{base}/socket.io/?EIO=4&transport=polling")).await;
     let open: Value = serde_json::from_str(&handshake[1..]).expect("an open packet");
-    assert_eq!(
-        open["maxPayload"],
-        json!(conversation_node::socket::MAX_PAYLOAD)
-    );
+    assert_eq!(open["maxPayload"], json!(conversation_node::MAX_PAYLOAD));
     let sid = open["sid"].as_str().unwrap();
     let polled = http
         .post(format!(

@@ -5,19 +5,19 @@
 //! A map of the crate:
 //! - [`router`]: the one HTTP transport, an axum `Router`, served by `lambda_http::run` in Lambda
 //!   (`main`, with JSON 404/405 fallbacks: [`lambda_app`]) and mounted by the local stack.
-//! - [`service`]: the envelope (body limit, signature, delivery ids, dispatch), built once per process.
+//! - `service`: the envelope (body limit, signature, delivery ids, dispatch), built once per process.
 //! - `registry`: `installation` / `installation_repositories` -> the repository registry.
 //! - `workflow_run`: the gates and the trigger decision (`store_workflow_information`).
-//! - [`payload`], [`signature`], [`answer`], [`settings`]: the pieces they share; `names`: what GitHub
+//! - `payload`, [`signature`], `answer`, `settings`: the pieces they share; `names`: what GitHub
 //!   allows in logins and branches.
 
-pub mod answer;
+mod answer;
 mod names;
-pub mod payload;
+mod payload;
 mod registry;
-pub mod router;
-pub mod service;
-pub mod settings;
+mod router;
+mod service;
+mod settings;
 pub mod signature;
 mod workflow_run;
 

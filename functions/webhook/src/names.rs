@@ -4,7 +4,7 @@
 
 /// A GitHub login: 1-39 letters, digits, hyphens (and underscores, which managed accounts use), with
 /// an optional `[bot]` suffix for apps.
-pub fn is_login(login: &str) -> bool {
+pub(crate) fn is_login(login: &str) -> bool {
     let name = login.strip_suffix("[bot]").unwrap_or(login);
     (1..=39).contains(&name.len())
         && name
@@ -14,7 +14,7 @@ pub fn is_login(login: &str) -> bool {
 
 /// A branch name as git allows it: at most 255 bytes, no control characters or spaces, none of
 /// `~^:?*[\`.
-pub fn is_branch(branch: &str) -> bool {
+pub(crate) fn is_branch(branch: &str) -> bool {
     (1..=255).contains(&branch.len())
         && !branch
             .chars()

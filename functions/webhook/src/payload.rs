@@ -9,13 +9,13 @@ use shared::github::{ApiActor, ApiWorkflowRun};
 /// A payload that did not parse; the message names the offending field (e.g. `workflow_run.head_sha`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct PayloadError {
+pub(crate) struct PayloadError {
     pub field: String,
     pub message: String,
 }
 
 /// Parses `body` as `T`, naming the field at fault on failure.
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -45,18 +45,20 @@ fn missing_field_name(message: &str) -> Option<&str> {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Account {
+pub(crate) struct Account {
     pub login: String,
     pub id: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct InstallationRef {
+pub(crate) struct InstallationRef {
     pub id: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct RepositoryPayload {
+pub(crate) struct RepositoryPayload {
+    /// Required (a payload without it is refused), though the registry is looked up by name.
+    #[allow(dead_code)]
     pub id: u64,
     pub name: String,
     pub full_name: String,
@@ -64,7 +66,7 @@ pub struct RepositoryPayload {
 
 impl RepositoryPayload {
     /// The owner's login, taken from `full_name` (`owner/name`).
-    pub fn owner(&self) -> &str {
+    pub(crate) fn owner(&self) -> &str {
         self.full_name
             .split_once('/')
             .map_or(&self.full_name, |(owner, _)| owner)
@@ -73,7 +75,7 @@ impl RepositoryPayload {
 
 /// `ping`: only the fact that it is one matters.
 #[derive(Debug, Clone, Deserialize)]
-pub struct PingEvent {
+pub(crate) struct PingEvent {
     #[serde(default)]
     pub zen: Option<String>,
     #[serde(default)]
@@ -82,7 +84,7 @@ pub struct PingEvent {
 
 /// `installation`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct InstallationEvent {
+pub(crate) struct InstallationEvent {
     pub action: String,
     pub installation: Installation,
     /// Listed on `created` (and sometimes other actions); absent otherwise.
@@ -92,14 +94,14 @@ pub struct InstallationEvent {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Installation {
+pub(crate) struct Installation {
     pub id: u64,
     pub account: Account,
 }
 
 /// A repository as installation events list it (no owner object; `full_name` carries it).
 #[derive(Debug, Clone, Deserialize)]
-pub struct InstallationRepository {
+pub(crate) struct InstallationRepository {
     pub id: u64,
     pub name: String,
     pub full_name: String,
@@ -107,7 +109,7 @@ pub struct InstallationRepository {
 
 /// `installation_repositories`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct InstallationRepositoriesEvent {
+pub(crate) struct InstallationRepositoriesEvent {
     pub action: String,
     pub installation: Installation,
     #[serde(default)]
@@ -119,7 +121,7 @@ pub struct InstallationRepositoriesEvent {
 
 /// `workflow_run`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct WorkflowRunEvent {
+pub(crate) struct WorkflowRunEvent {
     pub action: String,
     pub workflow_run: ApiWorkflowRun,
     pub repository: RepositoryPayload,

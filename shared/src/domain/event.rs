@@ -45,7 +45,7 @@ pub struct ConversationEvent {
 }
 
 /// The observation name of an agent state change.
-pub const AGENT_STATE_CHANGED: &str = "agent_state_changed";
+pub(super) const AGENT_STATE_CHANGED: &str = "agent_state_changed";
 
 impl ConversationEvent {
     /// A chat message from the user or the agent (`action: "message"`).

@@ -1,15 +1,15 @@
 //! Domain types: identifiers, workflow runs and their groups, the repository registry, the trigger event.
 
-pub mod chat;
-pub mod conversation;
-pub mod event;
-pub mod ids;
-pub mod repository;
+mod chat;
+mod conversation;
+mod event;
+mod ids;
+mod repository;
 pub mod state_changed;
 pub mod status;
 pub mod trigger;
 pub mod user_action;
-pub mod workflow;
+mod workflow;
 
 pub use chat::{ChatMessage, ChatRole};
 pub use conversation::{

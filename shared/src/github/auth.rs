@@ -22,7 +22,7 @@ struct AppClaims {
 }
 
 impl AppKey {
-    pub fn parse(pem: &str) -> Result<Self, String> {
+    pub(super) fn parse(pem: &str) -> Result<Self, String> {
         let key = EncodingKey::from_rsa_pem(pem.as_bytes())
             .map_err(|_| "expected an RSA private key in PEM form".to_owned())?;
         let key = Self(key);
@@ -67,7 +67,7 @@ pub(super) enum Credentials {
 }
 
 impl Credentials {
-    pub fn new(auth: &GitHubAuth) -> Result<Self, GitHubError> {
+    pub(super) fn new(auth: &GitHubAuth) -> Result<Self, GitHubError> {
         Ok(match auth {
             GitHubAuth::Anonymous => Self::Anonymous,
             GitHubAuth::Token(token) => Self::Token(token.clone()),
@@ -83,7 +83,7 @@ impl Credentials {
     }
 
     /// The bearer token for a call about a repository of `installation`.
-    pub async fn bearer(
+    pub(super) async fn bearer(
         &self,
         transport: &Transport,
         installation: Option<u64>,
@@ -102,7 +102,7 @@ impl Credentials {
 
     /// Drops a cached installation token GitHub refused, unless a newer one replaced it meanwhile.
     /// Returns whether a fresh token can be tried (App auth only).
-    pub async fn forget(&self, installation: Option<u64>, refused: Option<&str>) -> bool {
+    pub(super) async fn forget(&self, installation: Option<u64>, refused: Option<&str>) -> bool {
         let (Self::App(app), Some(id), Some(refused)) = (self, installation, refused) else {
             return false;
         };

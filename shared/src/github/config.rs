@@ -7,7 +7,7 @@ use super::{GitHubAuth, GitHubConfig};
 use crate::config::{self, ConfigError};
 
 /// GitHub's public API; GitHub Enterprise Server and local fakes set `GITHUB_API_URL`.
-pub const DEFAULT_API_URL: &str = "https://api.github.com";
+pub(super) const DEFAULT_API_URL: &str = "https://api.github.com";
 
 impl GitHubConfig {
     /// Reads `GITHUB_API_URL`, then either `GITHUB_APP_ID` + `GITHUB_APP_PRIVATE_KEY` (an App, preferred

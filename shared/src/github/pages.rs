@@ -34,7 +34,7 @@ pub(super) struct Pages<'c> {
 }
 
 impl<'c> Pages<'c> {
-    pub fn new(client: &'c GitHubClient, repo: RepoRef<'_>, first: Url) -> Self {
+    pub(super) fn new(client: &'c GitHubClient, repo: RepoRef<'_>, first: Url) -> Self {
         Self {
             client,
             installation: repo.installation_id,
@@ -43,7 +43,7 @@ impl<'c> Pages<'c> {
         }
     }
 
-    pub async fn next<P: DeserializeOwned>(&mut self) -> Result<Option<P>, GitHubError> {
+    pub(super) async fn next<P: DeserializeOwned>(&mut self) -> Result<Option<P>, GitHubError> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
@@ -69,7 +69,10 @@ impl<'c> Pages<'c> {
     }
 
     /// Every item of every remaining page.
-    pub async fn collect<P, T>(mut self, items: impl Fn(P) -> Vec<T>) -> Result<Vec<T>, GitHubError>
+    pub(super) async fn collect<P, T>(
+        mut self,
+        items: impl Fn(P) -> Vec<T>,
+    ) -> Result<Vec<T>, GitHubError>
     where
         P: DeserializeOwned,
     {

@@ -71,7 +71,7 @@ pub(super) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn get(url: &'a Url) -> Self {
+    pub(super) fn get(url: &'a Url) -> Self {
         Self {
             method: Method::GET,
             url,
@@ -81,7 +81,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    pub fn post(url: &'a Url, body: Option<&'a serde_json::Value>) -> Self {
+    pub(super) fn post(url: &'a Url, body: Option<&'a serde_json::Value>) -> Self {
         Self {
             method: Method::POST,
             url,
@@ -91,7 +91,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    pub fn patch(url: &'a Url, body: &'a serde_json::Value) -> Self {
+    pub(super) fn patch(url: &'a Url, body: &'a serde_json::Value) -> Self {
         Self {
             method: Method::PATCH,
             url,
@@ -101,11 +101,11 @@ impl<'a> Call<'a> {
         }
     }
 
-    pub fn bearer(self, bearer: Option<&'a str>) -> Self {
+    pub(super) fn bearer(self, bearer: Option<&'a str>) -> Self {
         Self { bearer, ..self }
     }
 
-    pub fn repeatable(self) -> Self {
+    pub(super) fn repeatable(self) -> Self {
         Self {
             repeatable: true,
             ..self
@@ -121,7 +121,7 @@ enum Failure {
 }
 
 impl Transport {
-    pub fn new(api_url: &str, options: ClientOptions) -> Result<Self, GitHubError> {
+    pub(super) fn new(api_url: &str, options: ClientOptions) -> Result<Self, GitHubError> {
         let base = Url::parse(api_url.trim_end_matches('/'))
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base())
@@ -155,12 +155,12 @@ impl Transport {
         })
     }
 
-    pub fn options(&self) -> &ClientOptions {
+    pub(super) fn options(&self) -> &ClientOptions {
         &self.options
     }
 
     /// The API URL of `segments` (each one percent-encoded), below the base URL's own path.
-    pub fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .expect("the base URL was checked to be a base")
@@ -170,14 +170,14 @@ impl Transport {
     }
 
     /// Whether `url` points at the configured API, so that credentials never follow a link elsewhere.
-    pub fn is_api_url(&self, url: &Url) -> bool {
+    pub(super) fn is_api_url(&self, url: &Url) -> bool {
         url.origin() == self.base.origin()
     }
 
     /// Sends one call, sitting out short rate-limit waits and retrying transient failures (5xx,
     /// unreachable) a bounded number of times when the call is repeatable, under the shared retry
     /// policy (`crate::retry`).
-    pub async fn send(&self, call: Call<'_>) -> Result<Response, GitHubError> {
+    pub(super) async fn send(&self, call: Call<'_>) -> Result<Response, GitHubError> {
         let Call {
             method,
             url,

@@ -123,7 +123,7 @@ pub(super) struct ApiPermission {
 }
 
 impl ApiPermission {
-    pub fn level(&self) -> Permission {
+    pub(super) fn level(&self) -> Permission {
         self.role_name
             .as_deref()
             .and_then(Permission::parse)

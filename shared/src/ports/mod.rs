@@ -1,14 +1,14 @@
 //! Ports: the small traits every external dependency sits behind.
 
-pub mod cluster_janitor;
-pub mod conversation_store;
+mod cluster_janitor;
+mod conversation_store;
 pub mod coordination;
-pub mod event_bus;
+mod event_bus;
 pub mod event_store;
-pub mod proactive_store;
-pub mod sync_state;
+mod proactive_store;
+mod sync_state;
 
-pub use cluster_janitor::ClusterJanitor;
+pub use cluster_janitor::{ClusterJanitor, Reaped};
 pub use conversation_store::ConversationStore;
 pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};

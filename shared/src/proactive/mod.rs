@@ -1,7 +1,7 @@
 //! The proactive trigger: the decision over a workflow-run group, and the outbox publisher.
 
-pub mod decision;
-pub mod outbox;
+mod decision;
+mod outbox;
 
 pub use decision::{Decision, DecisionError, RunDelivery, store_workflow_information};
 pub use outbox::{

@@ -3,20 +3,20 @@
 //! limiter shared by the run; a 429's wait holds the limiter for everyone. Retries follow the shared
 //! policy; other 4xx answers come back as [`CommonRoomError::Status`] at once.
 
-pub mod payload;
+pub(crate) mod payload;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use payload::{Activity, CommonRoomUser};
+pub(crate) use payload::{Activity, CommonRoomUser};
 use shared::http_client::{ErrorAnswer, is_transient_status};
 use shared::rate_limit::RateLimiter;
 use shared::retry::{Retrier, Retryable, Verdict};
 use shared::secret::Secret;
 
-pub const DEFAULT_BASE_URL: &str = "https://api.commonroom.io/community/v1";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.commonroom.io/community/v1";
 
 #[derive(Debug, Clone)]
 pub struct CommonRoomConfig {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use shared::domain::Conversation;
 use shared::keycloak::KeycloakUser;
 
-pub const STARTED_SESSION: &str = "started_session";
+pub(crate) const STARTED_SESSION: &str = "started_session";
 
 /// `{"type":"handle","value":...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

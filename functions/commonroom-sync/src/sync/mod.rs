@@ -8,7 +8,7 @@
 //! - `run`: the run itself (paging, pipeline, watermark, lease, summary).
 //! - `users`: the run's users (Keycloak lookups, once-per-run registration).
 
-pub mod config;
+pub(crate) mod config;
 mod run;
 mod users;
 

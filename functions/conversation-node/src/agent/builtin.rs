@@ -4,11 +4,11 @@
 use shared::domain::{ChatMessage, ChatRole};
 
 /// Every built-in answer starts with this label.
-pub const LABEL: &str = "[built-in agent: no model is configured]";
+pub(crate) const LABEL: &str = "[built-in agent: no model is configured]";
 /// How much of the user's message the answer quotes.
 const EXCERPT_CHARS: usize = 200;
 
-pub fn answer(messages: &[ChatMessage]) -> String {
+pub(crate) fn answer(messages: &[ChatMessage]) -> String {
     let user_messages: Vec<&ChatMessage> = messages
         .iter()
         .filter(|message| message.role == ChatRole::User)

@@ -15,7 +15,7 @@ use super::AgentError;
 use crate::config::LlmConfig;
 
 #[derive(Clone)]
-pub struct LlmClient {
+pub(crate) struct LlmClient {
     http: reqwest::Client,
     config: LlmConfig,
     /// The shared policy, with the count of the retries made by this client and its clones.
@@ -59,7 +59,7 @@ struct AnswerMessage {
 }
 
 impl LlmClient {
-    pub fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(config.timeout).build()?;
         let retrier = Arc::new(Retrier::new(RetryPolicy::doubling(
             config.num_retries.saturating_add(1),
@@ -73,11 +73,11 @@ impl LlmClient {
         })
     }
 
-    pub fn model(&self) -> &str {
+    pub(crate) fn model(&self) -> &str {
         &self.config.model
     }
 
-    pub async fn complete(&self, messages: &[ChatMessage]) -> Result<String, AgentError> {
+    pub(crate) async fn complete(&self, messages: &[ChatMessage]) -> Result<String, AgentError> {
         let outcome = self
             .retrier
             .run(|| async {

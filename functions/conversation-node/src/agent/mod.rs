@@ -4,10 +4,10 @@
 //! - [`llm`]: the OpenAI-compatible chat-completions client.
 //! - [`builtin`]: the deterministic agent used when no model is configured.
 
-pub mod builtin;
-pub mod llm;
-pub mod session;
-pub mod state;
+pub(crate) mod builtin;
+pub(crate) mod llm;
+pub(crate) mod session;
+pub(crate) mod state;
 
 use shared::domain::ChatMessage;
 
@@ -16,7 +16,7 @@ use llm::LlmClient;
 
 /// Why the agent could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AgentError {
+pub(crate) enum AgentError {
     #[error("the model is rate limited: {0}")]
     RateLimited(String),
     #[error("the model is unavailable: {0}")]
@@ -25,14 +25,14 @@ pub enum AgentError {
 
 /// Who answers: a model, or the built-in agent.
 #[derive(Clone)]
-pub enum Agent {
+pub(crate) enum Agent {
     Builtin,
     Model(LlmClient),
 }
 
 impl Agent {
     /// A chat completion of `messages`.
-    pub async fn complete(
+    pub(crate) async fn complete(
         &self,
         messages: &[ChatMessage],
         metrics: &Metrics,
@@ -51,7 +51,7 @@ impl Agent {
     }
 
     /// How the agent shows in `/health`: the model's name, or the built-in label.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         match self {
             Self::Builtin => "built-in (no model configured)",
             Self::Model(client) => client.model(),

@@ -61,7 +61,7 @@ enum Draft {
 /// What a conversation's loop needs from its node: the stores, the inbox, its lease and the rooms of
 /// the cluster, the agent, the state-change callbacks, the node's registry of loops (a loop frees its
 /// slot as it ends) and its counters.
-pub struct LoopContext {
+pub(crate) struct LoopContext {
     pub events: Arc<dyn EventStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub inbox: Arc<dyn Inbox>,
@@ -75,7 +75,7 @@ pub struct LoopContext {
     pub close_delay: Duration,
 }
 
-pub struct Session {
+pub(crate) struct Session {
     context: Arc<LoopContext>,
     meta: Conversation,
     lease: Lease,
@@ -92,7 +92,7 @@ pub struct Session {
 impl Session {
     /// A loop for `meta` under `lease`, and the handle the node keeps for it. Nothing runs until
     /// [`Session::run`].
-    pub fn new(
+    pub(crate) fn new(
         context: Arc<LoopContext>,
         meta: Conversation,
         lease: Lease,
@@ -102,7 +102,6 @@ impl Session {
         let handle = SessionHandle {
             control: control_sender,
             lease: lease.clone(),
-            user_id: meta.user_id.clone(),
             activity: Arc::clone(&activity),
         };
         // Counted from now, so that a loop shows in the gauge as soon as it is registered.
@@ -125,7 +124,7 @@ impl Session {
         (session, handle)
     }
 
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         inc(&self.context.metrics.conversations_started);
         tracing::info!(conversation_id = %self.lease.conversation, epoch = self.lease.epoch, "agent loop starts");
         let ending = match self.resume().await {

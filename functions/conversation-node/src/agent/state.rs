@@ -5,7 +5,7 @@ use shared::domain::AgentState;
 
 /// What happens to a conversation's agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     /// The loop (re)starts on a node.
     Start,
     /// The loop is ready for the user.
@@ -22,7 +22,7 @@ pub enum Input {
     Stop,
 }
 
-pub fn next(from: AgentState, input: Input) -> Option<AgentState> {
+pub(crate) fn next(from: AgentState, input: Input) -> Option<AgentState> {
     use AgentState::*;
     let to = match (from, input) {
         // A (re)start is always recorded, whatever state the conversation was left in.

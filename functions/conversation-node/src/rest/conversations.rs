@@ -24,7 +24,7 @@ const MAX_PAGE: usize = 100;
 const MAX_TITLE_CHARS: usize = 200;
 
 /// The authenticated caller of a REST route.
-pub struct Caller {
+pub(crate) struct Caller {
     pub user_id: String,
 }
 
@@ -96,7 +96,7 @@ fn info<'a>(api: &Api, meta: &'a Conversation) -> ConversationInfo<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct CreateConversation {
+pub(crate) struct CreateConversation {
     initial_user_msg: Option<String>,
     title: Option<String>,
     #[serde(alias = "selected_repository")]
@@ -107,7 +107,7 @@ fn non_blank(value: Option<String>) -> Option<String> {
     value.filter(|value| !value.trim().is_empty())
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(api): State<Api>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateConversation>,
@@ -162,11 +162,11 @@ pub async fn create(
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     limit: Option<usize>,
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(api): State<Api>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ListQuery>,
@@ -180,7 +180,7 @@ pub async fn list(
     Ok(Json(json!({ "results": results, "next_page_id": null })))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
@@ -190,12 +190,12 @@ pub async fn get(
 }
 
 #[derive(Deserialize)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     start_id: Option<u64>,
     limit: Option<usize>,
 }
 
-pub async fn events(
+pub(crate) async fn events(
     State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
@@ -213,7 +213,7 @@ pub async fn events(
     ))
 }
 
-pub async fn send_action(
+pub(crate) async fn send_action(
     State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
@@ -237,7 +237,7 @@ pub async fn send_action(
     }
 }
 
-pub async fn stop(
+pub(crate) async fn stop(
     State(api): State<Api>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,

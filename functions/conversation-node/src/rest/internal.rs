@@ -14,7 +14,10 @@ use crate::auth::INTERNAL_API_KEY_HEADER;
 use crate::error::{ApiError, ApiJson};
 use crate::starter::StarterError;
 
-pub async fn proactive(State(api): State<Api>, request: Request) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn proactive(
+    State(api): State<Api>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let key = request
         .headers()
         .get(INTERNAL_API_KEY_HEADER)

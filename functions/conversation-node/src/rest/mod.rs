@@ -3,9 +3,9 @@
 //! - [`internal`]: `POST /internal/proactive`, for EventBridge.
 //! - [`probes`]: `/health`, `/ready`, `/metrics`.
 
-pub mod conversations;
-pub mod internal;
-pub mod probes;
+pub(crate) mod conversations;
+pub(crate) mod internal;
+pub(crate) mod probes;
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use crate::starter::Starter;
 
 /// What the REST routes need: who may call (auth), the stores, the lifecycle and the starter, the
 /// action rate, the address conversations are opened at, and what the probes report.
-pub struct ApiContext {
+pub(crate) struct ApiContext {
     pub lifecycle: Arc<Lifecycle>,
     pub starter: Arc<Starter>,
     pub auth: Arc<Authenticator>,
@@ -38,10 +38,10 @@ pub struct ApiContext {
 }
 
 /// The context as handlers receive it.
-pub type Api = Arc<ApiContext>;
+pub(crate) type Api = Arc<ApiContext>;
 
 /// Every REST route, on the REST context.
-pub fn routes(api: Api) -> Router {
+pub(crate) fn routes(api: Api) -> Router {
     Router::new()
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))

@@ -10,11 +10,11 @@ use shared::domain::ConversationId;
 
 use super::Api;
 
-pub async fn health(State(api): State<Api>) -> Json<Value> {
+pub(crate) async fn health(State(api): State<Api>) -> Json<Value> {
     Json(json!({ "status": "ok", "node_id": api.liveness.node_id(), "agent": api.agent_label }))
 }
 
-pub async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
     // Reads of a conversation that never exists reach each store without touching data.
     let probe =
         ConversationId::parse("readiness-probe").unwrap_or_else(|_| ConversationId::random());
@@ -58,7 +58,7 @@ pub async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
     }
 }
 
-pub async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         api.metrics.render(),

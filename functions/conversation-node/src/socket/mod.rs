@@ -12,7 +12,7 @@
 //!
 //! [`rooms`]: the per-conversation feeds that make replay-then-live gap- and duplicate-free.
 
-pub mod rooms;
+pub(crate) mod rooms;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ use rooms::{Feed, OH_EVENT, Rooms};
 /// What the Socket.IO side needs: who may connect (auth, the conversations), the lifecycle (actions,
 /// takeovers), this node's feeds and its presence in the cluster, the stored events (replay), the
 /// action rate and the counters.
-pub struct SocketContext {
+pub(crate) struct SocketContext {
     pub lifecycle: Arc<Lifecycle>,
     pub auth: Arc<Authenticator>,
     pub conversations: Arc<dyn ConversationStore>,
@@ -69,7 +69,7 @@ pub const MAX_PAYLOAD: usize = 2 * MAX_MESSAGE_BYTES + 8 * 1024;
 
 /// The largest event id a client may name (`latest_event_id`, `start_id`): JavaScript's largest exact
 /// integer (the clients count in doubles), far beyond any conversation's length.
-pub const MAX_EVENT_ID: u64 = (1 << 53) - 1;
+pub(crate) const MAX_EVENT_ID: u64 = (1 << 53) - 1;
 
 /// Who a socket is, set by the connect middleware.
 #[derive(Clone)]
@@ -111,7 +111,7 @@ enum Refused {
 /// The Socket.IO route for the node's router, and its handle. One service, routed once: every request
 /// of a long-polling session must reach the same engine (a layer applied route by route would give
 /// each route an engine of its own, and the second request of a session would find it unknown).
-pub fn routes(context: Context) -> (Router, SocketIo) {
+pub(crate) fn routes(context: Context) -> (Router, SocketIo) {
     let (service, io) = SocketIo::builder()
         .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(context.buffer)

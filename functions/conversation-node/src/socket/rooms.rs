@@ -23,13 +23,13 @@ use socketioxide::{SendError, SocketError};
 use tokio::time::Instant;
 
 /// The Socket.IO event every server message travels in.
-pub const OH_EVENT: &str = "oh_event";
+pub(crate) const OH_EVENT: &str = "oh_event";
 /// Events read per store call during a replay or a gap fill.
 const REPLAY_PAGE: usize = 100;
 /// How long a catch-up waits for the connection's queue to drain before it sends again.
 const CATCH_UP_PAUSE: Duration = Duration::from_millis(20);
 /// How long a client may make no progress before it is disconnected.
-pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 
 struct FeedState {
     /// The id of the next event the client needs: everything before it was sent. `u64` from the
@@ -46,7 +46,7 @@ enum Sent {
     Behind,
 }
 
-pub struct Feed {
+pub(crate) struct Feed {
     pub sid: Sid,
     pub conversation: ConversationId,
     socket: SocketRef,
@@ -55,7 +55,7 @@ pub struct Feed {
 
 impl Feed {
     /// A feed that sends the events from id `next` on.
-    pub fn new(socket: SocketRef, conversation: ConversationId, next: u64) -> Self {
+    pub(crate) fn new(socket: SocketRef, conversation: ConversationId, next: u64) -> Self {
         Self {
             sid: socket.id,
             conversation,
@@ -69,7 +69,7 @@ impl Feed {
     }
 
     /// Sends a message that is not a stored event (a status, an error): best effort.
-    pub fn emit(&self, payload: &impl Serialize) {
+    pub(crate) fn emit(&self, payload: &impl Serialize) {
         if let Err(error) = self.socket.emit(OH_EVENT, payload) {
             tracing::debug!(sid = %self.sid, reason = %error, "cannot send to a client");
         }
@@ -89,7 +89,10 @@ impl Feed {
 
     /// Sends the stored events after the client's cursor, then the ones that arrived meanwhile, and
     /// goes live; a client that falls behind on the way is caught up from the store later.
-    pub async fn replay(self: &Arc<Self>, store: &Arc<dyn EventStore>) -> Result<(), StoreError> {
+    pub(crate) async fn replay(
+        self: &Arc<Self>,
+        store: &Arc<dyn EventStore>,
+    ) -> Result<(), StoreError> {
         if self.replay_once(store.as_ref()).await? == Sent::Behind {
             self.catch_up_later(store);
         }
@@ -143,7 +146,11 @@ impl Feed {
     }
 
     /// Offers a room event: kept while the replay runs, sent in order afterwards.
-    pub async fn offer(self: &Arc<Self>, store: &Arc<dyn EventStore>, event: ConversationEvent) {
+    pub(crate) async fn offer(
+        self: &Arc<Self>,
+        store: &Arc<dyn EventStore>,
+        event: ConversationEvent,
+    ) {
         let mut state = self.state.lock().await;
         if !state.live {
             state.waiting.push(event);
@@ -212,7 +219,7 @@ impl Feed {
 
 /// The feeds of each conversation with clients on this node.
 #[derive(Default)]
-pub struct Rooms {
+pub(crate) struct Rooms {
     rooms: Mutex<HashMap<ConversationId, Vec<Arc<Feed>>>>,
 }
 
@@ -223,14 +230,14 @@ impl Rooms {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn add(&self, feed: Arc<Feed>) {
+    pub(crate) fn add(&self, feed: Arc<Feed>) {
         self.lock()
             .entry(feed.conversation.clone())
             .or_default()
             .push(feed);
     }
 
-    pub fn remove(&self, conversation: &ConversationId, sid: Sid) {
+    pub(crate) fn remove(&self, conversation: &ConversationId, sid: Sid) {
         let mut rooms = self.lock();
         if let Some(feeds) = rooms.get_mut(conversation) {
             feeds.retain(|feed| feed.sid != sid);
@@ -240,7 +247,7 @@ impl Rooms {
         }
     }
 
-    pub fn has_clients(&self, conversation: &ConversationId) -> bool {
+    pub(crate) fn has_clients(&self, conversation: &ConversationId) -> bool {
         self.lock().contains_key(conversation)
     }
 
@@ -248,7 +255,7 @@ impl Rooms {
         self.lock().get(conversation).cloned().unwrap_or_default()
     }
 
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         store: &Arc<dyn EventStore>,
         conversation: &ConversationId,
@@ -259,7 +266,7 @@ impl Rooms {
         }
     }
 
-    pub fn status(&self, conversation: &ConversationId, status: &StatusUpdate) {
+    pub(crate) fn status(&self, conversation: &ConversationId, status: &StatusUpdate) {
         for feed in self.feeds(conversation) {
             feed.emit(status);
         }

@@ -1,9 +1,9 @@
 //! DynamoDB adapters of the store ports, and the creation of their tables.
 //!
-//! - [`proactive`]: [`ProactiveTable`], the proactive store on one single-table-design table.
-//! - [`conversations`]: [`ConversationTable`], conversation metadata.
-//! - [`events`]: [`EventTable`], conversation events and their fenced heads.
-//! - [`sync_state`]: [`SyncStateItem`], a sync's watermark and run lease, one item of the proactive table.
+//! - `proactive`: [`ProactiveTable`], the proactive store on one single-table-design table.
+//! - `conversations`: [`ConversationTable`], conversation metadata.
+//! - `events`: [`EventTable`], conversation events and their fenced heads.
+//! - `sync_state`: [`SyncStateItem`], a sync's watermark and run lease, one item of the proactive table.
 //! - [`create_tables`]: creates the tables with their indexes and TTL (tests, `make cluster`, local
 //!   runs; production tables come from `template.yaml`, with the same key schema).
 //!
@@ -11,11 +11,11 @@
 //! `item::sortable_time`), so that string order is time order. The key schemas are documented on each
 //! adapter and in the README's DynamoDB section.
 
-pub mod conversations;
-pub mod events;
+mod conversations;
+mod events;
 mod item;
-pub mod proactive;
-pub mod sync_state;
+mod proactive;
+mod sync_state;
 
 use std::time::Duration;
 

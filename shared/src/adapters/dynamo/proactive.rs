@@ -54,7 +54,7 @@ const OUTBOX_INDEX: &str = "outbox_by_decision";
 
 /// How long a group lives by TTL when no other value is given: the default retention window. TTL is a
 /// backstop behind `delete_groups_updated_before`; set it to the deployment's retention.
-pub const DEFAULT_GROUP_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const DEFAULT_GROUP_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Groups deleted concurrently by retention.
 const DELETE_CONCURRENCY: usize = 25;

@@ -1,16 +1,16 @@
 //! Embedded adapters for local runs: one SQLite file (`<DATA_DIR>/store.sqlite`) that survives a restart.
 //! Each adapter owns its tables and creates them on open; all share one [`EmbeddedDb`].
 //!
-//! - [`proactive`]: the proactive store (registry, groups, deliveries, outbox).
-//! - [`events`]: the conversation event store (events and fenced heads).
-//! - [`conversations`]: the conversation store (metadata, per-user and creation-order listings).
-//! - [`sync_state`]: a sync's watermark and run lease.
+//! - `proactive`: the proactive store (registry, groups, deliveries, outbox).
+//! - `events`: the conversation event store (events and fenced heads).
+//! - `conversations`: the conversation store (metadata, per-user and creation-order listings).
+//! - `sync_state`: a sync's watermark and run lease.
 
-pub mod conversations;
+mod conversations;
 mod db;
-pub mod events;
-pub mod proactive;
-pub mod sync_state;
+mod events;
+mod proactive;
+mod sync_state;
 
 pub use conversations::EmbeddedConversationStore;
 pub use db::EmbeddedDb;

@@ -17,7 +17,7 @@ use super::keys::Keys;
 use super::liveness::{ReapOutcome, run_reap};
 use crate::domain::ConversationId;
 use crate::ports::ClusterJanitor;
-use crate::ports::cluster_janitor::Reaped;
+use crate::ports::Reaped;
 use crate::ports::coordination::CoordinationError;
 
 /// KEYS: lease, running (the user's). ARGV: conversation. Removes the conversation from the user's

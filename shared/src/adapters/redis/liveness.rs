@@ -13,7 +13,7 @@ use super::coordination::{RedisCoordination, corrupt, encode, millis, unavailabl
 use super::keys::Keys;
 use super::pubsub::RoomEnvelope;
 use crate::domain::{ConversationId, NodeId};
-use crate::ports::cluster_janitor::Reaped;
+use crate::ports::Reaped;
 use crate::ports::coordination::{CoordinationError, Liveness, RoomMessage};
 
 /// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ).

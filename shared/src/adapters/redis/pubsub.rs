@@ -47,7 +47,7 @@ pub(super) struct SubscriptionState {
 impl Subscriptions {
     /// Opens the pub/sub connection, subscribes to this node's channel and its rooms, and re-asserts
     /// its presence.
-    pub async fn open(&self) -> Result<PubSubStream, CoordinationError> {
+    pub(super) async fn open(&self) -> Result<PubSubStream, CoordinationError> {
         let pubsub = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_async_pubsub())
             .await
             .map_err(|_| CoordinationError::Unavailable("pub/sub connect timed out".into()))?
@@ -83,7 +83,11 @@ impl Subscriptions {
     }
 
     /// Forwards messages to the node; re-opens the connection whenever it ends, until the node is gone.
-    pub async fn read(self: Arc<Self>, mut stream: PubSubStream, sender: mpsc::Sender<Incoming>) {
+    pub(super) async fn read(
+        self: Arc<Self>,
+        mut stream: PubSubStream,
+        sender: mpsc::Sender<Incoming>,
+    ) {
         loop {
             while let Some(message) = stream.next().await {
                 let Some(incoming) =

@@ -30,11 +30,11 @@ pub(super) struct Repo {
 }
 
 impl Repo {
-    pub fn full_name(&self) -> String {
+    pub(super) fn full_name(&self) -> String {
         format!("{}/{}", self.owner, self.name)
     }
 
-    pub fn put_run(&mut self, run: FakeRun) {
+    pub(super) fn put_run(&mut self, run: FakeRun) {
         self.runs.insert(run.id, run);
     }
 }
@@ -63,7 +63,7 @@ pub(super) struct State {
 }
 
 impl State {
-    pub fn new(base_url: String) -> Self {
+    pub(super) fn new(base_url: String) -> Self {
         Self {
             base_url,
             repos: BTreeMap::new(),
@@ -77,17 +77,17 @@ impl State {
         }
     }
 
-    pub fn next_id(&mut self) -> u64 {
+    pub(super) fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
 
-    pub fn repo(&self, full_name: &str) -> Option<&Repo> {
+    pub(super) fn repo(&self, full_name: &str) -> Option<&Repo> {
         self.repos.get(&full_name.to_ascii_lowercase())
     }
 
     /// The repository, created empty on first mention.
-    pub fn repo_mut(&mut self, full_name: &str) -> &mut Repo {
+    pub(super) fn repo_mut(&mut self, full_name: &str) -> &mut Repo {
         let key = full_name.to_ascii_lowercase();
         if !self.repos.contains_key(&key) {
             let id = self.next_id();
@@ -107,7 +107,7 @@ impl State {
         self.repos.get_mut(&key).expect("inserted above")
     }
 
-    pub fn add_comment(&mut self, repo: &str, pr: u64, user: &str, body: &str) -> u64 {
+    pub(super) fn add_comment(&mut self, repo: &str, pr: u64, user: &str, body: &str) -> u64 {
         let id = self.next_id();
         let comment = FakeComment::new(id, user, body);
         self.repo_mut(repo)
@@ -118,13 +118,13 @@ impl State {
         id
     }
 
-    pub fn register_app(&mut self, app_id: u64, public_key_pem: &str) {
+    pub(super) fn register_app(&mut self, app_id: u64, public_key_pem: &str) {
         let key = DecodingKey::from_rsa_pem(public_key_pem.as_bytes())
             .expect("the App's public key must be an RSA public key in PEM form");
         self.app = Some(App { id: app_id, key });
     }
 
-    pub fn apply_seed(&mut self, seed: &Seed) -> Result<(), String> {
+    pub(super) fn apply_seed(&mut self, seed: &Seed) -> Result<(), String> {
         self.tokens.extend(seed.tokens.iter().cloned());
         for entry in &seed.repositories {
             let mut collaborators = HashMap::new();
@@ -154,12 +154,12 @@ impl State {
     }
 
     /// Whether calls need a credential: once a token or an App is configured.
-    pub fn auth_required(&self) -> bool {
+    pub(super) fn auth_required(&self) -> bool {
         !self.tokens.is_empty() || self.app.is_some()
     }
 
     /// What an `Authorization` header presents (`Bearer X` or `token X`).
-    pub fn identify(&self, authorization: Option<&str>) -> Presented {
+    pub(super) fn identify(&self, authorization: Option<&str>) -> Presented {
         let Some(header) = authorization else {
             return Presented::Nothing;
         };
@@ -190,7 +190,7 @@ impl State {
 
     /// Checks an App JWT as GitHub does: RS256 under the App's key, `iss` the App's id, not expired,
     /// issued in the past, valid for at most ten minutes. The error is GitHub's message.
-    pub fn verify_app_jwt(&self, authorization: Option<&str>) -> Result<u64, String> {
+    pub(super) fn verify_app_jwt(&self, authorization: Option<&str>) -> Result<u64, String> {
         let app = self
             .app
             .as_ref()
@@ -229,13 +229,13 @@ impl State {
     }
 
     /// Whether `installation` exists (the App is installed on some repository under it).
-    pub fn has_installation(&self, installation: u64) -> bool {
+    pub(super) fn has_installation(&self, installation: u64) -> bool {
         self.repos
             .values()
             .any(|r| r.installation == Some(installation))
     }
 
-    pub fn issue_token(&mut self, installation: u64) -> (String, DateTime<Utc>) {
+    pub(super) fn issue_token(&mut self, installation: u64) -> (String, DateTime<Utc>) {
         let token = format!("ghs_{}", uuid::Uuid::new_v4().simple());
         let ttl = chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::hours(1));
         let expires_at = Utc::now() + ttl;
@@ -250,7 +250,7 @@ impl State {
     }
 
     /// The fault to answer `method path` with, if a rule still applies; uses up one of its times.
-    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+    pub(super) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let rule = self.faults.iter_mut().find(|rule| {
             rule.times > 0
                 && rule.method.as_deref().is_none_or(|m| m == method)
