@@ -23,7 +23,9 @@ use conversation_node::{
 };
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::config::{self, StoreBackend};
-use shared::domain::{ProactiveConversationRequested, RepoId, Repository, TRIGGER_DETAIL_TYPE};
+use shared::domain::{
+    ProactiveConversationRequested, RepoId, Repository, TRIGGER_DETAIL_TYPE, UserId,
+};
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
 use shared::wiring::{self, AwsContext};
@@ -131,7 +133,7 @@ async fn register_configured_repositories(store: &dyn ProactiveStore) -> anyhow:
                 name: name.to_owned(),
                 installation_id: None,
                 account: owner.to_owned(),
-                user_id: LOCAL_USER.to_owned(),
+                user_id: UserId::parse(LOCAL_USER)?,
                 proactive_enabled: true,
             })
             .await?;
@@ -171,7 +173,7 @@ async fn start_conversation(node: &NodeHandle, config: &NodeConfig, event: &BusE
                 "proactive conversation {id} for {} (comment: {:?})",
                 trigger.user_id, outcome.comment
             );
-            if let Some(token) = dev_token(config, &trigger.user_id) {
+            if let Some(token) = dev_token(config, trigger.user_id.as_str()) {
                 println!(
                     "  watch it: node tests/js/sio-client.mjs http://127.0.0.1:{} '{{\"query\":{{\"conversation_id\":\"{id}\"}},\"auth_token\":\"{token}\",\"transports\":\"default\"}}'",
                     config.port

@@ -20,7 +20,7 @@ use shared::adapters::redis::{RedisCoordination, RedisJanitor, RedisSettings};
 use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, GroupKey, GroupState, HeadSha,
     NodeId, OutboxEntry, ProactiveConversationRequested, RepoId, Repository, RunStatus,
-    TRIGGER_DETAIL_TYPE, WorkflowRun, WorkflowRunGroup,
+    TRIGGER_DETAIL_TYPE, UserId, WorkflowRun, WorkflowRunGroup,
 };
 use shared::ports::coordination::{
     ClaimOutcome, ClaimRequest, Lease, LeaseEnd, Leases, LimitPolicy, Liveness, Messaging,
@@ -160,7 +160,7 @@ async fn seed_unpublished(
         name: format!("hello-{n}"),
         installation_id: Some(1),
         account: "octo".into(),
-        user_id: "github:1".into(),
+        user_id: UserId::from_github(1),
         proactive_enabled: true,
     };
     let event =
@@ -380,7 +380,7 @@ pub fn running_conversation(name: &str, updated_at: DateTime<Utc>) -> Conversati
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ))
         .expect("a conversation id"),
-        user_id: ALICE.into(),
+        user_id: crate::user_id(ALICE),
         title: Some(name.into()),
         created_at: updated_at - TimeDelta::hours(1),
         last_updated_at: updated_at,
@@ -501,7 +501,7 @@ impl ClusterWorld {
     fn snapshot(&self) -> Vec<(String, String)> {
         let mut keys = vec![
             self.keys.nodes(),
-            self.keys.running(ALICE),
+            self.keys.running(&crate::user_id(ALICE)),
             self.keys.claims(),
         ];
         for node in [&self.dead, &self.live] {
@@ -655,7 +655,7 @@ pub async fn cluster_pass_reaps_dead_nodes_and_stops_stale_conversations_only(st
     }
     // The stale ones stopped and out of the running set; the others as they were.
     assert_eq!(
-        world.lines(&["ZRANGE", &keys.running(ALICE), "0", "-1"]),
+        world.lines(&["ZRANGE", &keys.running(&crate::user_id(ALICE)), "0", "-1"]),
         BTreeSet::from([
             world.dead_recent.id.as_str().to_owned(),
             world.live_old.id.as_str().to_owned(),

@@ -29,3 +29,8 @@ pub mod trigger_scenarios;
 pub mod trigger_world;
 pub mod webhook_samples;
 pub mod webhook_sender;
+
+/// A test user's id.
+pub fn user_id(raw: &str) -> shared::domain::UserId {
+    shared::domain::UserId::parse(raw).expect("a well-formed user id")
+}

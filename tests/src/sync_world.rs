@@ -146,7 +146,7 @@ pub fn conversations(users: &[String], count: usize, first: DateTime<Utc>) -> Ve
             let created_at = first + chrono::Duration::milliseconds(i as i64);
             Conversation {
                 id: ConversationId::random(),
-                user_id: users[i % users.len()].clone(),
+                user_id: crate::user_id(&users[i % users.len()]),
                 title: (i % 3 != 0).then(|| format!("Fix flaky test #{i}")),
                 created_at,
                 last_updated_at: created_at,

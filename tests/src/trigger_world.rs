@@ -10,7 +10,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use shared::adapters::in_process_bus::InProcessBus;
-use shared::domain::{GroupKey, GroupState, HeadSha, RepoId, Repository, TRIGGER_DETAIL_TYPE};
+use shared::domain::{
+    GroupKey, GroupState, HeadSha, RepoId, Repository, TRIGGER_DETAIL_TYPE, UserId,
+};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig, Permission};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
 use tokio::sync::broadcast;
@@ -146,7 +148,7 @@ impl TriggerWorld {
                 name: "octo-repo".into(),
                 installation_id: None,
                 account: "octo-org".into(),
-                user_id: "github:21031067".into(),
+                user_id: UserId::from_github(21031067),
                 proactive_enabled: true,
             })
             .await

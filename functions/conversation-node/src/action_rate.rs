@@ -10,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::metrics::{Metrics, inc};
+use shared::domain::UserId;
 
 /// How fast a user may act.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +31,7 @@ impl Default for ActionRate {
 
 pub(crate) struct ActionLimiter {
     rate: ActionRate,
-    limiter: DefaultKeyedRateLimiter<String>,
+    limiter: DefaultKeyedRateLimiter<UserId>,
     /// Where refusals are counted (`node_actions_rate_limited_total`).
     metrics: Arc<Metrics>,
 }
@@ -46,19 +47,17 @@ impl ActionLimiter {
     }
 
     /// Takes one action from `user`'s allowance, or says (and counts) why not and when to try again.
-    pub(crate) fn check(&self, user: &str) -> Result<(), String> {
-        self.limiter
-            .check_key(&user.to_owned())
-            .map_err(|not_until| {
-                inc(&self.metrics.actions_rate_limited);
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                format!(
-                    "too many actions: at most {} per second (bursts of {}); retry in {} ms",
-                    self.rate.per_second,
-                    self.rate.burst,
-                    wait.as_millis().max(1)
-                )
-            })
+    pub(crate) fn check(&self, user: &UserId) -> Result<(), String> {
+        self.limiter.check_key(user).map_err(|not_until| {
+            inc(&self.metrics.actions_rate_limited);
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            format!(
+                "too many actions: at most {} per second (bursts of {}); retry in {} ms",
+                self.rate.per_second,
+                self.rate.burst,
+                wait.as_millis().max(1)
+            )
+        })
     }
 
     /// Forgets the users whose allowance is full again, so that the table holds only recent ones.
@@ -80,10 +79,14 @@ mod tests {
             burst: NonZeroU32::new(3).unwrap(),
         };
         let limiter = ActionLimiter::new(rate, Arc::clone(&metrics));
+        let (alice, bob) = (
+            UserId::parse("alice").unwrap(),
+            UserId::parse("bob").unwrap(),
+        );
         for _ in 0..3 {
-            limiter.check("alice").expect("within the burst");
+            limiter.check(&alice).expect("within the burst");
         }
-        let refused = limiter.check("alice").expect_err("past the burst");
+        let refused = limiter.check(&alice).expect_err("past the burst");
         assert!(refused.starts_with("too many actions"), "{refused}");
         assert_eq!(
             metrics
@@ -92,7 +95,7 @@ mod tests {
             1
         );
         limiter
-            .check("bob")
+            .check(&bob)
             .expect("another user has an allowance of their own");
     }
 }

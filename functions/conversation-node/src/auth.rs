@@ -14,6 +14,7 @@ use tokio::sync::RwLock;
 use tokio::time::Instant;
 
 use crate::config::{AuthConfig, JwtKeys};
+use shared::domain::UserId;
 
 /// The REST header carrying the session API key.
 pub(crate) const SESSION_API_KEY_HEADER: &str = "x-session-api-key";
@@ -40,13 +41,10 @@ pub fn mint_hs256(secret: &str, user: &str, ttl: Duration) -> String {
     .expect("HS256 signs any claims")
 }
 
-/// The longest user id (`sub`) accepted: it keys stores and Redis and appears in logs.
-pub(crate) const MAX_USER_ID_BYTES: usize = 255;
-
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
-    pub user_id: String,
+    pub user_id: UserId,
     /// When the token stops being accepted (its `exp` plus the leeway), in Unix seconds: a socket
     /// opened with it is closed then.
     pub expires_at: i64,
@@ -178,12 +176,10 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
             .map_err(|_| AuthError::InvalidToken)?;
         let Claims { sub, exp } = data.claims;
-        if sub.trim().is_empty() || sub.len() > MAX_USER_ID_BYTES {
-            return Err(AuthError::InvalidToken);
-        }
+        let user_id = UserId::parse(&sub).map_err(|_| AuthError::InvalidToken)?;
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
         Ok(Identity {
-            user_id: sub,
+            user_id,
             expires_at: exp.saturating_add(leeway),
         })
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use shared::domain::{
-    AgentState, Conversation, ConversationId, ConversationStatus, StatusUpdate, UserAction,
+    AgentState, Conversation, ConversationId, ConversationStatus, StatusUpdate, UserAction, UserId,
 };
 use shared::ports::coordination::{
     ClaimOutcome, ClaimRequest, CoordinationError, Lease, LeaseEnd, OwnerReply, OwnerRequest,
@@ -122,7 +122,7 @@ impl Lifecycle {
     fn claim_request(
         &self,
         conversation: &ConversationId,
-        user_id: &str,
+        user_id: &UserId,
         min_epoch: u64,
     ) -> ClaimRequest {
         ClaimRequest {
@@ -138,7 +138,7 @@ impl Lifecycle {
     pub(crate) async fn ensure_running(
         self: &Arc<Self>,
         conversation: &ConversationId,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<Started, LifecycleError> {
         if self.is_shutting_down() {
             return Err(LifecycleError::ShuttingDown);
@@ -283,7 +283,7 @@ impl Lifecycle {
     pub(crate) async fn deliver(
         self: &Arc<Self>,
         conversation: &ConversationId,
-        user_id: &str,
+        user_id: &UserId,
         action: UserAction,
         client_action_id: Option<&str>,
     ) -> Result<Started, LifecycleError> {

@@ -10,7 +10,7 @@ use crate::payload::{
     Account, Installation, InstallationEvent, InstallationRepositoriesEvent, InstallationRepository,
 };
 use crate::service::WebhookService;
-use shared::domain::{RepoId, Repository};
+use shared::domain::{RepoId, Repository, UserId};
 use shared::ports::StoreError;
 
 pub(crate) async fn on_installation(
@@ -84,7 +84,7 @@ async fn register(
             installation_id: Some(installation.id),
             account: installation.account.login.clone(),
             // The product user is the GitHub account that installed the App.
-            user_id: format!("github:{}", installer.id),
+            user_id: UserId::from_github(installer.id),
             proactive_enabled,
         };
         service.store.put_repository(&repository).await?;

@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{InvalidId, TriggerId};
+use super::ids::{InvalidId, TriggerId, UserId};
 
 /// A conversation id: 1 to 64 characters of `[A-Za-z0-9_-]` (UUID simple form for ordinary ones,
 /// derived from the trigger id for proactive ones, so that a redelivered trigger names the same one).
@@ -92,7 +92,7 @@ pub enum AgentState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
-    pub user_id: String,
+    pub user_id: UserId,
     pub title: Option<String>,
     pub created_at: DateTime<Utc>,
     pub last_updated_at: DateTime<Utc>,

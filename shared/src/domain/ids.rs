@@ -33,6 +33,59 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// A product user: the identity provider's subject (the `sub` of the user's token), or `github:<id>`
+/// for a user known only by a GitHub account: up to 255 bytes, not blank, no control character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        let well_formed = !raw.trim().is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && !raw.chars().any(char::is_control);
+        if well_formed {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidId {
+                kind: "user id",
+                reason: "expected up to 255 bytes, not blank, without control characters",
+            })
+        }
+    }
+
+    /// The user known by the GitHub account `account_id`.
+    pub fn from_github(account_id: u64) -> Self {
+        Self(format!("github:{account_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = InvalidId;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(id: UserId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Why a raw string was refused as an identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
@@ -234,6 +287,18 @@ impl fmt::Display for TriggerId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_id_refuses_blank_long_and_control_characters() {
+        assert_eq!(UserId::parse("4f1c-a7").unwrap().as_str(), "4f1c-a7");
+        assert_eq!(UserId::from_github(21031067).as_str(), "github:21031067");
+        for bad in ["", "  ", "a\nb", &"x".repeat(256)] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(serde_json::from_str::<UserId>("\"\"").is_err());
+        let id: UserId = serde_json::from_str("\"alice\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"alice\"");
+    }
 
     #[test]
     fn head_sha_is_lower_cased_and_length_checked() {

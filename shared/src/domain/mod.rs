@@ -16,7 +16,7 @@ pub use conversation::{
     AgentState, Conversation, ConversationId, ConversationStatus, CreatedCursor,
 };
 pub use event::{ConversationEvent, EventBody, EventSource, InboxId};
-pub use ids::{DeliveryId, GroupKey, HeadSha, InvalidId, NodeId, RepoId, TriggerId};
+pub use ids::{DeliveryId, GroupKey, HeadSha, InvalidId, NodeId, RepoId, TriggerId, UserId};
 pub use repository::Repository;
 pub use state_changed::ConversationStateChanged;
 pub use status::{StatusKind, StatusUpdate};

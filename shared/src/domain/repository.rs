@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::RepoId;
+use super::ids::{RepoId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repository {
@@ -13,7 +13,7 @@ pub struct Repository {
     /// Login of the account the App was installed by (or on).
     pub account: String,
     /// The product user the repository belongs to (`github:<account id>` without an identity provider).
-    pub user_id: String,
+    pub user_id: UserId,
     pub proactive_enabled: bool,
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::conversation::{AgentState, ConversationId};
-use super::ids::TriggerId;
+use super::ids::{TriggerId, UserId};
 
 /// EventBridge `source` of the events the conversation node publishes.
 pub const NODE_SOURCE: &str = "proactive.conversations";
@@ -15,7 +15,7 @@ pub const STATE_CHANGED_DETAIL_TYPE: &str = "ConversationStateChanged";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationStateChanged {
     pub conversation_id: ConversationId,
-    pub user_id: String,
+    pub user_id: UserId,
     pub old_state: Option<AgentState>,
     pub new_state: AgentState,
     pub trigger_id: Option<TriggerId>,

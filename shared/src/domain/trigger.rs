@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{GroupKey, HeadSha, RepoId, TriggerId};
+use super::ids::{GroupKey, HeadSha, RepoId, TriggerId, UserId};
 use super::repository::Repository;
 use super::workflow::WorkflowRunGroup;
 
@@ -19,7 +19,7 @@ pub struct ProactiveConversationRequested {
     pub repository: TriggerRepository,
     pub pull_request: TriggerPullRequest,
     pub installation_id: Option<u64>,
-    pub user_id: String,
+    pub user_id: UserId,
     pub failed_runs: Vec<FailedRun>,
     pub run_count: usize,
     pub decided_at: DateTime<Utc>,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::coordination::CoordinationError;
-use crate::domain::ConversationId;
+use crate::domain::{ConversationId, UserId};
 
 /// What reaping dead nodes did (or, counted only, would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,6 +55,6 @@ pub trait ClusterJanitor: Send + Sync {
     async fn forget_running(
         &self,
         conversation: &ConversationId,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<bool, CoordinationError>;
 }

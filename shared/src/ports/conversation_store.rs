@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::domain::{Conversation, ConversationId, CreatedCursor};
+use crate::domain::{Conversation, ConversationId, CreatedCursor, UserId};
 use crate::ports::WriteOutcome;
 
 #[async_trait]
@@ -27,7 +27,7 @@ pub trait ConversationStore: Send + Sync {
     /// A user's conversations, newest first, at most `limit`.
     async fn list_user_conversations(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError>;
 

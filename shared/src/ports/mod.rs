@@ -6,6 +6,7 @@ pub mod coordination;
 mod event_bus;
 pub mod event_store;
 mod proactive_store;
+mod store_error;
 mod sync_state;
 
 pub use cluster_janitor::{ClusterJanitor, Reaped};
@@ -13,5 +14,6 @@ pub use conversation_store::ConversationStore;
 pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};
 pub use event_store::EventStore;
-pub use proactive_store::{Expected, ProactiveStore, StoreError, WriteOutcome};
+pub use proactive_store::{Expected, ProactiveStore, WriteOutcome};
+pub use store_error::StoreError;
 pub use sync_state::{Advance, SyncStateStore};

@@ -8,16 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::StoreError;
 use crate::domain::{DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, WorkflowRunGroup};
-
-/// A store failure. Callers answer 503 on `Unavailable`; `Corrupt` means a record could not be read back.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored record is corrupt: {0}")]
-    Corrupt(String),
-}
 
 /// The condition a group write is made under: optimistic concurrency on the version read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

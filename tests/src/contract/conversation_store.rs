@@ -46,7 +46,7 @@ fn base() -> DateTime<Utc> {
 fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation {
     Conversation {
         id: ConversationId::parse(id).expect("a conversation id"),
-        user_id: user.into(),
+        user_id: crate::user_id(user),
         title: Some(format!("conversation {id}")),
         created_at,
         last_updated_at: created_at,
@@ -125,7 +125,7 @@ pub async fn creating_an_existing_conversation_conflicts(store: Store) {
     );
     assert!(
         store
-            .list_user_conversations("bob", 10)
+            .list_user_conversations(&crate::user_id("bob"), 10)
             .await
             .unwrap()
             .is_empty()
@@ -149,7 +149,10 @@ pub async fn update_replaces_the_metadata(store: Store) {
     );
     // The update keeps the conversation's place in both orders.
     assert_eq!(
-        store.list_user_conversations("alice", 10).await.unwrap(),
+        store
+            .list_user_conversations(&crate::user_id("alice"), 10)
+            .await
+            .unwrap(),
         vec![updated.clone()]
     );
     let everything = CreatedCursor::before(base() - TimeDelta::days(1));
@@ -162,7 +165,7 @@ pub async fn updating_a_missing_conversation_creates_nothing(store: Store) {
     assert_eq!(store.get_conversation(&missing.id).await.unwrap(), None);
     assert!(
         store
-            .list_user_conversations("alice", 10)
+            .list_user_conversations(&crate::user_id("alice"), 10)
             .await
             .unwrap()
             .is_empty()
@@ -182,22 +185,31 @@ pub async fn user_listing_is_newest_first_and_isolated_by_user(store: Store) {
         ],
     )
     .await;
-    let alice = store.list_user_conversations("alice", 10).await.unwrap();
+    let alice = store
+        .list_user_conversations(&crate::user_id("alice"), 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&alice), ["a3", "a2", "a1"]);
-    let first_two = store.list_user_conversations("alice", 2).await.unwrap();
+    let first_two = store
+        .list_user_conversations(&crate::user_id("alice"), 2)
+        .await
+        .unwrap();
     assert_eq!(ids(&first_two), ["a3", "a2"]);
-    let bob = store.list_user_conversations("bob", 10).await.unwrap();
+    let bob = store
+        .list_user_conversations(&crate::user_id("bob"), 10)
+        .await
+        .unwrap();
     assert_eq!(ids(&bob), ["b2", "b1"]);
     assert!(
         store
-            .list_user_conversations("carol", 10)
+            .list_user_conversations(&crate::user_id("carol"), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .list_user_conversations("alice", 0)
+            .list_user_conversations(&crate::user_id("alice"), 0)
             .await
             .unwrap()
             .is_empty()

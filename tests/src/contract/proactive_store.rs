@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use shared::domain::{
     DeliveryId, GroupKey, GroupState, HeadSha, OutboxEntry, ProactiveConversationRequested, RepoId,
-    Repository, RunStatus, WorkflowRun, WorkflowRunGroup,
+    Repository, RunStatus, UserId, WorkflowRun, WorkflowRunGroup,
 };
 use shared::ports::{Expected, ProactiveStore, WriteOutcome};
 use tokio::task::JoinSet;
@@ -60,7 +60,7 @@ fn repository(github_id: u64, owner: &str, name: &str) -> Repository {
         name: name.into(),
         installation_id: Some(github_id * 10),
         account: owner.into(),
-        user_id: format!("github:{github_id}"),
+        user_id: UserId::from_github(github_id),
         proactive_enabled: true,
     }
 }

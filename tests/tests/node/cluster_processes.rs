@@ -493,7 +493,7 @@ async fn a_nodes_heartbeat_costs_the_same_however_many_conversations_others_own(
         let conversation = ConversationId::parse(&format!("foreign-{n}")).unwrap();
         let claim = ClaimRequest {
             conversation: conversation.clone(),
-            user_id: format!("user-{}", n % 50),
+            user_id: e2e::user_id(&format!("user-{}", n % 50)),
             max_running: 10,
             policy: LimitPolicy::EvictOldest,
             min_epoch: 1,

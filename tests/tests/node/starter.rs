@@ -42,7 +42,7 @@ fn trigger(head: &HeadSha) -> ProactiveConversationRequested {
             head_branch: "fix-widgets".into(),
         },
         installation_id: None,
-        user_id: USER.into(),
+        user_id: e2e::user_id(USER),
         failed_runs: vec![
             FailedRun {
                 id: 11,

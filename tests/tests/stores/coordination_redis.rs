@@ -48,7 +48,7 @@ async fn a_refresh_after_an_empty_restart_restores_the_running_sets() {
     let (other, _other_incoming) = connect("other").await.expect("Redis is reachable");
     let claim = |name: &str, policy| ClaimRequest {
         conversation: ConversationId::parse(name).unwrap(),
-        user_id: "alice".into(),
+        user_id: e2e::user_id("alice"),
         max_running: 1,
         policy,
         min_epoch: 1,

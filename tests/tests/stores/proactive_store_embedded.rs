@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
-use shared::domain::{RepoId, Repository};
+use shared::domain::{RepoId, Repository, UserId};
 use shared::ports::ProactiveStore;
 
 async fn fresh_store() -> Arc<dyn ProactiveStore> {
@@ -26,7 +26,7 @@ async fn data_survives_reopening_the_file() {
         name: "octo-repo".into(),
         installation_id: Some(1),
         account: "octo-org".into(),
-        user_id: "github:1".into(),
+        user_id: UserId::from_github(1),
         proactive_enabled: true,
     };
     {

@@ -112,7 +112,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use shared::domain::{AgentState, ConversationId, ConversationStatus};
+    use shared::domain::{AgentState, ConversationId, ConversationStatus, UserId};
 
     fn user(github: Option<&str>) -> KeycloakUser {
         KeycloakUser {
@@ -130,7 +130,7 @@ mod tests {
             .with_timezone(&Utc);
         let conversation = Conversation {
             id: ConversationId::parse("abc123").unwrap(),
-            user_id: "4f1c".into(),
+            user_id: UserId::parse("4f1c").unwrap(),
             title: None,
             created_at,
             last_updated_at: created_at,

@@ -10,7 +10,7 @@ use tokio::sync::OnceCell;
 
 use super::{SyncError, Tally};
 use crate::commonroom::{CommonRoomClient, CommonRoomUser};
-use shared::domain::Conversation;
+use shared::domain::{Conversation, UserId};
 use shared::keycloak::{KeycloakClient, KeycloakError, KeycloakUser};
 use shared::retry::{Retryable, Verdict};
 
@@ -73,7 +73,7 @@ impl RunUser {
 
 #[derive(Default)]
 pub(super) struct RunUsers {
-    known: HashMap<String, Arc<RunUser>>,
+    known: HashMap<UserId, Arc<RunUser>>,
 }
 
 impl RunUsers {
@@ -88,7 +88,7 @@ impl RunUsers {
         let unseen: HashSet<String> = page
             .iter()
             .filter(|c| !self.known.contains_key(&c.user_id))
-            .map(|c| c.user_id.clone())
+            .map(|c| c.user_id.as_str().to_owned())
             .collect();
         let mut found = keycloak.users(unseen, concurrency).await?;
         Ok(page
@@ -98,7 +98,7 @@ impl RunUsers {
                     .known
                     .entry(conversation.user_id.clone())
                     .or_insert_with(|| {
-                        let user = found.remove(&conversation.user_id).flatten();
+                        let user = found.remove(conversation.user_id.as_str()).flatten();
                         Arc::new(RunUser::classify(user, tally))
                     })
                     .clone();

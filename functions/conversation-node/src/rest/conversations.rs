@@ -10,7 +10,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
-use shared::domain::{AgentState, Conversation, ConversationId, ConversationStatus, UserAction};
+use shared::domain::{
+    AgentState, Conversation, ConversationId, ConversationStatus, UserAction, UserId,
+};
 use shared::ports::coordination::StopReason;
 
 use super::Api;
@@ -25,7 +27,7 @@ const MAX_TITLE_CHARS: usize = 200;
 
 /// The authenticated caller of a REST route.
 pub(crate) struct Caller {
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 impl FromRequestParts<Api> for Caller {

@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
-use shared::domain::{ConversationId, ConversationStatus, UserAction};
+use shared::domain::{ConversationId, ConversationStatus, UserAction, UserId};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
@@ -75,7 +75,7 @@ pub(crate) const MAX_EVENT_ID: u64 = (1 << 53) - 1;
 #[derive(Clone)]
 struct Client {
     conversation: ConversationId,
-    user_id: String,
+    user_id: UserId,
     /// The first event id the client has not seen.
     next_event_id: u64,
     /// When the client's token stops being accepted (Unix seconds).

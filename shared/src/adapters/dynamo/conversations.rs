@@ -25,7 +25,7 @@ use super::item::{
     Fields, Item, PK, enum_name, is_conditional_failure, sortable_time, string, unavailable,
 };
 use super::{IndexSpec, Projected, TableSpec, query_up_to};
-use crate::domain::{Conversation, ConversationId, ConversationStatus, CreatedCursor};
+use crate::domain::{Conversation, ConversationId, ConversationStatus, CreatedCursor, UserId};
 use crate::ports::{ConversationStore, StoreError, WriteOutcome};
 
 const USER_ID: &str = "user_id";
@@ -146,7 +146,7 @@ fn encode(conversation: &Conversation) -> Result<Item, StoreError> {
     ];
     let item: Item = [
         (PK, string(conversation.id.as_str())),
-        (USER_ID, string(&conversation.user_id)),
+        (USER_ID, string(conversation.user_id.as_str())),
         ("created_at", string(sortable_time(conversation.created_at))),
         (
             "last_updated_at",
@@ -187,7 +187,7 @@ fn decode(stored: &Item) -> Result<Conversation, StoreError> {
     let fields = Fields::of("conversation", stored);
     Ok(Conversation {
         id: fields.parsed(PK)?,
-        user_id: fields.string(USER_ID)?.to_owned(),
+        user_id: fields.parsed(USER_ID)?,
         title: fields.opt_string("title")?.map(str::to_owned),
         created_at: fields.time("created_at")?,
         last_updated_at: fields.time("last_updated_at")?,
@@ -236,14 +236,14 @@ impl ConversationStore for ConversationTable {
 
     async fn list_user_conversations(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError> {
         let query = self
             .query_index(USER_INDEX)
             .key_condition_expression("#user = :user")
             .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_values(":user", string(user_id))
+            .expression_attribute_values(":user", string(user_id.as_str()))
             .scan_index_forward(false);
         decode_up_to(query, limit).await
     }

@@ -298,7 +298,7 @@ fn repository_item(repository: &Repository, lookup: &str) -> Item {
         ("owner", string(&repository.owner)),
         ("name", string(&repository.name)),
         ("account", string(&repository.account)),
-        ("user_id", string(&repository.user_id)),
+        ("user_id", string(repository.user_id.as_str())),
         (
             "proactive_enabled",
             AttributeValue::Bool(repository.proactive_enabled),
@@ -319,7 +319,7 @@ fn decode_repository(stored: &Item) -> Result<Repository, StoreError> {
         name: fields.string("name")?.to_owned(),
         installation_id: fields.opt_number("installation_id")?,
         account: fields.string("account")?.to_owned(),
-        user_id: fields.string("user_id")?.to_owned(),
+        user_id: fields.parsed("user_id")?,
         proactive_enabled: fields.boolean("proactive_enabled")?,
     })
 }

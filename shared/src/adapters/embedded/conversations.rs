@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use super::db::{EmbeddedDb, corrupt, unavailable};
-use crate::domain::{Conversation, ConversationId, CreatedCursor};
+use crate::domain::{Conversation, ConversationId, CreatedCursor, UserId};
 use crate::ports::{ConversationStore, StoreError, WriteOutcome};
 
 const SCHEMA: &str = "
@@ -78,7 +78,7 @@ fn limit_value(limit: usize) -> Value {
 fn columns(conversation: &Conversation) -> Result<(String, String, i64, String), StoreError> {
     Ok((
         conversation.id.as_str().to_owned(),
-        conversation.user_id.clone(),
+        conversation.user_id.as_str().to_owned(),
         nanos(conversation.created_at)?,
         serde_json::to_string(conversation).map_err(corrupt)?,
     ))
@@ -148,13 +148,13 @@ impl ConversationStore for EmbeddedConversationStore {
 
     async fn list_user_conversations(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: usize,
     ) -> Result<Vec<Conversation>, StoreError> {
         self.bodies(
             "SELECT body FROM conversations WHERE user_id = ?1
              ORDER BY created_at DESC LIMIT ?2",
-            vec![Value::Text(user_id.to_owned()), limit_value(limit)],
+            vec![Value::Text(user_id.as_str().to_owned()), limit_value(limit)],
         )
         .await
     }
@@ -203,7 +203,7 @@ mod tests {
     fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation {
         Conversation {
             id: ConversationId::parse(id).unwrap(),
-            user_id: user.into(),
+            user_id: UserId::parse(user).unwrap(),
             title: Some(format!("title of {id}")),
             created_at,
             last_updated_at: created_at,
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(store.get_conversation(&missing.id).await.unwrap(), None);
 
         let mine: Vec<_> = store
-            .list_user_conversations("u1", 10)
+            .list_user_conversations(&UserId::parse("u1").unwrap(), 10)
             .await
             .unwrap()
             .into_iter()
@@ -283,7 +283,11 @@ mod tests {
             .collect();
         assert_eq!(mine, ["second", "first"]);
         assert_eq!(
-            store.list_user_conversations("u1", 1).await.unwrap().len(),
+            store
+                .list_user_conversations(&UserId::parse("u1").unwrap(), 1)
+                .await
+                .unwrap()
+                .len(),
             1
         );
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::domain::{ConversationId, NodeId, UserAction};
+use crate::domain::{ConversationId, NodeId, UserAction, UserId};
 use crate::ports::coordination::Incoming;
 
 /// How many incoming messages may wait for a node's dispatcher before senders wait.
@@ -55,7 +55,7 @@ struct ClusterState {
     leases: HashMap<ConversationId, LeaseRecord>,
     epochs: HashMap<ConversationId, u64>,
     /// Per user: running conversations, oldest claim first.
-    running: HashMap<String, Vec<ConversationId>>,
+    running: HashMap<UserId, Vec<ConversationId>>,
     inboxes: HashMap<ConversationId, InboxLog>,
     /// Per conversation: the connections of each node.
     rooms: HashMap<ConversationId, HashMap<NodeId, HashSet<String>>>,

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use super::coordination::{command_connection, millis, unavailable};
 use super::keys::Keys;
 use super::liveness::{ReapOutcome, run_reap};
-use crate::domain::ConversationId;
+use crate::domain::{ConversationId, UserId};
 use crate::ports::ClusterJanitor;
 use crate::ports::Reaped;
 use crate::ports::coordination::CoordinationError;
@@ -122,7 +122,7 @@ impl ClusterJanitor for RedisJanitor {
     async fn forget_running(
         &self,
         conversation: &ConversationId,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<bool, CoordinationError> {
         let removed: u8 = FORGET_RUNNING
             .key(self.keys.lease(conversation))

@@ -19,8 +19,8 @@
 //!
 //! No key is ever found by pattern: every path names the keys it touches (no walk of the key space).
 
-use crate::domain::ConversationId;
 use crate::domain::NodeId;
+use crate::domain::{ConversationId, UserId};
 
 /// The names under one prefix.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl Keys {
         format!("{}claims", self.prefix)
     }
 
-    pub fn running(&self, user_id: &str) -> String {
+    pub fn running(&self, user_id: &UserId) -> String {
         format!("{}running:{user_id}", self.prefix)
     }
 

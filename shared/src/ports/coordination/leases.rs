@@ -4,14 +4,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::CoordinationError;
-use crate::domain::{ConversationId, NodeId};
+use crate::domain::{ConversationId, NodeId, UserId};
 
 /// The right to run a conversation, held by `owner` under `epoch`. `user_id` names the running set the
 /// conversation counts in (a re-asserted lease restores its place there).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub conversation: ConversationId,
-    pub user_id: String,
+    pub user_id: UserId,
     pub owner: NodeId,
     pub epoch: u64,
 }
@@ -28,7 +28,7 @@ pub enum LimitPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRequest {
     pub conversation: ConversationId,
-    pub user_id: String,
+    pub user_id: UserId,
     /// The most conversations the user may run at once, across the cluster.
     pub max_running: usize,
     pub policy: LimitPolicy,

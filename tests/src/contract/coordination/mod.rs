@@ -90,7 +90,7 @@ fn conversation(name: &str) -> ConversationId {
 fn request(name: &str, user: &str, max_running: usize, policy: LimitPolicy) -> ClaimRequest {
     ClaimRequest {
         conversation: conversation(name),
-        user_id: user.into(),
+        user_id: crate::user_id(user),
         max_running,
         policy,
         min_epoch: 1,
