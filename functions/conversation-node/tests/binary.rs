@@ -374,9 +374,13 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
         ))
         .body(format!("4{}", "a".repeat(15 << 20)))
         .send()
-        .await
-        .unwrap();
-    assert!(!polled.status().is_success(), "{}", polled.status());
+        .await;
+    match polled {
+        Ok(answer) => assert!(!answer.status().is_success(), "{}", answer.status()),
+        // The node answered and closed before the whole body was written: refused all the same
+        // (the node still serving is shown below).
+        Err(error) => assert!(error.is_request() && !error.is_connect(), "{error}"),
+    }
 
     // Malformed actions are answered.
     let mut client =

@@ -119,13 +119,17 @@ impl Feed {
     }
 
     /// Replays from the store every [`CATCH_UP_PAUSE`] until the client has everything, or
-    /// disconnects it after [`CATCH_UP_LIMIT`] without progress.
+    /// disconnects it after [`CATCH_UP_LIMIT`] without progress. The task lives no longer than its
+    /// socket: a disconnect (the node's shutdown closes every socket) ends it.
     fn catch_up_later(self: &Arc<Self>, store: &Arc<dyn EventStore>) {
         let (feed, store) = (Arc::clone(self), Arc::clone(store));
         tokio::spawn(async move {
             let mut progress = (feed.state.lock().await.next, Instant::now());
             loop {
                 tokio::time::sleep(CATCH_UP_PAUSE).await;
+                if !feed.socket.connected() {
+                    return;
+                }
                 match feed.replay_once(store.as_ref()).await {
                     Ok(Sent::All) => return,
                     Ok(Sent::Behind) => {}
