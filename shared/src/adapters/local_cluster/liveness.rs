@@ -55,11 +55,7 @@ impl Liveness for LocalNode {
                 .iter()
                 .flat_map(|conversation| {
                     state
-                        .rooms
-                        .get(conversation)
-                        .into_iter()
-                        .flat_map(|room| room.keys())
-                        .filter_map(|node| state.sender(node))
+                        .room_senders(conversation)
                         .map(move |sender| (conversation.clone(), sender))
                 })
                 .collect();

@@ -42,13 +42,7 @@ impl Messaging for LocalNode {
     ) -> Result<(), CoordinationError> {
         let recipients: Vec<_> = {
             let state = self.cluster.lock();
-            state
-                .rooms
-                .get(conversation)
-                .into_iter()
-                .flat_map(|room| room.keys())
-                .filter_map(|node| state.sender(node))
-                .collect()
+            state.room_senders(conversation).collect()
         };
         for sender in recipients {
             let incoming = Incoming::Room {

@@ -74,6 +74,18 @@ impl ClusterState {
     fn sender(&self, node: &NodeId) -> Option<mpsc::Sender<Incoming>> {
         self.nodes.get(node).cloned()
     }
+
+    /// Where to reach the nodes that joined the conversation's room.
+    fn room_senders(
+        &self,
+        conversation: &ConversationId,
+    ) -> impl Iterator<Item = mpsc::Sender<Incoming>> + '_ {
+        self.rooms
+            .get(conversation)
+            .into_iter()
+            .flat_map(|room| room.keys())
+            .filter_map(|node| self.sender(node))
+    }
 }
 
 impl LocalCluster {

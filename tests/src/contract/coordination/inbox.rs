@@ -7,16 +7,10 @@ use super::{
     ClusterSpec, LONG_TTL, Member, claimed, conversation, nothing_received, received, request,
 };
 
-pub async fn the_inbox_is_ordered_durable_and_trimmed<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn the_inbox_is_ordered_durable_and_trimmed(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let c = conversation("inbox");
     let mut ids = Vec::new();
     for n in 0..5 {
@@ -75,16 +69,8 @@ where
     );
 }
 
-pub async fn a_push_tells_the_owner<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let mut nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_push_tells_the_owner(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let mut nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let c = conversation("owned");
     claimed(
         &nodes[0],
@@ -104,16 +90,8 @@ where
     nothing_received(&mut nodes[1]).await;
 }
 
-pub async fn a_retried_action_is_stored_once<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_retried_action_is_stored_once(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let c = conversation("retried");
     let action = UserAction::message("once");
     let first = nodes[0]

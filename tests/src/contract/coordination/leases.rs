@@ -11,16 +11,10 @@ use super::{
     ClusterSpec, LONG_TTL, Member, claimed, conversation, nothing_received, received, request,
 };
 
-pub async fn claims_raise_the_epoch_and_honour_the_minimum<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 1,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn claims_raise_the_epoch_and_honour_the_minimum(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let nodes = make(ClusterSpec::of(1, LONG_TTL)).await;
     let a = &nodes[0];
     let first = request("epochs", "u", 3, LimitPolicy::EvictOldest);
     let (lease, _) = claimed(a, &first).await;
@@ -42,16 +36,10 @@ where
     assert!(next.epoch > raised.epoch, "epochs never fall back");
 }
 
-pub async fn a_live_lease_is_held_against_other_nodes<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_live_lease_is_held_against_other_nodes(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let claim = request("held", "u", 3, LimitPolicy::EvictOldest);
     claimed(&nodes[0], &claim).await;
     let outcome = nodes[1].coordination.claim(&claim).await.unwrap();
@@ -63,17 +51,11 @@ where
     );
 }
 
-pub async fn an_expired_lease_is_lost_by_its_holder_and_claimable<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
+pub async fn an_expired_lease_is_lost_by_its_holder_and_claimable(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
     let ttl = Duration::from_millis(400);
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: ttl,
-    })
-    .await;
+    let nodes = make(ClusterSpec::of(2, ttl)).await;
     let claim = request("expiring", "u", 3, LimitPolicy::EvictOldest);
     let (old, _) = claimed(&nodes[0], &claim).await;
     tokio::time::sleep(ttl * 2).await;
@@ -101,17 +83,9 @@ where
     );
 }
 
-pub async fn refresh_keeps_held_leases_alive<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
+pub async fn refresh_keeps_held_leases_alive(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
     let ttl = Duration::from_millis(600);
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: ttl,
-    })
-    .await;
+    let nodes = make(ClusterSpec::of(2, ttl)).await;
     let claim = request("refreshed", "u", 3, LimitPolicy::EvictOldest);
     let (lease, _) = claimed(&nodes[0], &claim).await;
     for _ in 0..4 {
@@ -139,16 +113,10 @@ where
     );
 }
 
-pub async fn the_limit_evicts_the_users_oldest_and_counts_every_node<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn the_limit_evicts_the_users_oldest_and_counts_every_node(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let policy = LimitPolicy::EvictOldest;
     claimed(&nodes[0], &request("first", "alice", 2, policy)).await;
     claimed(&nodes[1], &request("second", "alice", 2, policy)).await;
@@ -162,16 +130,8 @@ where
     assert_eq!(evicted, [conversation("second")]);
 }
 
-pub async fn the_reject_policy_changes_nothing<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 1,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn the_reject_policy_changes_nothing(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let nodes = make(ClusterSpec::of(1, LONG_TTL)).await;
     let a = &nodes[0];
     claimed(a, &request("one", "alice", 1, LimitPolicy::Reject)).await;
     let refused = a
@@ -189,16 +149,8 @@ where
     claimed(a, &request("two", "alice", 1, LimitPolicy::Reject)).await;
 }
 
-pub async fn concurrent_claims_have_one_winner<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 4,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn concurrent_claims_have_one_winner(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let nodes = make(ClusterSpec::of(4, LONG_TTL)).await;
     let claims = nodes.iter().map(|member| {
         let coordination = Arc::clone(&member.coordination);
         tokio::spawn(async move {
@@ -216,16 +168,10 @@ where
     assert_eq!(winners, 1);
 }
 
-pub async fn concurrent_claims_never_exceed_the_limit<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 3,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn concurrent_claims_never_exceed_the_limit(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let nodes = make(ClusterSpec::of(3, LONG_TTL)).await;
     let claims = (0..12).map(|n| {
         let coordination = Arc::clone(&nodes[n % nodes.len()].coordination);
         tokio::spawn(async move {
@@ -252,16 +198,10 @@ where
     );
 }
 
-pub async fn a_stopped_release_frees_the_users_slot<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_stopped_release_frees_the_users_slot(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let (lease, _) = claimed(&nodes[0], &request("done", "alice", 1, LimitPolicy::Reject)).await;
     nodes[0]
         .coordination
@@ -285,16 +225,10 @@ where
     claimed(&nodes[0], &request("next", "alice", 1, LimitPolicy::Reject)).await;
 }
 
-pub async fn a_handover_tells_the_other_nodes_with_clients<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let mut nodes = make(ClusterSpec {
-        nodes: 3,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_handover_tells_the_other_nodes_with_clients(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let mut nodes = make(ClusterSpec::of(3, LONG_TTL)).await;
     let c = conversation("handed");
     let (lease, _) = claimed(
         &nodes[0],
@@ -325,17 +259,11 @@ where
     .await;
 }
 
-pub async fn a_refresh_reasserts_a_lease_nobody_claimed_since<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
+pub async fn a_refresh_reasserts_a_lease_nobody_claimed_since(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
     let ttl = Duration::from_millis(300);
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: ttl,
-    })
-    .await;
+    let nodes = make(ClusterSpec::of(2, ttl)).await;
     let claim = request("late", "u", 3, LimitPolicy::EvictOldest);
     let (lease, _) = claimed(&nodes[0], &claim).await;
     tokio::time::sleep(ttl * 2).await;
@@ -354,17 +282,11 @@ where
     ));
 }
 
-pub async fn a_lapsed_lease_evicted_meanwhile_is_not_reasserted<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
+pub async fn a_lapsed_lease_evicted_meanwhile_is_not_reasserted(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
     let ttl = Duration::from_millis(300);
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: ttl,
-    })
-    .await;
+    let nodes = make(ClusterSpec::of(2, ttl)).await;
     let policy = LimitPolicy::EvictOldest;
     let (lapsed, _) = claimed(&nodes[0], &request("lapsed", "alice", 1, policy)).await;
     tokio::time::sleep(ttl * 2).await;

@@ -6,16 +6,8 @@ use shared::ports::coordination::{Incoming, LimitPolicy, RoomMessage};
 
 use super::{ClusterSpec, LONG_TTL, Member, PATIENCE, claimed, conversation, received, request};
 
-pub async fn a_silent_node_is_reaped_once<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let mut nodes = make(ClusterSpec {
-        nodes: 3,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_silent_node_is_reaped_once(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let mut nodes = make(ClusterSpec::of(3, LONG_TTL)).await;
     let silence = Duration::from_millis(400);
     let c = conversation("orphan");
     let (old, _) = claimed(
@@ -77,16 +69,10 @@ where
     assert_eq!(nodes[0].coordination.refresh(&[old]).await.unwrap(), [c]);
 }
 
-pub async fn a_departed_node_is_reaped_before_it_falls_silent<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let mut nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn a_departed_node_is_reaped_before_it_falls_silent(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let mut nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let claim = request("departed", "u", 3, LimitPolicy::EvictOldest);
     claimed(&nodes[0], &claim).await;
     for member in &nodes {

@@ -8,16 +8,8 @@ use super::{
     ClusterSpec, LONG_TTL, Member, claimed, conversation, nothing_received, received, request,
 };
 
-pub async fn directed_messages_reach_their_node<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let mut nodes = make(ClusterSpec {
-        nodes: 3,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn directed_messages_reach_their_node(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let mut nodes = make(ClusterSpec::of(3, LONG_TTL)).await;
     let reply = NodeMessage::Reply {
         id: "q-1".into(),
         reply: OwnerReply::Completion {
@@ -55,16 +47,10 @@ where
     assert_eq!(received(&mut nodes[1]).await, Incoming::Node(reply));
 }
 
-pub async fn room_messages_reach_the_nodes_that_joined<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let mut nodes = make(ClusterSpec {
-        nodes: 3,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn room_messages_reach_the_nodes_that_joined(
+    make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
+) {
+    let mut nodes = make(ClusterSpec::of(3, LONG_TTL)).await;
     let c = conversation("room");
     nodes[0].coordination.join(&c, "client-1").await.unwrap();
     nodes[1].coordination.join(&c, "client-2").await.unwrap();
@@ -94,16 +80,8 @@ where
     nothing_received(&mut nodes[0]).await;
 }
 
-pub async fn presence_counts_clients_on_every_node<F, Fut>(make: F)
-where
-    F: Fn(ClusterSpec) -> Fut,
-    Fut: Future<Output = Vec<Member>>,
-{
-    let nodes = make(ClusterSpec {
-        nodes: 2,
-        lease_ttl: LONG_TTL,
-    })
-    .await;
+pub async fn presence_counts_clients_on_every_node(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
+    let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let c = conversation("present");
     assert!(!nodes[0].coordination.has_clients(&c).await.unwrap());
     nodes[1].coordination.join(&c, "client").await.unwrap();

@@ -71,6 +71,12 @@ pub struct ClusterSpec {
     pub lease_ttl: Duration,
 }
 
+impl ClusterSpec {
+    fn of(nodes: usize, lease_ttl: Duration) -> Self {
+        Self { nodes, lease_ttl }
+    }
+}
+
 /// One node of a cluster: its port and what it receives.
 pub struct Member {
     pub coordination: Arc<dyn Coordination>,
