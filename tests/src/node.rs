@@ -27,6 +27,9 @@ use tokio::task::JoinHandle;
 use crate::moto;
 use crate::socketio::{PATIENCE, is_state};
 
+/// The system prompt of a test node's model.
+pub const MODEL_SYSTEM_PROMPT: &str = "You are the test agent.";
+
 /// The HS256 secret every test node verifies tokens with.
 pub const JWT_SECRET: &str = "conversation-node-tests-secret";
 /// How often [`TestNode::wait_for`] looks again.
@@ -139,7 +142,17 @@ impl NodeOptions {
             num_retries: 2,
             retry_min_wait: Duration::from_millis(20),
             retry_max_wait: Duration::from_millis(200),
+            system_prompt: MODEL_SYSTEM_PROMPT.into(),
+            max_input_tokens: 100_000,
         });
+        self
+    }
+
+    /// The model's input budget, in estimated tokens (after [`NodeOptions::with_model`]).
+    pub fn with_model_budget(mut self, max_input_tokens: usize) -> Self {
+        if let Some(llm) = self.config.llm.as_mut() {
+            llm.max_input_tokens = max_input_tokens;
+        }
         self
     }
 }

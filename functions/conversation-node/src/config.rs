@@ -11,6 +11,7 @@ use shared::domain::NodeId;
 use shared::ports::coordination::LimitPolicy;
 
 use crate::action_rate::ActionRate;
+use crate::agent::prompt::DEFAULT_SYSTEM_PROMPT;
 
 /// How bearer tokens are verified. There is no "off": a node always checks tokens.
 #[derive(Clone)]
@@ -91,6 +92,11 @@ pub struct LlmConfig {
     pub num_retries: u32,
     pub retry_min_wait: Duration,
     pub retry_max_wait: Duration,
+    /// What a conversation's turns start with (`LLM_SYSTEM_PROMPT`).
+    pub system_prompt: String,
+    /// The most a turn's request may hold, in estimated tokens (`LLM_MAX_INPUT_TOKENS`): the oldest
+    /// turns leave the request beyond it.
+    pub max_input_tokens: usize,
 }
 
 /// Where the cluster state lives.
@@ -245,5 +251,8 @@ fn llm_from_env() -> Result<Option<LlmConfig>, ConfigError> {
         num_retries: config::parsed("LLM_NUM_RETRIES", 4u32)?,
         retry_min_wait: seconds("LLM_RETRY_MIN_WAIT", Duration::from_secs(1))?,
         retry_max_wait: seconds("LLM_RETRY_MAX_WAIT", Duration::from_secs(30))?,
+        system_prompt: config::var("LLM_SYSTEM_PROMPT")
+            .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_owned()),
+        max_input_tokens: config::parsed("LLM_MAX_INPUT_TOKENS", 100_000usize)?,
     }))
 }

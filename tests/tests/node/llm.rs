@@ -3,7 +3,7 @@
 //! turn in `error`, persistent 429 in `rate_limited`, a refused key), and `request_llm_completion`.
 
 use e2e::fakes::llm::{FakeLlm, LlmReply};
-use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
+use e2e::node::{MODEL_SYSTEM_PROMPT, NodeOptions, Stores, TestNode, is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
 use serde_json::{Value, json};
 use shared::domain::{ChatMessage, ChatRole, ConversationId};
@@ -60,6 +60,7 @@ async fn the_model_answers_with_the_conversations_history() {
     assert_eq!(
         requests[1]["messages"],
         json!([
+            { "role": "system", "content": MODEL_SYSTEM_PROMPT },
             { "role": "user", "content": "hello model" },
             { "role": "assistant", "content": "model says: hello model" },
             { "role": "user", "content": "and again" },
@@ -67,6 +68,58 @@ async fn the_model_answers_with_the_conversations_history() {
     );
     let (_, health) = node.get("/health", None).await;
     assert_eq!(health["agent"], "fake-model");
+}
+
+/// A conversation longer than the model's input budget keeps working: each turn sends the system prompt
+/// and the newest turns that fit, the message it answers always among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_conversation_sends_the_newest_turns_that_fit_the_budget() {
+    let llm = FakeLlm::start(KEY).await;
+    let budget = 400;
+    let options = NodeOptions::new()
+        .with_model(llm.url(), KEY)
+        .with_model_budget(budget);
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
+    let (_, mut client) = ready_conversation(&node, &token("alice")).await;
+
+    for n in 0..8 {
+        let text = format!("message {n}: {}", "x".repeat(300));
+        let events = turn(&mut client, &text, "awaiting_user_input").await;
+        assert_eq!(answer_of(&events), format!("model says: {text}"));
+    }
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 8);
+    let last = requests[7]["messages"]
+        .as_array()
+        .expect("messages")
+        .clone();
+    assert_eq!(
+        last[0],
+        json!({ "role": "system", "content": MODEL_SYSTEM_PROMPT })
+    );
+    assert_eq!(
+        last[1]["role"], "user",
+        "the kept part starts with the user"
+    );
+    assert!(
+        last.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("message 7:")
+    );
+    let bytes: usize = last
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().len())
+        .sum();
+    // 16 messages of ~310 bytes were exchanged; what is sent stays near the budget (3 bytes a token).
+    assert!(bytes <= budget * 3, "{bytes} bytes sent");
+    assert!(last.len() < 16, "{} messages sent", last.len());
+    assert!(
+        !last
+            .iter()
+            .any(|m| m["content"].as_str().unwrap().contains("message 0:")),
+        "the oldest turn left the request"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

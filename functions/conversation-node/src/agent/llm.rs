@@ -77,6 +77,10 @@ impl LlmClient {
         &self.config.model
     }
 
+    pub(crate) fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
     pub(crate) async fn complete(&self, messages: &[ChatMessage]) -> Result<String, AgentError> {
         let outcome = self
             .retrier

@@ -1,11 +1,13 @@
 //! The agent side of a conversation:
 //! - [`state`]: the state machine of the agent loop.
 //! - [`session`]: the loop itself, one task per conversation this node owns.
-//! - [`llm`]: the OpenAI-compatible chat-completions client.
+//! - [`llm`]: the OpenAI-compatible chat-completions client; [`prompt`]: what a turn sends it (the
+//!   system prompt, the newest turns that fit the model's input budget).
 //! - [`builtin`]: the deterministic agent used when no model is configured.
 
 pub(crate) mod builtin;
 pub(crate) mod llm;
+pub(crate) mod prompt;
 pub(crate) mod session;
 pub(crate) mod state;
 
@@ -31,7 +33,25 @@ pub(crate) enum Agent {
 }
 
 impl Agent {
-    /// A chat completion of `messages`.
+    /// The answer to a conversation's turn: `history` ends with the message to answer. A model gets
+    /// the system prompt and the newest part of the history that fits its input budget.
+    pub(crate) async fn answer(
+        &self,
+        history: &[ChatMessage],
+        metrics: &Metrics,
+    ) -> Result<String, AgentError> {
+        match self {
+            Self::Builtin => Ok(builtin::answer(history)),
+            Self::Model(client) => {
+                let config = client.config();
+                let request =
+                    prompt::turn_request(&config.system_prompt, history, config.max_input_tokens);
+                self.complete(&request, metrics).await
+            }
+        }
+    }
+
+    /// A chat completion of `messages` as given (`request_llm_completion`).
     pub(crate) async fn complete(
         &self,
         messages: &[ChatMessage],

@@ -348,7 +348,7 @@ impl Session {
         // message that ends the loop meanwhile drops it with the loop.
         let history = std::mem::take(&mut self.history);
         let answer = {
-            let completion = context.agent.complete(&history, &context.metrics);
+            let completion = context.agent.answer(&history, &context.metrics);
             tokio::pin!(completion);
             loop {
                 tokio::select! {
