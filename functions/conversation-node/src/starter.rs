@@ -1,6 +1,8 @@
 //! The proactive starter: for a `ProactiveConversationRequested` trigger, create the conversation (its
 //! id derived from the trigger id, so a redelivery finds the same one) with a first message asking the
-//! agent to fix the failing workflows, then create or edit the one PR comment that links it. Called by
+//! agent to fix the failing workflows and holding the evidence (each failed run's failed jobs and steps,
+//! and the tail of each failed job's log, from GitHub), then create or edit the one PR comment that
+//! links it. Called by
 //! `POST /internal/proactive` and, in the local stack, by the in-process bus subscriber (through
 //! `NodeHandle::start_proactive`).
 
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use shared::domain::trigger::FailedRun;
+use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, ProactiveConversationRequested,
     UserAction,
@@ -27,6 +30,13 @@ pub(crate) struct Starter {
     pub github: Option<GitHubClient>,
     pub public_url: String,
 }
+
+/// Per failed run, how many failed jobs the first message quotes the log of.
+const JOBS_PER_RUN: usize = 3;
+/// The lines of a failed job's log the first message quotes (its end: where the failure is).
+const LOG_TAIL_LINES: usize = 200;
+/// What the logs may take of the first message in all, leaving room for the rest of it.
+const EVIDENCE_BYTES: usize = MAX_MESSAGE_BYTES - 8 * 1024;
 
 /// The hidden marker the PR comment is found by.
 pub(crate) const COMMENT_MARKER: &str = "<!-- proactive-conversation -->";
@@ -59,7 +69,8 @@ impl From<StoreError> for StarterError {
     }
 }
 
-pub(crate) fn first_message(request: &ProactiveConversationRequested) -> String {
+/// The request's opening paragraph: which PR, which branch, which runs, and what to do.
+fn first_paragraph(request: &ProactiveConversationRequested) -> String {
     let names: Vec<&str> = request
         .failed_runs
         .iter()
@@ -67,13 +78,106 @@ pub(crate) fn first_message(request: &ProactiveConversationRequested) -> String 
         .collect();
     format!(
         "Please fix the failing workflows on PR #{number} at branch `{branch}` of {owner}/{name}: {runs}. \
-         Find out why they fail, fix the code, and push the fix to the branch.",
+         Find out why they fail from the evidence below, fix the code, and push the fix to the branch.",
         number = request.pull_request.number,
         branch = request.pull_request.head_branch,
         owner = request.repository.owner,
         name = request.repository.name,
         runs = names.join(", "),
     )
+}
+
+/// The first message: the request, then per failed run its failed jobs, their failed steps and the
+/// tail of their logs. What GitHub cannot give is said, and the message goes without it.
+async fn first_message(
+    github: Option<&GitHubClient>,
+    request: &ProactiveConversationRequested,
+) -> String {
+    let mut message = first_paragraph(request);
+    let Some(github) = github else {
+        return message;
+    };
+    let repo = RepoRef {
+        owner: &request.repository.owner,
+        name: &request.repository.name,
+        installation_id: request.installation_id,
+    };
+    let mut evidence = Vec::new();
+    for run in &request.failed_runs {
+        let _ = write!(
+            message,
+            "\n\n## {} ({})\n{}",
+            run.name, run.conclusion, run.url
+        );
+        let jobs = match github.failed_jobs(repo, run.id).await {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                tracing::warn!(run_id = run.id, reason = %error, "the failed jobs could not be read");
+                let _ = write!(message, "\n(GitHub did not list its jobs: {error})");
+                continue;
+            }
+        };
+        for job in jobs.iter().take(JOBS_PER_RUN) {
+            let _ = write!(message, "\n\n### Job `{}`", job.name);
+            if !job.failed_steps.is_empty() {
+                let _ = write!(message, ", failed at: {}", job.failed_steps.join(", "));
+            }
+            let log = github.job_log_tail(repo, job.id, LOG_TAIL_LINES).await;
+            evidence.push((message.len(), log));
+        }
+        if jobs.len() > JOBS_PER_RUN {
+            let _ = write!(
+                message,
+                "\n\n({} more failed jobs)",
+                jobs.len() - JOBS_PER_RUN
+            );
+        }
+    }
+    with_logs(message, evidence)
+}
+
+/// Inserts each log tail (or why there is none) at its place in `message`, the tails sharing
+/// [`EVIDENCE_BYTES`] evenly, each keeping its end.
+fn with_logs(message: String, evidence: Vec<(usize, Result<String, GitHubError>)>) -> String {
+    let share = EVIDENCE_BYTES / evidence.len().max(1);
+    let mut out = String::with_capacity(message.len() + EVIDENCE_BYTES);
+    let mut from = 0;
+    for (at, log) in evidence {
+        out.push_str(&message[from..at]);
+        from = at;
+        match log {
+            Ok(log) => {
+                let tail = last_bytes(&log, share);
+                let fence = fence_for(tail);
+                let _ = write!(out, "\n\nThe end of its log:\n{fence}\n{tail}\n{fence}");
+            }
+            Err(error) => {
+                tracing::warn!(reason = %error, "a failed job's log could not be read");
+                let _ = write!(out, "\n(GitHub did not give its log: {error})");
+            }
+        }
+    }
+    out.push_str(&message[from..]);
+    out
+}
+
+/// The end of `text` in at most `max` bytes, starting at a line when it is cut.
+fn last_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let cut = &text[start..];
+    cut.split_once('\n').map_or(cut, |(_, rest)| rest)
+}
+
+/// A code fence longer than any run of backticks in `text`.
+fn fence_for(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
 }
 
 pub(crate) fn comment_body(failed: &[FailedRun], conversation_url: &str) -> String {
@@ -115,7 +219,8 @@ impl Starter {
                         request.repository.owner, request.repository.name
                     )),
                 };
-                let message = UserAction::message(&first_message(request));
+                let message = first_message(self.github.as_ref(), request).await;
+                let message = UserAction::message(&message);
                 match self.lifecycle.create(meta, Some(message)).await? {
                     Created::Started => true,
                     Created::Exists => false,
@@ -148,5 +253,43 @@ impl Starter {
             created,
             comment,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_log_keeps_its_end_from_a_line_start() {
+        let log = "first line\nsecond line\nthird line";
+        assert_eq!(last_bytes(log, 100), log);
+        assert_eq!(last_bytes(log, 15), "third line");
+        assert_eq!(last_bytes("ééé\néé", 5), "éé");
+    }
+
+    #[test]
+    fn the_fence_is_longer_than_any_backticks_in_the_log() {
+        assert_eq!(fence_for("plain"), "```");
+        assert_eq!(fence_for("a ```rust block``` inside"), "````");
+        assert_eq!(fence_for("`````"), "``````");
+    }
+
+    #[test]
+    fn logs_share_the_budget_and_land_under_their_job() {
+        let message = "intro\n### Job `a`\n### Job `b`".to_owned();
+        let at_a = message.find("\n### Job `b`").unwrap();
+        let big = "x\n".repeat(EVIDENCE_BYTES);
+        let evidence = vec![
+            (at_a, Ok(big.clone())),
+            (message.len(), Err(GitHubError::Unavailable("down".into()))),
+        ];
+        let out = with_logs(message, evidence);
+        let a = out.find("### Job `a`").unwrap();
+        let b = out.find("### Job `b`").unwrap();
+        let log_a = out.find("The end of its log").unwrap();
+        assert!(a < log_a && log_a < b, "{}", &out[..200]);
+        assert!(out[b..].contains("GitHub did not give its log: GitHub unreachable: down"));
+        assert!(out.len() < EVIDENCE_BYTES / 2 + 200, "{} bytes", out.len());
     }
 }

@@ -11,8 +11,10 @@ use serde_json::json;
 use super::auth::Credentials;
 use super::pages::Pages;
 use super::transport::{Call, ClientOptions, Transport, decode};
-use super::types::{ApiComment, ApiPermission, ApiPullRequest, RunsPage};
-use super::{CommentOutcome, GitHubConfig, GitHubError, Permission, PullRequest, RepoRef};
+use super::types::{ApiComment, ApiPermission, ApiPullRequest, JobsPage, RunsPage};
+use super::{
+    CommentOutcome, FailedJob, GitHubConfig, GitHubError, Permission, PullRequest, RepoRef, logs,
+};
 use crate::domain::{HeadSha, WorkflowRun};
 
 /// GitHub's largest page.
@@ -70,6 +72,39 @@ impl GitHubClient {
             }
         }
         Ok(runs.into_values().collect())
+    }
+
+    /// The failed jobs of a run's latest attempt, with their failed steps
+    /// (`GET /repos/{o}/{r}/actions/runs/{id}/jobs?filter=latest`, all pages).
+    pub async fn failed_jobs(
+        &self,
+        repo: RepoRef<'_>,
+        run_id: u64,
+    ) -> Result<Vec<FailedJob>, GitHubError> {
+        let mut url = self.repo_url(repo, &["actions", "runs", &run_id.to_string(), "jobs"]);
+        url.query_pairs_mut()
+            .append_pair("filter", "latest")
+            .append_pair("per_page", PER_PAGE);
+        let jobs = Pages::new(self, repo, url)
+            .collect(|page: JobsPage| page.jobs)
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|job| job.into_failed())
+            .collect())
+    }
+
+    /// The last `lines` lines of a job's log (`GET /repos/{o}/{r}/actions/jobs/{id}/logs`, which
+    /// redirects to the log itself), without GitHub's timestamps.
+    pub async fn job_log_tail(
+        &self,
+        repo: RepoRef<'_>,
+        job_id: u64,
+        lines: usize,
+    ) -> Result<String, GitHubError> {
+        let url = self.repo_url(repo, &["actions", "jobs", &job_id.to_string(), "logs"]);
+        let response = self.send(repo, Call::get(&url)).await?;
+        logs::tail(response, lines).await
     }
 
     /// A user's permission; a non-collaborator (404) is `Permission::None`.

@@ -6,11 +6,12 @@
 //! - `pages`: `Link: rel="next"` pagination.
 //! - `auth`: the App's JWT and the per-installation token cache.
 //! - `types`: the shapes of GitHub's answers and their mapping to domain types.
-//! - `client`: `GitHubClient`, the calls the product makes.
+//! - `client`: `GitHubClient`, the calls the product makes; `logs`: the tail of a job's log.
 
 mod auth;
 mod client;
 mod config;
+mod logs;
 mod pages;
 mod transport;
 mod types;
@@ -52,6 +53,16 @@ pub enum GitHubError {
     Auth(String),
     #[error("unexpected GitHub answer: {0}")]
     Decode(String),
+}
+
+/// A job of a workflow run that failed, with the steps that failed in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedJob {
+    pub id: u64,
+    pub name: String,
+    /// The job's page (`html_url`), when GitHub gives it.
+    pub url: Option<String>,
+    pub failed_steps: Vec<String>,
 }
 
 /// A collaborator's permission on a repository (`GET .../collaborators/{user}/permission`).

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Permission, PullRequest};
+use super::{FailedJob, Permission, PullRequest};
 use crate::domain::{RunStatus, WorkflowRun};
 
 /// A workflow run as GitHub describes it, both in `GET .../actions/runs` and in the `workflow_run`
@@ -78,6 +78,55 @@ impl ApiWorkflowRun {
             updated_at: self.updated_at,
             html_url: self.html_url,
         }
+    }
+}
+
+/// One page of `GET /repos/{o}/{r}/actions/runs/{id}/jobs`.
+#[derive(Deserialize)]
+pub(super) struct JobsPage {
+    #[serde(default)]
+    pub jobs: Vec<ApiJob>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ApiJob {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<ApiStep>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct ApiStep {
+    pub name: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+}
+
+/// Conclusions that make a job or step red.
+const FAILED: [&str; 3] = ["failure", "timed_out", "startup_failure"];
+
+impl ApiJob {
+    /// The job as a [`FailedJob`] when it failed.
+    pub(super) fn into_failed(self) -> Option<FailedJob> {
+        let failed = |conclusion: &Option<String>| {
+            conclusion.as_deref().is_some_and(|c| FAILED.contains(&c))
+        };
+        failed(&self.conclusion).then(|| FailedJob {
+            id: self.id,
+            name: self.name,
+            url: self.html_url,
+            failed_steps: self
+                .steps
+                .into_iter()
+                .filter(|step| failed(&step.conclusion))
+                .map(|step| step.name)
+                .collect(),
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use e2e::fakes::github::{FakeGitHub, FakePullRequest, Fault, FaultRule};
+use e2e::fakes::github::{FakeGitHub, FakeJob, FakePullRequest, Fault, FaultRule};
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -161,6 +161,94 @@ async fn the_same_trigger_twice_makes_one_conversation_and_one_edited_comment() 
     assert_eq!(events.iter().filter(|e| e["source"] == "user").count(), 1);
 }
 
+/// The first message of the trigger's conversation.
+async fn first_message(node: &TestNode, id: &str) -> String {
+    let user = token(USER);
+    let events = node
+        .wait_for_events(&user, id, |events| events.iter().any(is_agent_message))
+        .await;
+    events
+        .iter()
+        .find(|e| e["source"] == "user")
+        .and_then(|e| e["args"]["content"].as_str())
+        .expect("a first message")
+        .to_owned()
+}
+
+/// The first message holds the evidence: each failed run's failed jobs, the steps they failed at, and
+/// the end of each failed job's log (read through GitHub's redirect, without its timestamps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_message_holds_the_failed_jobs_and_the_end_of_their_logs() {
+    let (github, node) = world().await;
+    let log: String = (1..=500)
+        .map(|n| format!("2026-12-05T10:00:{:02}.1234567Z test line {n}\n", n % 60))
+        .chain([
+            "2026-12-05T10:01:00.0000000Z error[E0308]: mismatched types in src/lib.rs:42\n"
+                .to_owned(),
+        ])
+        .collect();
+    github.put_job(
+        REPO,
+        FakeJob::failed(901, 11, "test (ubuntu-latest)", "Run cargo test", &log),
+    );
+    let mut passed = FakeJob::failed(902, 11, "fmt", "cargo fmt", "all good\n");
+    passed.conclusion = "success".into();
+    passed.steps = vec![("cargo fmt".into(), "success".into())];
+    github.put_job(REPO, passed);
+    github.put_job(
+        REPO,
+        FakeJob::failed(903, 12, "lint", "Run clippy", "warning: unused variable\n"),
+    );
+
+    let (status, answer) = deliver(&node, &envelope(&trigger(&sha('a')))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let message = first_message(&node, answer["conversation_id"].as_str().unwrap()).await;
+    assert!(message.contains("CI / unit tests, Lint"), "{message}");
+    assert!(message.contains("### Job `test (ubuntu-latest)`, failed at: Run cargo test"));
+    assert!(message.contains("error[E0308]: mismatched types in src/lib.rs:42"));
+    assert!(message.contains("test line 500\n"));
+    assert!(
+        !message.contains("test line 300\n"),
+        "only the last 200 lines"
+    );
+    assert!(
+        !message.contains("2026-12-05T10:"),
+        "timestamps are dropped"
+    );
+    assert!(
+        !message.contains("`fmt`"),
+        "a job that passed is not quoted"
+    );
+    assert!(message.contains("### Job `lint`, failed at: Run clippy"));
+    assert!(message.contains("warning: unused variable"));
+}
+
+/// A log GitHub will not give is said so, and the conversation starts all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_github_fails_to_give_is_named_and_the_conversation_starts() {
+    let (github, node) = world().await;
+    github.put_job(
+        REPO,
+        FakeJob::failed(901, 11, "test", "Run cargo test", "the failure\n"),
+    );
+    github.inject(FaultRule::next(100, Fault::ServerError(500)).on("GET", "/logs"));
+
+    let (status, answer) = deliver(&node, &envelope(&trigger(&sha('a')))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let message = first_message(&node, answer["conversation_id"].as_str().unwrap()).await;
+    assert!(
+        message.contains("### Job `test`, failed at: Run cargo test"),
+        "{message}"
+    );
+    assert!(message.contains("GitHub did not give its log"), "{message}");
+    assert!(!message.contains("the failure"));
+    // Run 12 is unknown to GitHub: said so as well.
+    assert!(
+        message.contains("GitHub did not list its jobs"),
+        "{message}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_red_commit_links_its_own_conversation_in_the_same_comment() {
     let (github, node) = world().await;
@@ -208,8 +296,8 @@ async fn callers_without_the_internal_key_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_failure_answers_5xx_and_the_retry_completes_the_work() {
     let (github, node) = world().await;
-    // Every attempt of the client's first call fails.
-    github.inject(FaultRule::next(3, Fault::ServerError(502)));
+    // Every attempt to find the PR's comment fails (the evidence is read before, and succeeds).
+    github.inject(FaultRule::next(3, Fault::ServerError(502)).on("GET", "/comments"));
     let body = envelope(&trigger(&sha('a')));
     let (status, failed) = deliver(&node, &body).await;
     assert!(status.is_server_error(), "{status} {failed}");

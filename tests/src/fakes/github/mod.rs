@@ -25,6 +25,37 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 pub use seed::{Seed, SeedRepository};
+
+/// A job of a workflow run: its conclusion, its steps' conclusions, and its log (served, as GitHub
+/// does, through a redirect to a download address that needs no credentials).
+#[derive(Debug, Clone)]
+pub struct FakeJob {
+    pub id: u64,
+    pub run_id: u64,
+    pub name: String,
+    pub conclusion: String,
+    /// Each step's name and conclusion, in order.
+    pub steps: Vec<(String, String)>,
+    pub log: String,
+}
+
+impl FakeJob {
+    /// A job that failed at `failed_step` (after a successful checkout), with `log`.
+    pub fn failed(id: u64, run_id: u64, name: &str, failed_step: &str, log: &str) -> Self {
+        Self {
+            id,
+            run_id,
+            name: name.into(),
+            conclusion: "failure".into(),
+            steps: vec![
+                ("Checkout".into(), "success".into()),
+                (failed_step.into(), "failure".into()),
+                ("Post Checkout".into(), "skipped".into()),
+            ],
+            log: log.into(),
+        }
+    }
+}
 use state::State;
 
 /// The test App's private key (PKCS#1 PEM, the form GitHub hands out).
@@ -318,6 +349,11 @@ impl FakeGitHub {
     /// Revokes every installation token issued so far, as an early expiry would.
     pub fn revoke_installation_tokens(&self) {
         self.shared.lock().installation_tokens.clear();
+    }
+
+    /// Adds or replaces (by id) a job of one of `repo`'s workflow runs, with its log.
+    pub fn put_job(&self, repo: &str, job: FakeJob) {
+        self.shared.lock().repo_mut(repo).jobs.insert(job.id, job);
     }
 
     /// Adds or replaces (by id) a workflow run of `repo`.

@@ -15,7 +15,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::state::{Repo, State as FakeState};
-use super::{FakeComment, FakePullRequest, FakeRun, Fault, Presented, RequestRecord, Shared};
+use super::{
+    FakeComment, FakeJob, FakePullRequest, FakeRun, Fault, Presented, RequestRecord, Shared,
+};
 
 const API_VERSION: &str = "2022-11-28";
 const DOCS: &str = "https://docs.github.com/rest";
@@ -67,6 +69,14 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
         .route(
+            "/repos/{owner}/{repo}/actions/runs/{run}/jobs",
+            get(list_jobs),
+        )
+        .route(
+            "/repos/{owner}/{repo}/actions/jobs/{job}/logs",
+            get(job_logs),
+        )
+        .route(
             "/repos/{owner}/{repo}/collaborators/{user}/permission",
             get(permission),
         )
@@ -83,6 +93,11 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
+        // Outside the gate: GitHub's log downloads are pre-signed addresses on another host.
+        .route(
+            "/_downloads/{owner}/{repo}/jobs/{job}/log",
+            get(download_log),
+        )
         .with_state(shared)
 }
 
@@ -244,6 +259,74 @@ async fn list_runs(
         "workflow_runs": page.iter().map(|run| run_json(&base, repo, run)).collect::<Vec<_>>(),
     });
     Ok(listing(body, link))
+}
+
+async fn list_jobs(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Presented>,
+    Path((owner, name, run)): Path<(String, String, String)>,
+    Query(params): Params,
+    uri: Uri,
+) -> Answer {
+    let mut state = shared.lock();
+    let base = state.base_url.clone();
+    let repo = visible_repo(&mut state, caller, &owner, &name)?;
+    let run: u64 = run.parse().map_err(|_| ApiError::not_found())?;
+    let jobs: Vec<&FakeJob> = repo.jobs.values().filter(|job| job.run_id == run).collect();
+    if jobs.is_empty() && !repo.runs.contains_key(&run) {
+        return Err(ApiError::not_found());
+    }
+    let total = jobs.len();
+    let (page, link) = paginate(&jobs, &params, &base, &uri);
+    let full_name = repo.full_name();
+    let body = json!({
+        "total_count": total,
+        "jobs": page.iter().map(|job| json!({
+            "id": job.id,
+            "run_id": job.run_id,
+            "name": job.name,
+            "status": "completed",
+            "conclusion": job.conclusion,
+            "html_url": format!("https://github.com/{full_name}/actions/runs/{}/job/{}", job.run_id, job.id),
+            "steps": job.steps.iter().enumerate().map(|(n, (name, conclusion))| json!({
+                "name": name, "status": "completed", "conclusion": conclusion, "number": n + 1,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    Ok(listing(body, link))
+}
+
+/// GitHub answers with a redirect to the log's download address.
+async fn job_logs(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Presented>,
+    Path((owner, name, job)): Path<(String, String, String)>,
+) -> Answer {
+    let mut state = shared.lock();
+    let base = state.base_url.clone();
+    let repo = visible_repo(&mut state, caller, &owner, &name)?;
+    let job: u64 = job.parse().map_err(|_| ApiError::not_found())?;
+    if !repo.jobs.contains_key(&job) {
+        return Err(ApiError::not_found());
+    }
+    let location = format!("{base}/_downloads/{owner}/{name}/jobs/{job}/log");
+    Ok((StatusCode::FOUND, [("location", location)]).into_response())
+}
+
+async fn download_log(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, name, job)): Path<(String, String, String)>,
+) -> Response {
+    let state = shared.lock();
+    let log = state
+        .repos
+        .get(&format!("{owner}/{name}").to_ascii_lowercase())
+        .and_then(|repo| repo.jobs.get(&job.parse().ok()?))
+        .map(|job| job.log.clone());
+    match log {
+        Some(log) => ([("content-type", "text/plain; charset=utf-8")], log).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn permission(

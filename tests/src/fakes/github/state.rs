@@ -9,7 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use shared::github::Permission;
 
 use super::seed::Seed;
-use super::{FakeComment, FakePullRequest, FakeRun, Fault, FaultRule, Presented, RequestRecord};
+use super::{
+    FakeComment, FakeJob, FakePullRequest, FakeRun, Fault, FaultRule, Presented, RequestRecord,
+};
 
 /// GitHub's installation tokens live an hour.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -27,6 +29,8 @@ pub(super) struct Repo {
     pub pulls: BTreeMap<u64, FakePullRequest>,
     /// By pull request number, oldest first.
     pub comments: BTreeMap<u64, Vec<FakeComment>>,
+    /// Workflow jobs by id, with their logs.
+    pub jobs: BTreeMap<u64, FakeJob>,
 }
 
 impl Repo {
@@ -101,6 +105,7 @@ impl State {
                 collaborators: HashMap::new(),
                 pulls: BTreeMap::new(),
                 comments: BTreeMap::new(),
+                jobs: BTreeMap::new(),
             };
             self.repos.insert(key.clone(), repo);
         }
