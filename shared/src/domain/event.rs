@@ -44,6 +44,10 @@ pub struct ConversationEvent {
     pub body: EventBody,
 }
 
+/// The most one stored event may take as JSON: DynamoDB holds 400 KB per item, with the item's other
+/// attributes beside the event.
+pub const MAX_EVENT_BYTES: usize = 320 * 1024;
+
 /// The observation name of an agent state change.
 pub(super) const AGENT_STATE_CHANGED: &str = "agent_state_changed";
 
@@ -96,6 +100,45 @@ impl ConversationEvent {
         }
     }
 
+    /// The event cut to fit [`MAX_EVENT_BYTES`]: its long texts (the message, an action's `content`
+    /// argument, an observation's content) keep their beginning and end with a marker saying how long
+    /// they were. An event that fits is returned as it is.
+    pub fn fitted(self) -> Self {
+        if self.json_len() <= MAX_EVENT_BYTES {
+            return self;
+        }
+        // Each try cuts the original texts to a smaller share (JSON escaping can double a text).
+        let mut budget = MAX_EVENT_BYTES / 2;
+        loop {
+            let mut cut = self.clone();
+            for text in cut.texts_mut() {
+                shorten(text, budget);
+            }
+            if cut.json_len() <= MAX_EVENT_BYTES || budget <= 64 {
+                return cut;
+            }
+            budget /= 2;
+        }
+    }
+
+    /// The event's size as stored (JSON).
+    pub fn json_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |json| json.len())
+    }
+
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        let mut texts = vec![&mut self.message];
+        match &mut self.body {
+            EventBody::Action { args, .. } => {
+                if let Some(Value::String(content)) = args.get_mut("content") {
+                    texts.push(content);
+                }
+            }
+            EventBody::Observation { content, .. } => texts.push(content),
+        }
+        texts
+    }
+
     /// The content of a chat message event, `None` for any other event.
     pub fn message_content(&self) -> Option<&str> {
         match &self.body {
@@ -105,6 +148,28 @@ impl ConversationEvent {
             _ => None,
         }
     }
+}
+
+/// Cuts `text` to about `budget` bytes, keeping its first and last halves around a marker.
+fn shorten(text: &mut String, budget: usize) {
+    if text.len() <= budget {
+        return;
+    }
+    let half = budget / 2;
+    let head_end = (0..=half)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let tail_start = (text.len() - half..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    let shortened = format!(
+        "{}\n\n[... truncated: {} bytes in full ...]\n\n{}",
+        &text[..head_end],
+        text.len(),
+        &text[tail_start..]
+    );
+    *text = shortened;
 }
 
 /// The position of a user action in its conversation's inbox (opaque: the coordination adapter's id,
@@ -136,6 +201,42 @@ impl fmt::Display for InboxId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_that_fits_is_kept_and_a_big_one_is_cut_with_a_marker() {
+        let small = ConversationEvent::message(1, EventSource::Agent, "short");
+        assert_eq!(small.clone().fitted(), small);
+
+        let big_text = format!("BEGIN{}END", "é\"\n".repeat(400_000));
+        let big = ConversationEvent::message(2, EventSource::Agent, &big_text).fitted();
+        assert!(
+            big.json_len() <= MAX_EVENT_BYTES,
+            "{} bytes",
+            big.json_len()
+        );
+        let content = big.message_content().unwrap();
+        assert!(content.starts_with("BEGIN") && content.ends_with("END"));
+        assert!(content.contains(&format!(
+            "[... truncated: {} bytes in full ...]",
+            big_text.len()
+        )));
+        assert_eq!(big.message, content);
+
+        let observation = ConversationEvent {
+            body: EventBody::Observation {
+                observation: "run".into(),
+                content: "x".repeat(2 << 20),
+                extras: json!({ "command": "cat big.txt" }),
+            },
+            ..ConversationEvent::message(3, EventSource::Environment, "")
+        }
+        .fitted();
+        assert!(observation.json_len() <= MAX_EVENT_BYTES);
+        let EventBody::Observation { extras, .. } = &observation.body else {
+            panic!("still an observation");
+        };
+        assert_eq!(extras["command"], "cat big.txt");
+    }
 
     #[test]
     fn events_serialise_in_the_original_shape() {

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::domain::{ConversationEvent, ConversationId, InboxId};
+use crate::domain::{ConversationEvent, ConversationId, InboxId, MAX_EVENT_BYTES};
 
 /// Where a conversation's events stand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,10 +46,14 @@ pub enum AppendOutcome {
     },
 }
 
+/// The most bytes of events one append carries (DynamoDB's transaction holds 4 MB).
+pub const MAX_APPEND_BYTES: usize = 3 * 1024 * 1024;
+
 /// The most events one append carries (DynamoDB's transaction holds 100 items, one is the head).
 pub const MAX_APPEND_BATCH: usize = 99;
 
-/// The events of one append: 1 to [`MAX_APPEND_BATCH`] events with consecutive ids.
+/// The events of one append: 1 to [`MAX_APPEND_BATCH`] events with consecutive ids, each fitted to
+/// what a store holds (`ConversationEvent::fitted`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventBatch(Vec<ConversationEvent>);
 
@@ -67,6 +71,12 @@ impl EventBatch {
         }
         if !events.iter().zip(first..).all(|(event, id)| event.id == id) {
             return Err(InvalidBatch("ids are not consecutive"));
+        }
+        let events: Vec<_> = events.into_iter().map(ConversationEvent::fitted).collect();
+        if events.len() * MAX_EVENT_BYTES > MAX_APPEND_BYTES
+            && events.iter().map(|event| event.json_len()).sum::<usize>() > MAX_APPEND_BYTES
+        {
+            return Err(InvalidBatch("more bytes than one append carries"));
         }
         Ok(Self(events))
     }
@@ -129,4 +139,26 @@ pub trait EventStore: Send + Sync {
         start_id: u64,
         limit: usize,
     ) -> Result<EventPage, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventSource;
+
+    fn message(id: u64, bytes: usize) -> ConversationEvent {
+        ConversationEvent::message(id, EventSource::Agent, &"x".repeat(bytes))
+    }
+
+    #[test]
+    fn a_batch_fits_its_events_and_refuses_more_bytes_than_an_append_carries() {
+        let batch = EventBatch::new(vec![message(0, 1 << 20), message(1, 10)]).unwrap();
+        assert!(batch.events()[0].json_len() <= MAX_EVENT_BYTES);
+        assert_eq!(batch.next_id(), 2);
+        let many: Vec<_> = (0..30).map(|id| message(id, 1 << 20)).collect();
+        assert_eq!(
+            EventBatch::new(many),
+            Err(InvalidBatch("more bytes than one append carries"))
+        );
+    }
 }

@@ -233,3 +233,49 @@ async fn request_llm_completion_goes_through_the_conversations_model() {
         "a conversation nobody runs has no model to ask"
     );
 }
+
+/// An answer far larger than a store's item (1 MB) is stored cut, with a marker, sent and replayed the
+/// same, and the conversation goes on.
+async fn a_huge_answer_is_stored_cut_and_the_conversation_goes_on(stores: Stores) {
+    let llm = FakeLlm::start(KEY).await;
+    let huge = format!("HEAD {} TAIL", "0123456789abcdef".repeat(1 << 16));
+    llm.script([LlmReply::Answer(huge.clone())]);
+    let options = NodeOptions::new().with_model(llm.url(), KEY);
+    let node = TestNode::standalone(&stores, options).await;
+    let alice = token("alice");
+    let (id, mut client) = ready_conversation(&node, &alice).await;
+
+    let first = turn(&mut client, "tell me everything", "awaiting_user_input").await;
+    let live = answer_of(&first);
+    assert!(live.starts_with("HEAD ") && live.ends_with(" TAIL"));
+    assert!(
+        live.contains(&format!(
+            "[... truncated: {} bytes in full ...]",
+            huge.len()
+        )),
+        "the marker says how long it was"
+    );
+    assert!(live.len() < huge.len() / 2);
+
+    let second = turn(&mut client, "and now briefly", "awaiting_user_input").await;
+    assert_eq!(answer_of(&second), "model says: and now briefly");
+
+    let stored = node.wait_for_events(&alice, &id, |_| true).await;
+    assert_eq!(answer_of(&stored), live, "stored as sent");
+    let mut replay =
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    let replayed = replay
+        .events_until(|e| e["args"]["content"] == "model says: and now briefly")
+        .await;
+    assert_eq!(answer_of(&replayed), live, "replayed as sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_answer_is_stored_cut_on_the_embedded_store() {
+    a_huge_answer_is_stored_cut_and_the_conversation_goes_on(Stores::embedded().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_answer_is_stored_cut_on_dynamodb() {
+    a_huge_answer_is_stored_cut_and_the_conversation_goes_on(Stores::dynamo().await).await;
+}
