@@ -30,6 +30,7 @@ use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
 use shared::wiring::{self, AwsContext};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
 use webhook::{WEBHOOK_PATH, WebhookService, WebhookSettings};
 
 /// Who the printed development token is for, and who owns repositories registered by configuration.
@@ -61,15 +62,17 @@ async fn main() -> anyhow::Result<()> {
 
     let deps = deps_from_config(&node_config, db.as_ref(), &bus).await?;
     let node = ConversationNode::start(&node_config, deps)?;
-    tokio::spawn(deliver_events(
+    // The stack's own loops: stopped, and waited for, once the node has stopped serving.
+    let mut loops = JoinSet::new();
+    loops.spawn(deliver_events(
         bus.clone(),
         node.handle(),
         node_config.clone(),
     ));
     if let Some(sync) = periodic_sync(&backend, db.as_ref(), &mut aws).await? {
-        tokio::spawn(sync);
+        loops.spawn(sync);
     }
-    tokio::spawn(periodic_cleanup(store, published)?);
+    loops.spawn(periodic_cleanup(store, published)?);
 
     let app = node.router().merge(webhook::router(webhook));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", node_config.port))
@@ -87,8 +90,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(token) = dev_token(&node_config, LOCAL_USER) {
         println!("  token for {LOCAL_USER}: {token}");
     }
-    node.serve(app, listener, shutdown_signal()).await?;
-    Ok(())
+    let served = node.serve(app, listener, shutdown_signal()).await;
+    loops.shutdown().await;
+    Ok(served?)
 }
 
 fn describe(backend: &StoreBackend) -> String {
