@@ -35,6 +35,7 @@ macro_rules! trigger_scenarios {
             nothing_triggers_while_a_run_is_pending,
             a_stale_commit_never_triggers,
             an_actor_without_write_permission_never_triggers,
+            a_bots_run_is_skipped_without_asking_github,
             a_rerun_that_turns_red_after_green_triggers_once,
             a_failed_publish_stays_in_the_outbox_and_is_republished_once,
         ]);
@@ -200,6 +201,36 @@ pub async fn an_actor_without_write_permission_never_triggers(store: Store) {
         json!({ "ignored": format!("actor `{ACTOR}` has no write permission") })
     );
     assert!(world.triggers().await.is_empty());
+}
+
+pub async fn a_bots_run_is_skipped_without_asking_github(store: Store) {
+    let mut world = TriggerWorld::new(store).await;
+    let head = sha("dependabot");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    let mut delivery = completion("bot-1", run(&head, 1, "build"), "failure", 13);
+    let mut body: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+    let bot = json!({ "login": "dependabot[bot]", "id": 49699333, "type": "Bot" });
+    body["workflow_run"]["triggering_actor"] = bot.clone();
+    body["sender"] = bot;
+    delivery.body = body.to_string().into_bytes();
+    let asked_before = world.github.requests().len();
+
+    let answer = world.send(&delivery).await;
+    assert_eq!(answer.status, 202);
+    assert_eq!(answer.body["ignored"], "bot_actor");
+    assert!(
+        answer.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("dependabot[bot]")
+    );
+    assert_eq!(
+        world.github.requests().len(),
+        asked_before,
+        "GitHub was not asked"
+    );
+    assert!(world.triggers().await.is_empty());
+    assert_eq!(world.group_state(PR, &head).await, None, "nothing recorded");
 }
 
 pub async fn a_rerun_that_turns_red_after_green_triggers_once(store: Store) {

@@ -19,6 +19,8 @@ use shared::proactive::{
 /// underneath (503).
 enum Stop {
     Ignored(String),
+    /// The run's actor is a bot: no product user is behind it.
+    BotActor(String),
     Invalid(String),
     /// A service the answer depends on failed: 503, logged once where the answer is made.
     Unavailable {
@@ -54,6 +56,13 @@ pub(crate) async fn on_workflow_run(
     match handle(service, &event).await {
         Ok(answer) => answer,
         Err(Stop::Ignored(reason)) => WebhookAnswer::ignored(reason),
+        Err(Stop::BotActor(login)) => WebhookAnswer::new(
+            StatusCode::ACCEPTED,
+            json!({
+                "ignored": "bot_actor",
+                "reason": format!("the run's actor `{login}` is a bot: no conversation starts for it"),
+            }),
+        ),
         Err(Stop::Invalid(reason)) => WebhookAnswer::error(StatusCode::BAD_REQUEST, reason),
         Err(Stop::Unavailable { service, reason }) => {
             warn!(service, %reason, "a call the answer depends on failed");
@@ -88,6 +97,10 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
         .with_installation(event.installation.as_ref().map(|i| i.id));
     let repo = RepoRef::from(&repository);
     let actor = run.triggering_actor.as_ref().unwrap_or(&event.sender);
+    // Before the permission check: GitHub answers 404 for a bot's collaborator permission.
+    if actor.is_bot() {
+        return Err(Stop::BotActor(actor.login.clone()));
+    }
     if !service
         .github
         .collaborator_permission(repo, &actor.login)

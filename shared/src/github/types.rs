@@ -41,6 +41,16 @@ pub struct ApiWorkflowRun {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiActor {
     pub login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+impl ApiActor {
+    /// A GitHub App acting on its own (Dependabot, Renovate): `type: Bot`, or a `[bot]` login.
+    pub fn is_bot(&self) -> bool {
+        self.kind.as_deref() == Some("Bot") || self.login.ends_with("[bot]")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
