@@ -130,6 +130,16 @@ async fn a_signed_red_commit_ends_in_a_proactive_conversation_a_client_watches()
             .contains("Please fix the failing workflows on PR #2"),
         "{first_message}"
     );
+    // The evidence from the seeded GitHub: the failed job, its failed step, the end of its log.
+    let message = first_message["message"].as_str().unwrap();
+    assert!(
+        message.contains("### Job `test (ubuntu-latest, node 20)`, failed at: Run npm test"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Expected: \"Hello, Octocat!\""),
+        "{message}"
+    );
     client.close().await;
 
     let comments = github.comments("octo-org/octo-repo", 2);

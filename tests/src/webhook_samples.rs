@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use webhook::signature;
 
-use crate::fakes::github::{FakePullRequest, FakeRun, Seed, SeedRepository};
+use crate::fakes::github::{FakeJob, FakePullRequest, FakeRun, Seed, SeedRepository};
 
 /// The webhook secret of local runs and of the samples' signatures (documented, not a secret).
 pub const LOCAL_WEBHOOK_SECRET: &str = "local-webhook-secret";
@@ -284,9 +284,31 @@ pub fn seed() -> Seed {
                 ..FakePullRequest::open(PR_NUMBER, HEAD_SHA, HEAD_BRANCH)
             }],
             workflow_runs: vec![run(&TEST_RUN), run(&LINT_RUN)],
+            jobs: vec![FakeJob::failed(
+                TEST_JOB_ID,
+                TEST_RUN.id,
+                "test (ubuntu-latest, node 20)",
+                "Run npm test",
+                TEST_JOB_LOG,
+            )],
         }],
     }
 }
+
+/// The job of the `test` run that fails in the samples, and the end of its log.
+const TEST_JOB_ID: u64 = 1_000_001;
+const TEST_JOB_LOG: &str = "\
+2020-10-05T16:33:41.0000000Z ##[group]Run npm test
+2020-10-05T16:33:41.1000000Z > octo-repo@1.0.0 test
+2020-10-05T16:33:41.2000000Z > jest
+2020-10-05T16:33:45.0000000Z FAIL src/greeting.test.js
+2020-10-05T16:33:45.1000000Z   greeting > says hello
+2020-10-05T16:33:45.2000000Z     expect(received).toBe(expected) // Object.is equality
+2020-10-05T16:33:45.3000000Z     Expected: \"Hello, Octocat!\"
+2020-10-05T16:33:45.4000000Z     Received: \"Hello Octocat\"
+2020-10-05T16:33:45.5000000Z Tests: 1 failed, 3 passed, 4 total
+2020-10-05T16:33:45.6000000Z ##[error]Process completed with exit code 1.
+";
 
 /// The pieces of the fixture every sample shares.
 struct Story {

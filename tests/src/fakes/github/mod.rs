@@ -28,7 +28,8 @@ pub use seed::{Seed, SeedRepository};
 
 /// A job of a workflow run: its conclusion, its steps' conclusions, and its log (served, as GitHub
 /// does, through a redirect to a download address that needs no credentials).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FakeJob {
     pub id: u64,
     pub run_id: u64,

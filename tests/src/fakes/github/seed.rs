@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FakePullRequest, FakeRun};
+use super::{FakeJob, FakePullRequest, FakeRun};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +35,9 @@ pub struct SeedRepository {
     pub pull_requests: Vec<FakePullRequest>,
     #[serde(default)]
     pub workflow_runs: Vec<FakeRun>,
+    /// The runs' jobs, with their logs.
+    #[serde(default)]
+    pub jobs: Vec<FakeJob>,
 }
 
 impl Seed {

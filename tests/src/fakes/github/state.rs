@@ -154,6 +154,9 @@ impl State {
             for pr in &entry.pull_requests {
                 repo.pulls.insert(pr.number, pr.clone());
             }
+            for job in &entry.jobs {
+                repo.jobs.insert(job.id, job.clone());
+            }
         }
         Ok(())
     }
