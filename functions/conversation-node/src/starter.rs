@@ -10,13 +10,14 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::future::join_all;
 use shared::domain::trigger::FailedRun;
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{
     AgentState, Conversation, ConversationId, ConversationStatus, ProactiveConversationRequested,
     UserAction,
 };
-use shared::github::{CommentOutcome, GitHubClient, GitHubError, RepoRef};
+use shared::github::{CommentOutcome, FailedJob, GitHubClient, GitHubError, RepoRef};
 use shared::ports::{ConversationStore, StoreError};
 
 use crate::lifecycle::{Created, Lifecycle, LifecycleError};
@@ -88,7 +89,8 @@ fn first_paragraph(request: &ProactiveConversationRequested) -> String {
 }
 
 /// The first message: the request, then per failed run its failed jobs, their failed steps and the
-/// tail of their logs. What GitHub cannot give is said, and the message goes without it.
+/// tail of their logs. What GitHub cannot give is said, and the message goes without it. The calls run
+/// concurrently (the runs' job lists, then the logs): the starter answers within EventBridge's 5 s.
 async fn first_message(
     github: Option<&GitHubClient>,
     request: &ProactiveConversationRequested,
@@ -102,14 +104,36 @@ async fn first_message(
         name: &request.repository.name,
         installation_id: request.installation_id,
     };
+    let listed = join_all(
+        request
+            .failed_runs
+            .iter()
+            .map(|run| github.failed_jobs(repo, run.id)),
+    )
+    .await;
+    let quoted = |jobs: &Result<Vec<FailedJob>, GitHubError>| -> Vec<u64> {
+        jobs.iter()
+            .flatten()
+            .take(JOBS_PER_RUN)
+            .map(|job| job.id)
+            .collect()
+    };
+    let logs = join_all(
+        listed
+            .iter()
+            .flat_map(quoted)
+            .map(|job| github.job_log_tail(repo, job, LOG_TAIL_LINES)),
+    )
+    .await;
+    let mut logs = logs.into_iter();
     let mut evidence = Vec::new();
-    for run in &request.failed_runs {
+    for (run, jobs) in request.failed_runs.iter().zip(listed) {
         let _ = write!(
             message,
             "\n\n## {} ({})\n{}",
             run.name, run.conclusion, run.url
         );
-        let jobs = match github.failed_jobs(repo, run.id).await {
+        let jobs = match jobs {
             Ok(jobs) => jobs,
             Err(error) => {
                 tracing::warn!(run_id = run.id, reason = %error, "the failed jobs could not be read");
@@ -122,8 +146,9 @@ async fn first_message(
             if !job.failed_steps.is_empty() {
                 let _ = write!(message, ", failed at: {}", job.failed_steps.join(", "));
             }
-            let log = github.job_log_tail(repo, job.id, LOG_TAIL_LINES).await;
-            evidence.push((message.len(), log));
+            if let Some(log) = logs.next() {
+                evidence.push((message.len(), log));
+            }
         }
         if jobs.len() > JOBS_PER_RUN {
             let _ = write!(
