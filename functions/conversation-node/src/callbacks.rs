@@ -4,18 +4,16 @@
 //! event (counted and logged), it never blocks a loop and never disables later callbacks.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use shared::domain::ConversationStateChanged;
 use shared::domain::state_changed::{NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE};
 use shared::ports::{BusEvent, EventBus};
-use shared::retry::RetryPolicy;
+use shared::retry::{Retrier, RetryPolicy};
 use tokio::sync::mpsc;
 
 use crate::metrics::{Metrics, inc};
 
 const QUEUE_CAPACITY: usize = 10_000;
-const PUBLISH_RETRY: RetryPolicy = RetryPolicy::STATE_CALLBACK;
 
 pub(crate) struct StateCallbacks {
     queue: mpsc::Sender<ConversationStateChanged>,
@@ -46,11 +44,11 @@ async fn publish_all(
     bus: Arc<dyn EventBus>,
     metrics: Arc<Metrics>,
 ) {
-    let retries = AtomicU64::new(0);
+    let retrier = Retrier::new(RetryPolicy::STATE_CALLBACK);
     while let Some(change) = receiver.recv().await {
         let event = BusEvent::new(NODE_SOURCE, STATE_CHANGED_DETAIL_TYPE, &change);
-        let published = PUBLISH_RETRY
-            .run(&retries, || async {
+        let published = retrier
+            .run(|| async {
                 let published = bus.publish(&event).await;
                 if let Err(error) = &published {
                     tracing::info!(reason = %error, "state change publish failed");

@@ -125,8 +125,9 @@ async fn first_message(
             .map(|job| github.job_log_tail(repo, job, LOG_TAIL_LINES)),
     )
     .await;
+    // The logs share the evidence's room evenly, each keeping its end.
+    let share = EVIDENCE_BYTES / logs.len().max(1);
     let mut logs = logs.into_iter();
-    let mut evidence = Vec::new();
     for (run, jobs) in request.failed_runs.iter().zip(listed) {
         let _ = write!(
             message,
@@ -147,7 +148,7 @@ async fn first_message(
                 let _ = write!(message, ", failed at: {}", job.failed_steps.join(", "));
             }
             if let Some(log) = logs.next() {
-                evidence.push((message.len(), log));
+                write_log(&mut message, log, share);
             }
         }
         if jobs.len() > JOBS_PER_RUN {
@@ -158,32 +159,22 @@ async fn first_message(
             );
         }
     }
-    with_logs(message, evidence)
+    message
 }
 
-/// Inserts each log tail (or why there is none) at its place in `message`, the tails sharing
-/// [`EVIDENCE_BYTES`] evenly, each keeping its end.
-fn with_logs(message: String, evidence: Vec<(usize, Result<String, GitHubError>)>) -> String {
-    let share = EVIDENCE_BYTES / evidence.len().max(1);
-    let mut out = String::with_capacity(message.len() + EVIDENCE_BYTES);
-    let mut from = 0;
-    for (at, log) in evidence {
-        out.push_str(&message[from..at]);
-        from = at;
-        match log {
-            Ok(log) => {
-                let tail = last_bytes(&log, share);
-                let fence = fence_for(tail);
-                let _ = write!(out, "\n\nThe end of its log:\n{fence}\n{tail}\n{fence}");
-            }
-            Err(error) => {
-                tracing::warn!(reason = %error, "a failed job's log could not be read");
-                let _ = write!(out, "\n(GitHub did not give its log: {error})");
-            }
+/// Appends a job's log tail, at most `share` bytes of its end, or why there is none.
+fn write_log(message: &mut String, log: Result<String, GitHubError>, share: usize) {
+    match log {
+        Ok(log) => {
+            let tail = last_bytes(&log, share);
+            let fence = fence_for(tail);
+            let _ = write!(message, "\n\nThe end of its log:\n{fence}\n{tail}\n{fence}");
+        }
+        Err(error) => {
+            tracing::warn!(reason = %error, "a failed job's log could not be read");
+            let _ = write!(message, "\n(GitHub did not give its log: {error})");
         }
     }
-    out.push_str(&message[from..]);
-    out
 }
 
 /// The end of `text` in at most `max` bytes, starting at a line when it is cut.
@@ -302,14 +293,16 @@ mod tests {
 
     #[test]
     fn logs_share_the_budget_and_land_under_their_job() {
-        let message = "intro\n### Job `a`\n### Job `b`".to_owned();
-        let at_a = message.find("\n### Job `b`").unwrap();
+        let share = EVIDENCE_BYTES / 2;
         let big = "x\n".repeat(EVIDENCE_BYTES);
-        let evidence = vec![
-            (at_a, Ok(big.clone())),
-            (message.len(), Err(GitHubError::Unavailable("down".into()))),
-        ];
-        let out = with_logs(message, evidence);
+        let mut out = "intro\n### Job `a`".to_owned();
+        write_log(&mut out, Ok(big), share);
+        out.push_str("\n### Job `b`");
+        write_log(
+            &mut out,
+            Err(GitHubError::Unavailable("down".into())),
+            share,
+        );
         let a = out.find("### Job `a`").unwrap();
         let b = out.find("### Job `b`").unwrap();
         let log_a = out.find("The end of its log").unwrap();

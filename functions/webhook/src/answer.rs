@@ -22,6 +22,14 @@ impl WebhookAnswer {
         Self::new(StatusCode::ACCEPTED, json!({ "ignored": reason.into() }))
     }
 
+    /// Ignored for a reason a caller can match on (`code`), explained in `reason`.
+    pub fn skipped(code: &str, reason: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::ACCEPTED,
+            json!({ "ignored": code, "reason": reason.into() }),
+        )
+    }
+
     pub fn duplicate() -> Self {
         Self::new(StatusCode::OK, json!({ "duplicate": true }))
     }

@@ -19,8 +19,11 @@ use shared::proactive::{
 /// underneath (503).
 enum Stop {
     Ignored(String),
-    /// The run's actor is a bot: no product user is behind it.
-    BotActor(String),
+    /// Ignored for a reason with a code of its own (`bot_actor`).
+    Skipped {
+        code: &'static str,
+        reason: String,
+    },
     Invalid(String),
     /// A service the answer depends on failed: 503, logged once where the answer is made.
     Unavailable {
@@ -56,13 +59,7 @@ pub(crate) async fn on_workflow_run(
     match handle(service, &event).await {
         Ok(answer) => answer,
         Err(Stop::Ignored(reason)) => WebhookAnswer::ignored(reason),
-        Err(Stop::BotActor(login)) => WebhookAnswer::new(
-            StatusCode::ACCEPTED,
-            json!({
-                "ignored": "bot_actor",
-                "reason": format!("the run's actor `{login}` is a bot: no conversation starts for it"),
-            }),
-        ),
+        Err(Stop::Skipped { code, reason }) => WebhookAnswer::skipped(code, reason),
         Err(Stop::Invalid(reason)) => WebhookAnswer::error(StatusCode::BAD_REQUEST, reason),
         Err(Stop::Unavailable { service, reason }) => {
             warn!(service, %reason, "a call the answer depends on failed");
@@ -99,7 +96,13 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
     let actor = run.triggering_actor.as_ref().unwrap_or(&event.sender);
     // Before the permission check: GitHub answers 404 for a bot's collaborator permission.
     if actor.is_bot() {
-        return Err(Stop::BotActor(actor.login.clone()));
+        return Err(Stop::Skipped {
+            code: "bot_actor",
+            reason: format!(
+                "the run's actor `{}` is a bot: no conversation starts for it",
+                actor.login
+            ),
+        });
     }
     if !service
         .github

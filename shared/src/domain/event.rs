@@ -121,9 +121,23 @@ impl ConversationEvent {
         }
     }
 
-    /// The event's size as stored (JSON).
+    /// The event's size as stored (JSON), counted without building the text (every append asks).
     pub fn json_len(&self) -> usize {
-        serde_json::to_vec(self).map_or(usize::MAX, |json| json.len())
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        match serde_json::to_writer(&mut count, self) {
+            Ok(()) => count.0,
+            Err(_) => usize::MAX,
+        }
     }
 
     fn texts_mut(&mut self) -> Vec<&mut String> {

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::domain::ChatMessage;
 use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict, parse_retry_after};
 
 use super::AgentError;
@@ -81,7 +80,11 @@ impl LlmClient {
         &self.config
     }
 
-    pub(crate) async fn complete(&self, messages: &[ChatMessage]) -> Result<String, AgentError> {
+    /// A completion of `messages` (owned or borrowed: a turn lends the conversation's history).
+    pub(crate) async fn complete<M: Serialize + Sync>(
+        &self,
+        messages: &[M],
+    ) -> Result<String, AgentError> {
         let outcome = self
             .retrier
             .run(|| async {
@@ -104,7 +107,7 @@ impl LlmClient {
         })
     }
 
-    async fn attempt(&self, messages: &[ChatMessage]) -> Result<String, Failure> {
+    async fn attempt<M: Serialize>(&self, messages: &[M]) -> Result<String, Failure> {
         let mut request = self
             .http
             .post(format!("{}/chat/completions", self.config.base_url))

@@ -11,7 +11,7 @@ pub(crate) mod prompt;
 pub(crate) mod session;
 pub(crate) mod state;
 
-use shared::domain::ChatMessage;
+use shared::domain::{ChatMessage, ChatRole};
 
 use crate::metrics::{Metrics, inc};
 use llm::LlmClient;
@@ -23,6 +23,20 @@ pub(crate) enum AgentError {
     RateLimited(String),
     #[error("the model is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// One counted call of the model.
+async fn ask<M: serde::Serialize + Sync>(
+    client: &LlmClient,
+    messages: &[M],
+    metrics: &Metrics,
+) -> Result<String, AgentError> {
+    inc(&metrics.llm_requests);
+    let answer = client.complete(messages).await;
+    if answer.is_err() {
+        inc(&metrics.llm_failures);
+    }
+    answer
 }
 
 /// Who answers: a model, or the built-in agent.
@@ -44,9 +58,9 @@ impl Agent {
             Self::Builtin => Ok(builtin::answer(history)),
             Self::Model(client) => {
                 let config = client.config();
-                let request =
-                    prompt::turn_request(&config.system_prompt, history, config.max_input_tokens);
-                self.complete(&request, metrics).await
+                let system = ChatMessage::new(ChatRole::System, &config.system_prompt);
+                let request = prompt::turn_request(&system, history, config.max_input_tokens);
+                ask(client, &request, metrics).await
             }
         }
     }
@@ -59,14 +73,7 @@ impl Agent {
     ) -> Result<String, AgentError> {
         match self {
             Self::Builtin => Ok(builtin::answer(messages)),
-            Self::Model(client) => {
-                inc(&metrics.llm_requests);
-                let answer = client.complete(messages).await;
-                if answer.is_err() {
-                    inc(&metrics.llm_failures);
-                }
-                answer
-            }
+            Self::Model(client) => ask(client, messages, metrics).await,
         }
     }
 

@@ -18,16 +18,16 @@ fn estimated_tokens(message: &ChatMessage) -> usize {
     message.content.len().div_ceil(3) + MESSAGE_OVERHEAD_TOKENS
 }
 
-/// The request for a turn: `system_prompt`, then the newest messages of `history` that fit in
-/// `max_input_tokens` with it. The last message is always sent (the turn answers it), and the kept
-/// part starts with a user message, as chat models expect after the system prompt.
-pub(crate) fn turn_request(
-    system_prompt: &str,
-    history: &[ChatMessage],
+/// The request for a turn: `system`, then the newest messages of `history` that fit in
+/// `max_input_tokens` with it, lent rather than copied (a long conversation's history is large). The
+/// last message is always sent (the turn answers it), and the kept part starts with a user message,
+/// as chat models expect after the system prompt.
+pub(crate) fn turn_request<'a>(
+    system: &'a ChatMessage,
+    history: &'a [ChatMessage],
     max_input_tokens: usize,
-) -> Vec<ChatMessage> {
-    let system = ChatMessage::new(ChatRole::System, system_prompt);
-    let mut budget = max_input_tokens.saturating_sub(estimated_tokens(&system));
+) -> Vec<&'a ChatMessage> {
+    let mut budget = max_input_tokens.saturating_sub(estimated_tokens(system));
     let mut first_kept = history.len();
     for (index, message) in history.iter().enumerate().rev() {
         let cost = estimated_tokens(message);
@@ -42,9 +42,7 @@ pub(crate) fn turn_request(
         .iter()
         .position(|message| message.role == ChatRole::User)
         .unwrap_or(kept.len().saturating_sub(1));
-    std::iter::once(system)
-        .chain(kept[from_user..].iter().cloned())
-        .collect()
+    std::iter::once(system).chain(&kept[from_user..]).collect()
 }
 
 #[cfg(test)]
@@ -66,25 +64,34 @@ mod tests {
     fn a_short_conversation_is_sent_whole_after_the_system_prompt() {
         let mut history = turns(2, 10);
         history.push(ChatMessage::new(ChatRole::User, "now"));
-        let request = turn_request("be brief", &history, 10_000);
-        assert_eq!(request[0], ChatMessage::new(ChatRole::System, "be brief"));
-        assert_eq!(request[1..], history[..]);
+        let system = ChatMessage::new(ChatRole::System, "be brief");
+        let request = turn_request(&system, &history, 10_000);
+        assert_eq!(request[0], &system);
+        assert!(request[1..].iter().copied().eq(&history));
     }
 
     #[test]
     fn the_oldest_turns_leave_first_and_the_rest_starts_with_the_user() {
         let mut history = turns(50, 300);
         history.push(ChatMessage::new(ChatRole::User, "the latest question"));
-        let request = turn_request("be brief", &history, 1_000);
-        let total: usize = request.iter().map(estimated_tokens).sum();
+        let system = ChatMessage::new(ChatRole::System, "be brief");
+        let request = turn_request(&system, &history, 1_000);
+        let total: usize = request
+            .iter()
+            .map(|message| estimated_tokens(message))
+            .sum();
         assert!(total <= 1_000, "{total} tokens sent");
         assert_eq!(request[0].role, ChatRole::System);
         assert_eq!(request[1].role, ChatRole::User);
-        assert_eq!(request.last(), history.last());
+        assert_eq!(request.last().copied(), history.last());
         assert!(request.len() < history.len() / 2, "{} kept", request.len());
         // What is kept is the newest part, in order.
         let kept = &request[1..];
-        assert_eq!(kept, &history[history.len() - kept.len()..]);
+        assert!(
+            kept.iter()
+                .copied()
+                .eq(&history[history.len() - kept.len()..])
+        );
     }
 
     #[test]
@@ -94,8 +101,9 @@ mod tests {
             ChatMessage::new(ChatRole::Assistant, "old answer"),
             ChatMessage::new(ChatRole::User, &"x".repeat(9_000)),
         ];
-        let request = turn_request("be brief", &history, 100);
+        let system = ChatMessage::new(ChatRole::System, "be brief");
+        let request = turn_request(&system, &history, 100);
         assert_eq!(request.len(), 2);
-        assert_eq!(request[1], history[2]);
+        assert_eq!(request[1], &history[2]);
     }
 }

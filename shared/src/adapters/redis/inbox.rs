@@ -38,9 +38,7 @@ return {id}
 
 /// The first stream id after `id` (`<ms>-<seq>`), for exclusive trims.
 fn next_inbox_id(id: &InboxId) -> Result<String, CoordinationError> {
-    id.as_str()
-        .split_once('-')
-        .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)))
+    id.stream_parts()
         .map(|(ms, seq)| format!("{ms}-{}", seq + 1))
         .ok_or_else(|| corrupt(format!("inbox id {id} is not <ms>-<seq>")))
 }
