@@ -7,9 +7,9 @@ LOCAL_ENV = GITHUB_WEBHOOK_SECRET=$${GITHUB_WEBHOOK_SECRET:-local-webhook-secret
 	INTERNAL_API_KEY=$${INTERNAL_API_KEY:-local-internal-key} \
 	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$${PORT:-3000}}
 
-# The whole product locally, embedded defaults.
+# The whole product locally, embedded defaults (AGENT_RUNTIME=openhands installs the agent-server).
 run:
-	env $(LOCAL_ENV) cargo run -q -p local-stack
+	env $(LOCAL_ENV) scripts/run.sh
 
 # Every test, installing and starting what it needs.
 test:

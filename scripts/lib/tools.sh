@@ -52,6 +52,7 @@ ensure_test_tools() {
   ensure_redis_server
   ensure_python_tools
   ensure_node_tools
+  ensure_agent_server
   export PATH="$VENV/bin:$PATH"
 }
 
@@ -78,4 +79,37 @@ start_test_services() {
   STARTED_PIDS+=($!)
   wait_for "moto" curl -fsS -o /dev/null "http://127.0.0.1:$moto_port/moto-api/"
   export TEST_AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+}
+
+# The OpenHands agent-server (`AGENT_RUNTIME=openhands`) in a venv of its own: it needs Python >= 3.12,
+# looked for as python3.13/python3.12/python3 on PATH, then among pyenv's versions.
+AGENT_SERVER_VENV="${AGENT_SERVER_VENV:-$PWD/.venv-agent-server}"
+AGENT_SERVER_PACKAGE="openhands-agent-server==1.58.2"
+
+find_python_312() {
+  local candidate
+  for candidate in python3.13 python3.12 python3 \
+      "$(pyenv root 2>/dev/null)"/versions/3.1[2-9]*/bin/python3; do
+    command -v "$candidate" >/dev/null 2>&1 || [ -x "$candidate" ] || continue
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$candidate" 2>/dev/null || echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Exports AGENT_SERVER_PYTHON: the venv's interpreter, with the agent-server installed.
+ensure_agent_server() {
+  if ! "$AGENT_SERVER_VENV/bin/python" -c 'import openhands.agent_server' 2>/dev/null; then
+    local python
+    if ! python=$(find_python_312); then
+      log "the OpenHands agent-server needs Python >= 3.12: none found (tried python3.13, python3.12, python3 and pyenv's versions); install one, or set AGENT_RUNTIME=builtin"
+      return 1
+    fi
+    log "installing $AGENT_SERVER_PACKAGE into $AGENT_SERVER_VENV with $python (about 2 minutes, 750 MB)"
+    "$python" -m venv "$AGENT_SERVER_VENV"
+    "$AGENT_SERVER_VENV/bin/pip" install -q "$AGENT_SERVER_PACKAGE"
+  fi
+  export AGENT_SERVER_PYTHON="$AGENT_SERVER_VENV/bin/python"
 }

@@ -13,6 +13,7 @@
 //! | an agent loop's event append | [`RetryPolicy::EVENT_APPEND`] | | |
 //! | a state-change callback on the event bus | [`RetryPolicy::STATE_CALLBACK`] | | |
 //! | a conflicting conditional write of the trigger decision | [`RetryPolicy::WRITE_CONFLICT`] | | |
+//! | an OpenHands agent-server (`conversation-node` `agent::openhands`), each call and its event stream | [`RetryPolicy::AGENT_SERVER`] | | |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -74,6 +75,9 @@ impl RetryPolicy {
     /// A conditional write of the trigger decision that met a concurrent one: up to 64, 1 ms doubling
     /// to 50 ms (writers of one group are few and quick).
     pub const WRITE_CONFLICT: Self = Self::doubling(64, millis(1), millis(50));
+    /// A call to an agent-server, or its event stream's reconnect: 7 attempts, 250 ms doubling to 4 s
+    /// (about 12 s in all: a restarted server is back within it).
+    pub const AGENT_SERVER: Self = Self::doubling(7, millis(250), millis(4_000));
 
     /// `max_attempts` in all, the wait doubling from `initial_backoff` up to `max_backoff`.
     pub const fn doubling(

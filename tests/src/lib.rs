@@ -1,5 +1,6 @@
 //! Harness code shared by the integration tests in `tests/tests/` (one binary per area: `stores`,
 //! `trigger`, `node`, `functions`) and the developer binaries:
+//! - [`agent_server`]: a real OpenHands agent-server on loopback.
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
 //! - [`balancer`]: a loopback TCP load balancer (round robin over live nodes) for reconnecting clients.
 //! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.
@@ -14,6 +15,7 @@
 //! - [`webhook_samples`]: the signed sample webhooks in `events/` and the GitHub fake's seed.
 //! - [`webhook_sender`]: reading a sample and sending it signed (the `send-webhook` binary).
 
+pub mod agent_server;
 pub mod balancer;
 pub mod cleanup_scenarios;
 pub mod cluster;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conversation_node::config::{
-    AuthConfig, CoordinationBackend, JwtKeys, Limits, LlmConfig, NodeConfig, Timing,
+    AgentServers, AuthConfig, CoordinationBackend, JwtKeys, Limits, LlmConfig, NodeConfig,
+    OpenHandsConfig, RuntimeConfig, Timing,
 };
 use conversation_node::{ConversationNode, NodeDeps, NodeHandle};
 use reqwest::StatusCode;
@@ -24,6 +25,7 @@ use shared::ports::{ConversationStore, EventBus, EventStore};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::agent_server::AgentServer;
 use crate::moto;
 use crate::socketio::{PATIENCE, is_state};
 
@@ -121,6 +123,7 @@ impl NodeOptions {
                     ..Timing::default()
                 },
                 llm: None,
+                runtime: RuntimeConfig::Chat,
                 coordination: CoordinationBackend::Standalone,
                 store: StoreBackend::Embedded {
                     data_dir: "unused".into(),
@@ -144,6 +147,28 @@ impl NodeOptions {
             retry_max_wait: Duration::from_millis(200),
             system_prompt: MODEL_SYSTEM_PROMPT.into(),
             max_input_tokens: 100_000,
+        });
+        self
+    }
+
+    /// The `openhands` runtime on `server` (a remote agent-server), its agent driven by the model at
+    /// `base_url` (a fake).
+    pub fn with_openhands(mut self, server: &AgentServer, base_url: &str, api_key: &str) -> Self {
+        self.config.runtime = RuntimeConfig::OpenHands(OpenHandsConfig {
+            model: "openai/fake-model".into(),
+            base_url: Some(base_url.into()),
+            api_key: Some(api_key.into()),
+            servers: AgentServers::Remote {
+                url: server.url(),
+                api_key: Some(server.api_key.clone()),
+                workspace_root: server.workspace_root().display().to_string(),
+            },
+            tools: vec![
+                "terminal".into(),
+                "file_editor".into(),
+                "task_tracker".into(),
+            ],
+            max_iterations: 20,
         });
         self
     }

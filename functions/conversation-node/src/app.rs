@@ -15,12 +15,15 @@ use tokio::sync::{mpsc, watch};
 
 use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
+use crate::agent::chat::ChatRuntime;
 use crate::agent::llm::LlmClient;
+use crate::agent::openhands::OpenHandsRuntime;
+use crate::agent::runtime::AgentRuntime;
 use crate::agent::session::LoopContext;
 use crate::auth::Authenticator;
 use crate::callbacks::StateCallbacks;
 use crate::calls::{CompletionError, OwnerCalls};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, RuntimeConfig};
 use crate::dispatch::Dispatcher;
 use crate::error::ApiError;
 use crate::lifecycle::Lifecycle;
@@ -44,8 +47,8 @@ pub struct NodeDeps {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot build the LLM client: {0}")]
-    Llm(#[from] reqwest::Error),
+    #[error("cannot build an HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 /// A running node: the contexts its parts were built with, its Socket.IO handle and its background
@@ -73,15 +76,23 @@ impl ConversationNode {
         let coordination = deps.coordination;
         let node_id = coordination.node_id().clone();
         let metrics = Arc::new(Metrics::default());
+        let runtime: Arc<dyn AgentRuntime> = match &config.runtime {
+            RuntimeConfig::Chat => Arc::new(ChatRuntime::new(agent.clone(), Arc::clone(&metrics))),
+            RuntimeConfig::OpenHands(openhands) => Arc::new(OpenHandsRuntime::new(
+                openhands.clone(),
+                Arc::clone(&metrics),
+            )?),
+        };
         let (callbacks, callbacks_worker) = StateCallbacks::new(deps.bus, Arc::clone(&metrics));
-        let agent_label = agent.label().to_owned();
+        let agent_label = runtime.label().to_owned();
         let loops = Arc::new(LoopContext {
             events: Arc::clone(&deps.events),
             conversations: Arc::clone(&deps.conversations),
             inbox: coordination.clone(),
             leases: coordination.clone(),
             rooms: coordination.clone(),
-            agent,
+            runtime,
+            completions: agent,
             callbacks,
             sessions: Arc::default(),
             metrics: Arc::clone(&metrics),
@@ -250,6 +261,7 @@ impl ConversationNode {
             tracing::warn!("work still running after the hand-over: stopping anyway");
         }
         background.stop().await;
+        lifecycle.stop_runtime().await;
         tracing::info!(%node_id, "node stopped");
         served
     }

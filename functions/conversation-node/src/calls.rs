@@ -139,7 +139,7 @@ impl OwnerCalls {
             OwnerRequest::Completion { messages } => OwnerReply::Completion {
                 result: self
                     .loops
-                    .agent
+                    .completions
                     .complete(&messages, &self.loops.metrics)
                     .await
                     .map_err(|error| error.to_string()),

@@ -1,9 +1,9 @@
 //! The node's configuration from the environment (see `docs/node.md` for every variable). Secrets are
 //! kept out of `Debug`: this type is never printed whole.
 
-use std::time::Duration;
-
 use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use shared::adapters::redis::Keys;
 use shared::config::{self, BusBackend, ConfigError, StoreBackend};
@@ -99,6 +99,46 @@ pub struct LlmConfig {
     pub max_input_tokens: usize,
 }
 
+/// Which runtime runs the conversations' agents (`AGENT_RUNTIME`).
+#[derive(Clone)]
+pub enum RuntimeConfig {
+    /// `builtin` or `llm`: each message is answered at once, by [`NodeConfig::llm`]'s model, or by the
+    /// built-in agent without one.
+    Chat,
+    /// `openhands`: an OpenHands agent-server runs each conversation's agent and its tools.
+    OpenHands(OpenHandsConfig),
+}
+
+/// The agent an agent-server runs for each conversation.
+#[derive(Clone)]
+pub struct OpenHandsConfig {
+    /// LiteLLM's model name (`LLM_MODEL`; a bare name with an `LLM_BASE_URL` gets `openai/`, the
+    /// OpenAI-compatible route).
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub servers: AgentServers,
+    /// The agent's tools (`AGENT_TOOLS`): the SDK's defaults without the browser.
+    pub tools: Vec<String>,
+    /// The most steps the agent takes for one message (`AGENT_MAX_ITERATIONS`).
+    pub max_iterations: u32,
+}
+
+/// Where the agent-servers come from (`AGENT_SERVER`).
+#[derive(Clone)]
+pub enum AgentServers {
+    /// `process`: the node starts and supervises one on loopback (`AGENT_SERVER_PYTHON` has it
+    /// installed); its state and the conversations' workspaces live under `data_dir`.
+    Process { python: String, data_dir: PathBuf },
+    /// `remote`: one run by the operator (`AGENT_SERVER_URL`, `AGENT_SERVER_API_KEY`); workspaces
+    /// under `workspace_root` on its side (`AGENT_SERVER_WORKSPACE_ROOT`).
+    Remote {
+        url: String,
+        api_key: Option<String>,
+        workspace_root: String,
+    },
+}
+
 /// Where the cluster state lives.
 #[derive(Clone)]
 pub enum CoordinationBackend {
@@ -119,6 +159,7 @@ pub struct NodeConfig {
     pub timing: Timing,
     /// `None`: the built-in agent answers (no model configured).
     pub llm: Option<LlmConfig>,
+    pub runtime: RuntimeConfig,
     pub coordination: CoordinationBackend,
     pub store: StoreBackend,
     pub bus: BusBackend,
@@ -191,6 +232,7 @@ impl NodeConfig {
                 reason: "must be shorter than LEASE_TTL".into(),
             });
         }
+        let (llm, runtime) = runtime_from_env()?;
         Ok(Self {
             port,
             node_id: config::var("NODE_ID")
@@ -216,7 +258,8 @@ impl NodeConfig {
                 action_rate: action_rate_from_env()?,
             },
             timing,
-            llm: llm_from_env()?,
+            llm,
+            runtime,
             coordination: match config::var("REDIS_URL") {
                 Some(url) => CoordinationBackend::Redis {
                     url,
@@ -236,6 +279,74 @@ fn action_rate_from_env() -> Result<ActionRate, ConfigError> {
     Ok(ActionRate {
         per_second: config::parsed::<NonZeroU32>("ACTION_RATE_PER_SECOND", defaults.per_second)?,
         burst: config::parsed::<NonZeroU32>("ACTION_RATE_BURST", defaults.burst)?,
+    })
+}
+
+/// The runtime `AGENT_RUNTIME` names, and the chat model it leaves to `request_llm_completion` and
+/// the chat runtime. Unset: `llm` when `LLM_BASE_URL` is set, else `builtin`.
+fn runtime_from_env() -> Result<(Option<LlmConfig>, RuntimeConfig), ConfigError> {
+    let llm = llm_from_env()?;
+    match config::var("AGENT_RUNTIME").as_deref() {
+        None => Ok((llm, RuntimeConfig::Chat)),
+        Some("builtin") => Ok((None, RuntimeConfig::Chat)),
+        Some("llm") if llm.is_none() => Err(ConfigError::Missing("LLM_BASE_URL")),
+        Some("llm") => Ok((llm, RuntimeConfig::Chat)),
+        Some("openhands") => Ok((llm, RuntimeConfig::OpenHands(openhands_from_env()?))),
+        Some(_) => Err(ConfigError::Invalid {
+            name: "AGENT_RUNTIME",
+            reason: "expected builtin, llm or openhands".into(),
+        }),
+    }
+}
+
+fn openhands_from_env() -> Result<OpenHandsConfig, ConfigError> {
+    let base_url = config::var("LLM_BASE_URL").map(|url| url.trim_end_matches('/').to_owned());
+    let model = config::required("LLM_MODEL")?;
+    let model = match &base_url {
+        Some(_) if !model.contains('/') => format!("openai/{model}"),
+        _ => model,
+    };
+    let mode =
+        config::var("AGENT_SERVER").unwrap_or_else(|| match config::var("AGENT_SERVER_URL") {
+            Some(_) => "remote".into(),
+            None => "process".into(),
+        });
+    let servers = match mode.as_str() {
+        "process" => AgentServers::Process {
+            python: config::var("AGENT_SERVER_PYTHON").unwrap_or_else(|| "python3".into()),
+            data_dir: config::var("DATA_DIR")
+                .unwrap_or_else(|| "./data".into())
+                .into(),
+        },
+        "remote" => AgentServers::Remote {
+            url: config::required("AGENT_SERVER_URL")?
+                .trim_end_matches('/')
+                .to_owned(),
+            api_key: config::var("AGENT_SERVER_API_KEY"),
+            workspace_root: config::var("AGENT_SERVER_WORKSPACE_ROOT")
+                .unwrap_or_else(|| "/workspace".into()),
+        },
+        _ => {
+            return Err(ConfigError::Invalid {
+                name: "AGENT_SERVER",
+                reason: "expected process or remote".into(),
+            });
+        }
+    };
+    let tools = config::var("AGENT_TOOLS")
+        .unwrap_or_else(|| "terminal,file_editor,task_tracker".into())
+        .split(',')
+        .map(str::trim)
+        .filter(|tool| !tool.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(OpenHandsConfig {
+        model,
+        base_url,
+        api_key: config::var("LLM_API_KEY"),
+        servers,
+        tools,
+        max_iterations: config::parsed("AGENT_MAX_ITERATIONS", 100u32)?,
     })
 }
 

@@ -44,6 +44,7 @@ mod starter;
 mod startup;
 mod wiring;
 
+pub use agent::openhands::session_key as agent_server_session_key;
 pub use app::{ConversationNode, NodeDeps, NodeHandle, StartError};
 pub use auth::mint_hs256;
 pub use config::NodeConfig;

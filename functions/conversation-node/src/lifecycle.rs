@@ -98,6 +98,11 @@ impl Lifecycle {
         &self.tasks
     }
 
+    /// Stops what the agent runtime started (its agent-server), once the loops have ended.
+    pub(crate) async fn stop_runtime(&self) {
+        self.loops.runtime.shutdown().await;
+    }
+
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }

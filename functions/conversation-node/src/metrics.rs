@@ -20,6 +20,9 @@ pub(crate) struct Metrics {
     pub sweeps: AtomicU64,
     pub state_changes_published: AtomicU64,
     pub state_changes_dropped: AtomicU64,
+    pub runtime_events_relayed: AtomicU64,
+    pub runtime_events_malformed: AtomicU64,
+    pub runtime_failures: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -112,6 +115,21 @@ impl Metrics {
                 "node_state_changes_dropped_total",
                 "ConversationStateChanged events dropped (queue full or bus down)",
                 &self.state_changes_dropped,
+            ),
+            (
+                "node_runtime_events_relayed_total",
+                "agent-server events stored and fanned out",
+                &self.runtime_events_relayed,
+            ),
+            (
+                "node_runtime_events_malformed_total",
+                "agent-server events skipped as unreadable",
+                &self.runtime_events_malformed,
+            ),
+            (
+                "node_runtime_failures_total",
+                "conversations put in error because their agent runtime stayed unreachable",
+                &self.runtime_failures,
             ),
         ];
         let mut out = String::new();

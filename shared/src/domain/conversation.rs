@@ -81,6 +81,8 @@ pub enum AgentState {
     Loading,
     Running,
     AwaitingUserInput,
+    /// The agent waits for the user to accept or reject its next action (confirmation mode).
+    AwaitingUserConfirmation,
     Finished,
     Paused,
     Stopped,

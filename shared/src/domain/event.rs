@@ -42,6 +42,17 @@ pub struct ConversationEvent {
     pub message: String,
     #[serde(flatten)]
     pub body: EventBody,
+    /// Where an event relayed from an agent runtime came from (its id there dedupes a relay resumed
+    /// by another node); `None` for the node's own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteEventRef>,
+}
+
+/// An agent runtime's own id and timestamp of an event the node relayed (as the runtime wrote them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteEventRef {
+    pub id: String,
+    pub timestamp: String,
 }
 
 /// The most one stored event may take as JSON: DynamoDB holds 400 KB per item, with the item's other
@@ -68,6 +79,7 @@ impl ConversationEvent {
                     "wait_for_response": source == EventSource::Agent,
                 }),
             },
+            remote: None,
         }
     }
 
@@ -83,6 +95,23 @@ impl ConversationEvent {
                 content: String::new(),
                 extras: json!({ "agent_state": state, "reason": reason }),
             },
+            remote: None,
+        }
+    }
+
+    /// An `error` observation: what went wrong, for the user to read.
+    pub fn error(id: u64, reason: &str) -> Self {
+        Self {
+            id,
+            timestamp: Utc::now(),
+            source: EventSource::Environment,
+            message: reason.to_owned(),
+            body: EventBody::Observation {
+                observation: "error".into(),
+                content: reason.to_owned(),
+                extras: json!({}),
+            },
+            remote: None,
         }
     }
 

@@ -15,7 +15,9 @@ pub use chat::{ChatMessage, ChatRole};
 pub use conversation::{
     AgentState, Conversation, ConversationId, ConversationStatus, CreatedCursor,
 };
-pub use event::{ConversationEvent, EventBody, EventSource, InboxId, MAX_EVENT_BYTES};
+pub use event::{
+    ConversationEvent, EventBody, EventSource, InboxId, MAX_EVENT_BYTES, RemoteEventRef,
+};
 pub use ids::{DeliveryId, GroupKey, HeadSha, InvalidId, NodeId, RepoId, TriggerId, UserId};
 pub use repository::Repository;
 pub use state_changed::ConversationStateChanged;

@@ -8,6 +8,8 @@ pub const TOO_MANY_CONVERSATIONS: &str = "AGENT_ERROR$TOO_MANY_CONVERSATIONS";
 pub const TOO_MANY_CONVERSATIONS_MESSAGE: &str = "Too many conversations at once. If you are still using this one, try reactivating it by prompting the agent to continue";
 /// The status sent when the model stays unavailable after the retries.
 pub const LLM_UNAVAILABLE: &str = "STATUS$ERROR_LLM_SERVICE_UNAVAILABLE";
+/// The status sent when the agent runtime (an agent-server) stays unreachable after the retries.
+pub const RUNTIME_UNAVAILABLE: &str = "STATUS$ERROR_RUNTIME_DISCONNECTED";
 /// The status sent when the model keeps answering 429 after the retries.
 pub const LLM_RATE_LIMITED: &str = "STATUS$ERROR_LLM_RATE_LIMITED";
 

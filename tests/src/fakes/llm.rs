@@ -1,7 +1,9 @@
 //! A local fake of an OpenAI-compatible chat-completions API (`POST /v1/chat/completions`), as the
 //! OpenAI API reference documents it: bearer-key authentication (401 with an `error` object), the
-//! `chat.completion` answer shape, 429 with `Retry-After`, 5xx. Answers follow a script; once it is
-//! exhausted every call is answered with `model says: <last user message>`. Every request is recorded.
+//! `chat.completion` answer shape, 429 with `Retry-After`, 5xx, tool calls. Answers follow a script;
+//! once it is exhausted every call is answered with `model says: <last user message>`. A request that
+//! offers tools (an agent's step) is answered from the agent's own script of tool calls, then with
+//! `finish` and that same echo. Every request is recorded.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -26,9 +28,33 @@ pub enum LlmReply {
     ServerError(u16),
 }
 
+/// One step of an agent the model drives: a tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentStep {
+    /// `terminal` with this command.
+    Terminal(String),
+    /// `finish` with this message.
+    Finish(String),
+}
+
+impl AgentStep {
+    fn tool_call(&self) -> Value {
+        let (name, arguments) = match self {
+            Self::Terminal(command) => ("terminal", json!({ "command": command })),
+            Self::Finish(message) => ("finish", json!({ "message": message })),
+        };
+        json!({
+            "id": format!("call_{}", uuid::Uuid::new_v4().simple()),
+            "type": "function",
+            "function": { "name": name, "arguments": arguments.to_string() },
+        })
+    }
+}
+
 #[derive(Default)]
 struct Script {
     replies: VecDeque<LlmReply>,
+    steps: VecDeque<AgentStep>,
     /// After the script: `None` answers by echo, `Some` repeats this reply forever.
     then: Option<LlmReply>,
     /// How long each answer takes.
@@ -97,6 +123,11 @@ impl FakeLlm {
         self.shared.lock().replies.extend(replies);
     }
 
+    /// Queues an agent's tool calls, made in order by the requests that offer tools.
+    pub fn script_steps(&self, steps: impl IntoIterator<Item = AgentStep>) {
+        self.shared.lock().steps.extend(steps);
+    }
+
     /// What to answer once the script is used up (`None`: echo the last user message).
     pub fn then_always(&self, reply: Option<LlmReply>) {
         self.shared.lock().then = reply;
@@ -135,13 +166,29 @@ async fn complete(
             "Incorrect API key provided",
         );
     }
-    let (reply, delay) = {
+    let offers_tools = body["tools"]
+        .as_array()
+        .is_some_and(|tools| !tools.is_empty());
+    let (reply, step, delay) = {
         let mut script = shared.lock();
         script.requests.push(body.clone());
-        let reply = script.replies.pop_front().or_else(|| script.then.clone());
-        (reply, script.delay)
+        if offers_tools {
+            let step = script.steps.pop_front();
+            (None, Some(step), script.delay)
+        } else {
+            let reply = script.replies.pop_front().or_else(|| script.then.clone());
+            (reply, None, script.delay)
+        }
     };
     tokio::time::sleep(delay).await;
+    if let Some(step) = step {
+        let step = step.unwrap_or_else(|| AgentStep::Finish(echo(&body)));
+        return completion(
+            &body,
+            json!({ "role": "assistant", "content": null, "tool_calls": [step.tool_call()] }),
+            "tool_calls",
+        );
+    }
     let content = match reply {
         Some(LlmReply::Answer(content)) => content,
         Some(LlmReply::RateLimited { retry_after_secs }) => {
@@ -165,25 +212,45 @@ async fn complete(
                 "The server had an error processing your request",
             );
         }
-        None => {
-            let last_user = body["messages"]
-                .as_array()
-                .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
-                .and_then(|message| message["content"].as_str())
-                .unwrap_or_default();
-            format!("model says: {last_user}")
-        }
+        None => echo(&body),
     };
+    completion(
+        &body,
+        json!({ "role": "assistant", "content": content }),
+        "stop",
+    )
+}
+
+/// `model says: <the last user message>`; a message's content is a string or a list of text parts.
+fn echo(body: &Value) -> String {
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+        .map(|message| text_of(&message["content"]))
+        .unwrap_or_default();
+    format!("model says: {last_user}")
+}
+
+/// A message content's text: the string, or its text parts joined.
+pub fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn completion(request: &Value, message: Value, finish_reason: &str) -> Response {
     Json(json!({
         "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
         "object": "chat.completion",
         "created": chrono::Utc::now().timestamp(),
-        "model": body["model"],
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": content },
-            "finish_reason": "stop"
-        }],
+        "model": request["model"],
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish_reason }],
         "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 }
     }))
     .into_response()

@@ -9,6 +9,7 @@ mod cluster_redis;
 mod jwks;
 mod lifecycle;
 mod llm;
+mod openhands;
 mod rest;
 mod socketio;
 mod starter;

@@ -1,13 +1,18 @@
 //! The agent side of a conversation:
 //! - [`state`]: the state machine of the agent loop.
 //! - [`session`]: the loop itself, one task per conversation this node owns.
+//! - [`runtime`]: the port a loop's agent runs behind (`AGENT_RUNTIME`): [`chat`] (`builtin`, `llm`)
+//!   or [`openhands`] (an OpenHands agent-server).
 //! - [`llm`]: the OpenAI-compatible chat-completions client; [`prompt`]: what a turn sends it (the
 //!   system prompt, the newest turns that fit the model's input budget).
 //! - [`builtin`]: the deterministic agent used when no model is configured.
 
 pub(crate) mod builtin;
+pub(crate) mod chat;
 pub(crate) mod llm;
+pub(crate) mod openhands;
 pub(crate) mod prompt;
+pub(crate) mod runtime;
 pub(crate) mod session;
 pub(crate) mod state;
 
@@ -23,6 +28,8 @@ pub(crate) enum AgentError {
     RateLimited(String),
     #[error("the model is unavailable: {0}")]
     Unavailable(String),
+    #[error("the agent runtime is unavailable: {0}")]
+    RuntimeUnavailable(String),
 }
 
 /// One counted call of the model.

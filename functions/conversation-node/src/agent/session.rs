@@ -1,18 +1,19 @@
 //! One conversation's agent loop, on the node holding its lease. It fences the event store with the
-//! lease epoch, resumes from the store (events, inbox cursor), then consumes the inbox in order: each
-//! user action is recorded (with its inbox id, atomically), answered, and every event is published to
-//! the conversation's room after it is durable. A lost lease or a refused append ends the loop without
-//! another write; a stop records `stopped`, writes the metadata and releases the lease.
+//! lease epoch, resumes from the store (events, inbox cursor), opens the conversation's agent runtime,
+//! then consumes the inbox in order: each user action is recorded (with its inbox id, atomically) and
+//! handed to the runtime, whose answer or own events are recorded in turn; every event is published
+//! to the conversation's room after it is durable. A lost lease or a refused append ends the loop
+//! without another write; a stop records `stopped`, writes the metadata and releases the lease.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use shared::domain::status::{LLM_RATE_LIMITED, LLM_UNAVAILABLE};
+use shared::domain::status::{LLM_RATE_LIMITED, LLM_UNAVAILABLE, RUNTIME_UNAVAILABLE};
 use shared::domain::{
     AgentState, ChatMessage, ChatRole, Conversation, ConversationEvent, ConversationStateChanged,
-    ConversationStatus, EventSource, InboxId, StatusUpdate, UserAction,
+    ConversationStatus, EventSource, InboxId, RemoteEventRef, StatusUpdate, UserAction,
 };
 use shared::ports::coordination::{
     Inbox, InboxEntry, Lease, LeaseEnd, Leases, Messaging, RoomMessage, StopReason,
@@ -23,6 +24,7 @@ use shared::retry::RetryPolicy;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::runtime::{AgentRuntime, Closing, Output, Relayed, Reply, RuntimeEvent, RuntimeSession};
 use super::state::{self, Input};
 use super::{Agent, AgentError};
 use crate::callbacks::StateCallbacks;
@@ -52,22 +54,33 @@ enum Ending {
     StoreFailed,
 }
 
-/// Something to record: a chat message, or an input to the state machine.
+/// Something to record: a chat message, an input to the state machine, an event of the runtime or
+/// the state it reports.
 enum Draft {
     Message(EventSource, String),
     State(Input, &'static str),
+    Relayed(ConversationEvent),
+    RuntimeState(AgentState, RemoteEventRef),
+}
+
+/// What woke the loop.
+enum Wake {
+    Control(Option<Control>),
+    Runtime(Output),
 }
 
 /// What a conversation's loop needs from its node: the stores, the inbox, its lease and the rooms of
-/// the cluster, the agent, the state-change callbacks, the node's registry of loops (a loop frees its
-/// slot as it ends) and its counters.
+/// the cluster, the agent runtime (and the model for extra completions), the state-change callbacks,
+/// the node's registry of loops (a loop frees its slot as it ends) and its counters.
 pub(crate) struct LoopContext {
     pub events: Arc<dyn EventStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub inbox: Arc<dyn Inbox>,
     pub leases: Arc<dyn Leases>,
     pub rooms: Arc<dyn Messaging>,
-    pub agent: Agent,
+    pub runtime: Arc<dyn AgentRuntime>,
+    /// What answers `request_llm_completion`.
+    pub completions: Agent,
     pub callbacks: StateCallbacks,
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
@@ -82,6 +95,10 @@ pub(crate) struct Session {
     next_id: u64,
     inbox_cursor: Option<InboxId>,
     history: Vec<ChatMessage>,
+    /// The conversation's agent runtime, once opened.
+    runtime: Option<Box<dyn RuntimeSession>>,
+    /// The runtime's events the store holds, until the runtime is opened with them.
+    relayed: Relayed,
     activity: Arc<Activity>,
     control: mpsc::Receiver<Control>,
     inbox_waiting: bool,
@@ -115,6 +132,8 @@ impl Session {
             next_id: 0,
             inbox_cursor: None,
             history: Vec::new(),
+            runtime: None,
+            relayed: Relayed::default(),
             activity,
             control,
             inbox_waiting: true,
@@ -172,6 +191,7 @@ impl Session {
                 })?;
             for event in &page.events {
                 start_id = event.id + 1;
+                self.relayed.remember(event);
                 if let Some(state) = event.agent_state() {
                     last_state = Some(state);
                 }
@@ -207,16 +227,45 @@ impl Session {
             None,
         )
         .await?;
-        // A turn the previous owner recorded but did not answer (it left or died) is answered now.
+        // A remote agent keeps working while its conversation changes owner: re-attach at once.
+        if let Err(error) = self.open_runtime().await {
+            self.fail(error).await?;
+        }
+        // A turn the previous owner recorded but did not answer (it left or died) is answered now,
+        // unless the runtime has it already.
         let interrupted = last_state == Some(AgentState::Running)
             && self
                 .history
                 .last()
                 .is_some_and(|message| message.role == ChatRole::User);
-        if interrupted {
+        let needs_resent = match self.runtime.as_mut() {
+            Some(runtime) if interrupted => runtime.needs_resent(&self.history).await,
+            _ => false,
+        };
+        if needs_resent {
             self.record(vec![Draft::State(Input::UserMessage, "resumed")], None)
                 .await?;
             self.take_turn().await?;
+        }
+        Ok(())
+    }
+
+    /// Opens the conversation's runtime if it is not open.
+    async fn open_runtime(&mut self) -> Result<(), AgentError> {
+        if self.runtime.is_none() {
+            let relayed = std::mem::take(&mut self.relayed);
+            let opened = self
+                .context
+                .runtime
+                .open(&self.meta, relayed.clone(), &self.history)
+                .await;
+            match opened {
+                Ok(runtime) => self.runtime = Some(runtime),
+                Err(error) => {
+                    self.relayed = relayed;
+                    return Err(error);
+                }
+            }
         }
         Ok(())
     }
@@ -230,11 +279,54 @@ impl Session {
                 }
                 continue;
             }
-            let control = self.control.recv().await;
-            if let Err(ending) = self.on_control(control).await {
+            let wake = match self.runtime.as_mut() {
+                Some(runtime) => tokio::select! {
+                    control = self.control.recv() => Wake::Control(control),
+                    output = runtime.next() => Wake::Runtime(output),
+                },
+                None => Wake::Control(self.control.recv().await),
+            };
+            let handled = match wake {
+                Wake::Control(control) => self.on_control(control).await,
+                Wake::Runtime(output) => self.relay(output).await,
+            };
+            if let Err(ending) = handled {
                 return ending;
             }
         }
+    }
+
+    /// Records what the runtime produced on its own.
+    async fn relay(&mut self, output: Output) -> Result<(), Ending> {
+        let events = match output {
+            Output::Events(events) => events,
+            Output::Failed(error) => return self.fail(error).await,
+        };
+        let mut drafts = Vec::with_capacity(events.len());
+        let mut answers = Vec::new();
+        for event in events {
+            match event {
+                RuntimeEvent::Event(event) => {
+                    if event.source == EventSource::Agent
+                        && let Some(content) = event.message_content()
+                    {
+                        answers.push(ChatMessage::new(ChatRole::Assistant, content));
+                    }
+                    drafts.push(Draft::Relayed(event));
+                }
+                RuntimeEvent::State(state, remote) => {
+                    drafts.push(Draft::RuntimeState(state, remote));
+                }
+            }
+        }
+        let relayed = drafts.len() as u64;
+        self.record(drafts, None).await?;
+        self.context
+            .metrics
+            .runtime_events_relayed
+            .fetch_add(relayed, Ordering::Relaxed);
+        self.history.extend(answers);
+        Ok(())
     }
 
     /// Handles a control message; `Err` ends the loop.
@@ -335,31 +427,51 @@ impl Session {
                     _ => return Ok(()),
                 };
                 self.record(vec![Draft::State(input, "")], Some(entry.id))
-                    .await
+                    .await?;
+                let Some(runtime) = self.runtime.as_mut() else {
+                    return Ok(());
+                };
+                let told = match input {
+                    Input::Pause => runtime.pause().await,
+                    _ => runtime.resume().await,
+                };
+                if let Err(error) = told {
+                    tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "the runtime did not take the pause or resume");
+                }
+                Ok(())
             }
         }
     }
 
-    /// Asks the agent for an answer, listening for control messages meanwhile (a stop wins over an
-    /// answer in flight).
+    /// Hands the message that ends the history to the runtime, listening for control messages
+    /// meanwhile (a stop wins over an answer in flight), and records its answer or its failure.
     async fn take_turn(&mut self) -> Result<(), Ending> {
-        let context = Arc::clone(&self.context);
-        // Lent to the agent rather than copied: a long conversation's history is large. A control
-        // message that ends the loop meanwhile drops it with the loop.
+        if let Err(error) = self.open_runtime().await {
+            return self.fail(error).await;
+        }
+        let Some(mut runtime) = self.runtime.take() else {
+            return Ok(());
+        };
+        // Lent to the runtime rather than copied: a long conversation's history is large.
         let history = std::mem::take(&mut self.history);
-        let answer = {
-            let completion = context.agent.answer(&history, &context.metrics);
-            tokio::pin!(completion);
+        let outcome = {
+            let turn = runtime.message(&history);
+            tokio::pin!(turn);
             loop {
                 tokio::select! {
-                    answer = &mut completion => break answer,
-                    control = self.control.recv() => self.on_control(control).await?,
+                    reply = &mut turn => break Ok(reply),
+                    control = self.control.recv() => {
+                        if let Err(ending) = self.on_control(control).await {
+                            break Err(ending);
+                        }
+                    }
                 }
             }
         };
+        self.runtime = Some(runtime);
         self.history = history;
-        match answer {
-            Ok(answer) => {
+        match outcome? {
+            Ok(Reply::Answer(answer)) => {
                 let drafts = vec![
                     Draft::Message(EventSource::Agent, answer.clone()),
                     Draft::State(Input::Answered, ""),
@@ -369,21 +481,41 @@ impl Session {
                     .push(ChatMessage::new(ChatRole::Assistant, &answer));
                 Ok(())
             }
-            Err(error) => {
-                let (input, status) = match &error {
-                    AgentError::RateLimited(_) => (Input::ModelRateLimited, LLM_RATE_LIMITED),
-                    AgentError::Unavailable(_) => (Input::ModelFailed, LLM_UNAVAILABLE),
-                };
-                tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "the agent could not answer");
-                self.publish(RoomMessage::Status(StatusUpdate::error(
-                    status,
-                    &error.to_string(),
-                )))
-                .await;
-                self.record(vec![Draft::State(input, "model unavailable")], None)
-                    .await
-            }
+            // The runtime's events tell the rest.
+            Ok(Reply::Accepted) => Ok(()),
+            Err(error) => self.fail(error).await,
         }
+    }
+
+    /// Records that the agent could not go on, and tells the clients why.
+    async fn fail(&mut self, error: AgentError) -> Result<(), Ending> {
+        tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "the agent could not go on");
+        let (status, drafts) = match &error {
+            AgentError::RateLimited(_) => (
+                LLM_RATE_LIMITED,
+                vec![Draft::State(Input::ModelRateLimited, "model unavailable")],
+            ),
+            AgentError::Unavailable(_) => (
+                LLM_UNAVAILABLE,
+                vec![Draft::State(Input::ModelFailed, "model unavailable")],
+            ),
+            AgentError::RuntimeUnavailable(_) => {
+                inc(&self.context.metrics.runtime_failures);
+                (
+                    RUNTIME_UNAVAILABLE,
+                    vec![
+                        Draft::Relayed(ConversationEvent::error(0, &error.to_string())),
+                        Draft::State(Input::Runtime(AgentState::Error), "runtime unavailable"),
+                    ],
+                )
+            }
+        };
+        self.publish(RoomMessage::Status(StatusUpdate::error(
+            status,
+            &error.to_string(),
+        )))
+        .await;
+        self.record(drafts, None).await
     }
 
     /// Appends the drafts as events (with `consumed` as the inbox cursor), then publishes them, reports
@@ -407,6 +539,17 @@ impl Session {
                         events.push(ConversationEvent::agent_state_changed(id, to, reason));
                         // The very first event of a conversation has no state before it.
                         changes.push((id, (id > 0).then_some(agent_state), to));
+                        agent_state = to;
+                    }
+                }
+                Draft::Relayed(event) => events.push(ConversationEvent { id, ..event }),
+                Draft::RuntimeState(state, remote) => {
+                    if let Some(to) = state::next(agent_state, Input::Runtime(state)) {
+                        events.push(ConversationEvent {
+                            remote: Some(remote),
+                            ..ConversationEvent::agent_state_changed(id, to, "")
+                        });
+                        changes.push((id, Some(agent_state), to));
                         agent_state = to;
                     }
                 }
@@ -528,6 +671,13 @@ impl Session {
 
     async fn finish(&mut self, ending: Ending) {
         let conversation = self.lease.conversation.clone();
+        if let Some(mut runtime) = self.runtime.take() {
+            let closing = match ending {
+                Ending::Stop { .. } => Closing::Stopped,
+                _ => Closing::Leaving,
+            };
+            runtime.close(closing).await;
+        }
         // The slot goes first, so that an action arriving from now on can start a new loop here.
         self.context.sessions.remove(&self.lease);
         match ending {

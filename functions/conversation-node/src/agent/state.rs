@@ -20,6 +20,8 @@ pub(crate) enum Input {
     Pause,
     Resume,
     Stop,
+    /// A runtime that works on its own (an agent-server) reports its agent in this state.
+    Runtime(AgentState),
 }
 
 pub(crate) fn next(from: AgentState, input: Input) -> Option<AgentState> {
@@ -37,6 +39,8 @@ pub(crate) fn next(from: AgentState, input: Input) -> Option<AgentState> {
         (Paused, Input::Resume) => AwaitingUserInput,
         (Stopped, Input::Stop) => return None,
         (_, Input::Stop) => Stopped,
+        (Stopped, Input::Runtime(_)) => return None,
+        (_, Input::Runtime(to)) => to,
         _ => return None,
     };
     (to != from).then_some(to)
@@ -75,5 +79,14 @@ mod tests {
         assert_eq!(next(Stopped, Input::UserMessage), None);
         assert_eq!(next(Stopped, Input::Start), Some(Loading));
         assert_eq!(next(Loading, Input::Start), Some(Loading));
+    }
+
+    #[test]
+    fn a_runtime_reports_its_agents_state_until_the_conversation_stops() {
+        assert_eq!(next(Running, Input::Runtime(Finished)), Some(Finished));
+        assert_eq!(next(Finished, Input::Runtime(Finished)), None);
+        assert_eq!(next(Running, Input::Runtime(Error)), Some(Error));
+        assert_eq!(next(Stopped, Input::Runtime(Running)), None);
+        assert_eq!(next(Finished, Input::UserMessage), Some(Running));
     }
 }

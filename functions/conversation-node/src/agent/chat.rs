@@ -1,0 +1,56 @@
+//! The chat runtimes (`AGENT_RUNTIME=builtin` or `llm`): each message is answered at once, by the
+//! built-in agent or by a model from the conversation's history.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use shared::domain::{ChatMessage, Conversation};
+
+use super::runtime::{AgentRuntime, Relayed, Reply, RuntimeSession};
+use super::{Agent, AgentError};
+use crate::metrics::Metrics;
+
+pub(crate) struct ChatRuntime {
+    agent: Agent,
+    metrics: Arc<Metrics>,
+}
+
+impl ChatRuntime {
+    pub(crate) fn new(agent: Agent, metrics: Arc<Metrics>) -> Self {
+        Self { agent, metrics }
+    }
+}
+
+#[async_trait]
+impl AgentRuntime for ChatRuntime {
+    fn label(&self) -> &str {
+        self.agent.label()
+    }
+
+    async fn open(
+        &self,
+        _conversation: &Conversation,
+        _relayed: Relayed,
+        _history: &[ChatMessage],
+    ) -> Result<Box<dyn RuntimeSession>, AgentError> {
+        Ok(Box::new(ChatSession {
+            agent: self.agent.clone(),
+            metrics: Arc::clone(&self.metrics),
+        }))
+    }
+}
+
+struct ChatSession {
+    agent: Agent,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl RuntimeSession for ChatSession {
+    async fn message(&mut self, history: &[ChatMessage]) -> Result<Reply, AgentError> {
+        self.agent
+            .answer(history, &self.metrics)
+            .await
+            .map(Reply::Answer)
+    }
+}

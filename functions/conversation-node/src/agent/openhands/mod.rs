@@ -1,0 +1,273 @@
+//! The `openhands` runtime: each conversation's agent runs as a remote conversation on an OpenHands
+//! agent-server, with its tools (terminal, file editor, task tracker) in the conversation's workspace.
+//! - [`client`]: the REST calls (create, message, pause, run), retried under the shared policy.
+//! - [`stream`]: the remote conversation's events from its WebSocket, resumable without gap or
+//!   duplicate; [`relay`]: what each one becomes in our record.
+//! - [`process`]: the agent-server the node runs itself (`AGENT_SERVER=process`).
+//!
+//! The remote conversation's id is derived from ours, so that whichever node owns the conversation
+//! creates (idempotently) and re-attaches to the same one.
+
+mod client;
+mod process;
+mod relay;
+mod stream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use shared::domain::{ChatMessage, ChatRole, Conversation, ConversationId};
+use uuid::Uuid;
+
+use super::AgentError;
+use super::runtime::{AgentRuntime, Closing, Output, Relayed, Reply, RuntimeEvent, RuntimeSession};
+use crate::config::{AgentServers, OpenHandsConfig};
+use crate::metrics::Metrics;
+use client::{Created, ServerAddr, ServerClient};
+use process::ServerProcess;
+pub use process::session_key;
+use stream::EventStream;
+
+/// The namespace of the remote conversations' ids (UUID v5 of our conversation id).
+const REMOTE_NAMESPACE: Uuid = Uuid::from_u128(0x5d0c_7e0a_6f4b_4c9e_9b1e_7a3c_2f11_0e42);
+/// How long a single REST call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopping conversation waits for its remote agent to pause.
+const PAUSE_ON_STOP: Duration = Duration::from_secs(3);
+
+enum Servers {
+    Process {
+        server: Box<ServerProcess>,
+        workspaces: PathBuf,
+    },
+    Remote {
+        server: ServerAddr,
+        workspace_root: String,
+    },
+}
+
+pub(crate) struct OpenHandsRuntime {
+    config: OpenHandsConfig,
+    servers: Servers,
+    http: reqwest::Client,
+    metrics: Arc<Metrics>,
+    label: String,
+}
+
+impl OpenHandsRuntime {
+    pub(crate) fn new(
+        config: OpenHandsConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
+        let servers = match &config.servers {
+            AgentServers::Process { python, data_dir } => Servers::Process {
+                server: Box::new(ServerProcess::new(
+                    python.clone(),
+                    data_dir.join("agent-server"),
+                    http.clone(),
+                )),
+                workspaces: data_dir.join("workspaces"),
+            },
+            AgentServers::Remote {
+                url,
+                api_key,
+                workspace_root,
+            } => Servers::Remote {
+                server: ServerAddr {
+                    url: url.clone(),
+                    api_key: api_key.clone(),
+                },
+                workspace_root: workspace_root.clone(),
+            },
+        };
+        let label = format!("openhands agent-server ({})", config.model);
+        Ok(Self {
+            config,
+            servers,
+            http,
+            metrics,
+            label,
+        })
+    }
+
+    /// The agent-server for a conversation, and the conversation's workspace on it.
+    async fn place(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<(ServerAddr, String), AgentError> {
+        match &self.servers {
+            Servers::Process { server, workspaces } => {
+                let workspace = workspaces.join(conversation.as_str());
+                std::fs::create_dir_all(&workspace).map_err(|error| {
+                    AgentError::RuntimeUnavailable(format!("cannot make the workspace: {error}"))
+                })?;
+                let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
+                Ok((server.server().await?, workspace.display().to_string()))
+            }
+            Servers::Remote {
+                server,
+                workspace_root,
+            } => Ok((
+                server.clone(),
+                format!("{}/{}", workspace_root.trim_end_matches('/'), conversation),
+            )),
+        }
+    }
+
+    fn create_request(&self, remote: Uuid, workspace: &str) -> Value {
+        let mut llm = json!({ "model": self.config.model, "usage_id": "agent" });
+        if let Some(base_url) = &self.config.base_url {
+            llm["base_url"] = json!(base_url);
+        }
+        if let Some(api_key) = &self.config.api_key {
+            llm["api_key"] = json!(api_key);
+        }
+        let tools: Vec<Value> = self
+            .config
+            .tools
+            .iter()
+            .map(|name| match name.as_str() {
+                // A shell of the server's own (tmux, the default, runs as a daemon of its own that
+                // outlives a server that is killed).
+                "terminal" => json!({ "name": name, "params": { "terminal_type": "subprocess" } }),
+                _ => json!({ "name": name }),
+            })
+            .collect();
+        json!({
+            "conversation_id": remote,
+            "agent": { "kind": "Agent", "llm": llm, "tools": tools },
+            "workspace": { "kind": "LocalWorkspace", "working_dir": workspace },
+            "confirmation_policy": { "kind": "NeverConfirm" },
+            "max_iterations": self.config.max_iterations,
+        })
+    }
+}
+
+/// The remote conversation of `conversation`: the same on every node.
+fn remote_id(conversation: &ConversationId) -> Uuid {
+    Uuid::new_v5(&REMOTE_NAMESPACE, conversation.as_str().as_bytes())
+}
+
+#[async_trait]
+impl AgentRuntime for OpenHandsRuntime {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    async fn open(
+        &self,
+        conversation: &Conversation,
+        relayed: Relayed,
+        history: &[ChatMessage],
+    ) -> Result<Box<dyn RuntimeSession>, AgentError> {
+        let remote = remote_id(&conversation.id);
+        let (server, workspace) = self.place(&conversation.id).await?;
+        let client = ServerClient::new(self.http.clone(), server.clone());
+        let created = client
+            .create(&self.create_request(remote, &workspace))
+            .await?;
+        // Events of it were relayed before, yet the server did not have it: it lost it (a server
+        // without its state). The agent gets the conversation so far; the user is told.
+        let mut notice = None;
+        if created == Created::New && relayed.last.is_some() {
+            tracing::warn!(conversation_id = %conversation.id, %remote, "the agent-server had lost the conversation: re-created");
+            client.add_context(remote, &transcript(history)).await?;
+            notice = Some(
+                "The agent's runtime had lost this conversation's state; it was re-created with the \
+                 conversation so far."
+                    .to_owned(),
+            );
+        }
+        tracing::info!(conversation_id = %conversation.id, %remote, ?created, "attached to the remote conversation");
+        Ok(Box::new(OpenHandsSession {
+            client,
+            remote,
+            stream: EventStream::new(server, remote, relayed, Arc::clone(&self.metrics)),
+            notice,
+        }))
+    }
+
+    async fn shutdown(&self) {
+        if let Servers::Process { server, .. } = &self.servers {
+            server.stop().await;
+        }
+    }
+}
+
+/// The conversation so far, for an agent that lost it.
+fn transcript(history: &[ChatMessage]) -> String {
+    let mut text = String::from(
+        "Your runtime restarted and lost this conversation's state. The conversation so far:\n",
+    );
+    for message in history {
+        let who = match message.role {
+            ChatRole::User => "user",
+            ChatRole::Assistant => "you",
+            ChatRole::System => continue,
+        };
+        text.push_str(&format!("\n[{who}] {}\n", message.content));
+    }
+    text
+}
+
+struct OpenHandsSession {
+    client: ServerClient,
+    remote: Uuid,
+    stream: EventStream,
+    /// Told to the user before the first relayed event.
+    notice: Option<String>,
+}
+
+#[async_trait]
+impl RuntimeSession for OpenHandsSession {
+    async fn message(&mut self, history: &[ChatMessage]) -> Result<Reply, AgentError> {
+        let Some(message) = history.last() else {
+            return Ok(Reply::Accepted);
+        };
+        self.stream.revive();
+        self.client
+            .send_message(self.remote, &message.content)
+            .await?;
+        Ok(Reply::Accepted)
+    }
+
+    async fn needs_resent(&mut self, history: &[ChatMessage]) -> bool {
+        let Some(message) = history.last() else {
+            return false;
+        };
+        match self.client.last_user_message(self.remote).await {
+            Ok(Some(text)) => text != message.content,
+            Ok(None) | Err(_) => true,
+        }
+    }
+
+    async fn pause(&mut self) -> Result<(), AgentError> {
+        self.client.pause(self.remote).await
+    }
+
+    async fn resume(&mut self) -> Result<(), AgentError> {
+        self.stream.revive();
+        self.client.run(self.remote).await
+    }
+
+    async fn next(&mut self) -> Output {
+        if let Some(notice) = self.notice.take() {
+            return Output::Events(vec![RuntimeEvent::Event(relay::notice(&notice))]);
+        }
+        self.stream.next().await
+    }
+
+    async fn close(&mut self, closing: Closing) {
+        if closing == Closing::Stopped
+            && tokio::time::timeout(PAUSE_ON_STOP, self.client.pause(self.remote))
+                .await
+                .map_or(true, |paused| paused.is_err())
+        {
+            tracing::warn!(remote = %self.remote, "cannot pause the remote conversation of a stopped one");
+        }
+    }
+}
