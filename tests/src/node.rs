@@ -173,6 +173,22 @@ impl NodeOptions {
         self
     }
 
+    /// The `openhands` runtime on an agent-server the node runs itself (`AGENT_SERVER=process`), its
+    /// state and workspaces under `data_dir`.
+    pub fn with_own_agent_server(
+        mut self,
+        data_dir: &std::path::Path,
+        base_url: &str,
+        api_key: &str,
+    ) -> Self {
+        let servers = AgentServers::Process {
+            python: crate::agent_server::python(),
+            data_dir: data_dir.to_owned(),
+        };
+        self.config.runtime = openhands(servers, base_url, api_key);
+        self
+    }
+
     /// The model's input budget, in estimated tokens (after [`NodeOptions::with_model`]).
     pub fn with_model_budget(mut self, max_input_tokens: usize) -> Self {
         if let Some(llm) = self.config.llm.as_mut() {
@@ -180,6 +196,22 @@ impl NodeOptions {
         }
         self
     }
+}
+
+/// A test node's `openhands` runtime on `servers`: the fake model at `base_url`, the default tools.
+fn openhands(servers: AgentServers, base_url: &str, api_key: &str) -> RuntimeConfig {
+    RuntimeConfig::OpenHands(OpenHandsConfig {
+        model: "openai/fake-model".into(),
+        base_url: Some(base_url.into()),
+        api_key: Some(api_key.into()),
+        servers,
+        tools: vec![
+            "terminal".into(),
+            "file_editor".into(),
+            "task_tracker".into(),
+        ],
+        max_iterations: 20,
+    })
 }
 
 /// A node serving on a loopback port; shut down (gracefully) when dropped or by [`TestNode::stop`].

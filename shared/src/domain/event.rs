@@ -169,15 +169,18 @@ impl ConversationEvent {
         }
     }
 
+    /// Every text of the event: the message, and each string in the action's arguments or the
+    /// observation's content and extras (an agent's tool call can carry a whole file).
     fn texts_mut(&mut self) -> Vec<&mut String> {
         let mut texts = vec![&mut self.message];
         match &mut self.body {
-            EventBody::Action { args, .. } => {
-                if let Some(Value::String(content)) = args.get_mut("content") {
-                    texts.push(content);
-                }
+            EventBody::Action { args, .. } => strings_mut(args, &mut texts),
+            EventBody::Observation {
+                content, extras, ..
+            } => {
+                texts.push(content);
+                strings_mut(extras, &mut texts);
             }
-            EventBody::Observation { content, .. } => texts.push(content),
         }
         texts
     }
@@ -190,6 +193,17 @@ impl ConversationEvent {
             }
             _ => None,
         }
+    }
+}
+
+fn strings_mut<'a>(value: &'a mut Value, texts: &mut Vec<&'a mut String>) {
+    match value {
+        Value::String(text) => texts.push(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| strings_mut(item, texts)),
+        Value::Object(fields) => fields
+            .values_mut()
+            .for_each(|field| strings_mut(field, texts)),
+        _ => {}
     }
 }
 
@@ -279,6 +293,27 @@ mod tests {
             panic!("still an observation");
         };
         assert_eq!(extras["command"], "cat big.txt");
+
+        // A tool call carrying a whole file in a nested argument.
+        let create = ConversationEvent {
+            body: EventBody::Action {
+                action: "file_editor".into(),
+                args: json!({ "command": "create", "edits": [{ "file_text": "y".repeat(1 << 20) }] }),
+            },
+            ..ConversationEvent::message(4, EventSource::Agent, "")
+        }
+        .fitted();
+        assert!(create.json_len() <= MAX_EVENT_BYTES);
+        let EventBody::Action { args, .. } = &create.body else {
+            panic!("still an action");
+        };
+        assert_eq!(args["command"], "create");
+        assert!(
+            args["edits"][0]["file_text"]
+                .as_str()
+                .unwrap()
+                .contains("[... truncated: 1048576 bytes in full ...]")
+        );
     }
 
     #[test]

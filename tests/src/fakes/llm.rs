@@ -33,6 +33,8 @@ pub enum LlmReply {
 pub enum AgentStep {
     /// `terminal` with this command.
     Terminal(String),
+    /// `file_editor` creating the file at `path` (absolute) with `text`.
+    CreateFile { path: String, text: String },
     /// `finish` with this message.
     Finish(String),
 }
@@ -41,6 +43,10 @@ impl AgentStep {
     fn tool_call(&self) -> Value {
         let (name, arguments) = match self {
             Self::Terminal(command) => ("terminal", json!({ "command": command })),
+            Self::CreateFile { path, text } => (
+                "file_editor",
+                json!({ "command": "create", "path": path, "file_text": text }),
+            ),
             Self::Finish(message) => ("finish", json!({ "message": message })),
         };
         json!({
@@ -89,13 +95,15 @@ impl Drop for FakeLlm {
 impl FakeLlm {
     /// A fake on a free loopback port that accepts `api_key`.
     pub async fn start(api_key: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), api_key)
             .await
-            .expect("binding a loopback port for the LLM fake");
-        let url = format!(
-            "http://{}/v1",
-            listener.local_addr().expect("a bound address")
-        );
+            .expect("binding a loopback port for the LLM fake")
+    }
+
+    /// A fake on `address` that accepts `api_key`.
+    pub async fn start_on(address: SocketAddr, api_key: &str) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let url = format!("http://{}/v1", listener.local_addr()?);
         let shared = Arc::new(Shared {
             api_key: api_key.to_owned(),
             script: Mutex::default(),
@@ -106,11 +114,11 @@ impl FakeLlm {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self {
+        Ok(Self {
             url,
             shared,
             server,
-        }
+        })
     }
 
     /// The base URL to configure (`LLM_BASE_URL`), ending in `/v1`.

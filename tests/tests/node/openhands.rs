@@ -2,6 +2,7 @@
 //! by the scripted fake model; the node relays its events under our ids, in order, once each.
 
 use e2e::agent_server::AgentServer;
+use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::fakes::llm::{AgentStep, FakeLlm, text_of};
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
@@ -148,4 +149,241 @@ async fn a_message_sent_while_the_agent_works_reaches_its_model() {
     });
     assert!(reached, "the model's later request holds the message");
     node.stop().await;
+}
+
+/// A tool call carrying a whole file (1 MB) is stored cut to the store's item limit with its marker, on
+/// both stores, replays as stored, and the conversation goes on. (The SDK cuts a terminal's output to
+/// 30 KB itself; a file the agent writes is the event that can be this large.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_tool_call_is_stored_cut_on_the_embedded_store() {
+    a_huge_tool_call_is_stored_cut(Stores::embedded().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_tool_call_is_stored_cut_on_dynamodb() {
+    a_huge_tool_call_is_stored_cut(Stores::dynamo().await).await;
+}
+
+async fn a_huge_tool_call_is_stored_cut(stores: Stores) {
+    let llm = FakeLlm::start(KEY).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("big.txt");
+    let text = format!("BEGIN{}END", "x".repeat(1 << 20));
+    llm.script_steps([
+        AgentStep::CreateFile {
+            path: path.display().to_string(),
+            text: text.clone(),
+        },
+        AgentStep::Finish("Wrote it.".into()),
+    ]);
+    let server = AgentServer::start().await;
+    let node = TestNode::standalone(
+        &stores,
+        NodeOptions::new().with_openhands(&server, llm.url(), KEY),
+    )
+    .await;
+    let alice = token("alice");
+    let id = node
+        .create_conversation(&alice, Some("write a big file"))
+        .await;
+    let mut client =
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    let live = client
+        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "Wrote it.")
+        .await;
+
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the agent wrote it whole"
+    );
+    let call = live
+        .iter()
+        .find(|e| e["action"] == "file_editor")
+        .expect("the file editor's call");
+    let stored_text = call["args"]["file_text"].as_str().unwrap();
+    assert!(stored_text.starts_with("BEGIN") && stored_text.ends_with("END"));
+    assert!(stored_text.contains(&format!(
+        "[... truncated: {} bytes in full ...]",
+        text.len()
+    )));
+    assert!(call.to_string().len() <= shared::domain::MAX_EVENT_BYTES);
+    let stored = node.all_events(&alice, &id).await;
+    let replayed = stored
+        .iter()
+        .find(|e| e["id"] == call["id"])
+        .expect("stored");
+    assert_eq!(replayed, call, "replayed as it was sent live");
+    // The conversation goes on.
+    client
+        .emit_with_ack("oh_user_action", message_action("thanks"))
+        .await;
+    client
+        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "model says: thanks")
+        .await;
+    node.stop().await;
+}
+
+/// The agent-server dies mid-run and comes back: the conversation goes on (the relay reconnects and
+/// resumes after the last event it stored), or says why it cannot; nothing hangs, nothing repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversation_survives_its_agent_server_restarting() {
+    let llm = FakeLlm::start(KEY).await;
+    llm.script_steps([AgentStep::Terminal("sleep 2 && echo slept".into())]);
+    let mut server = AgentServer::start().await;
+    let node = openhands_node(&server, &llm).await;
+    let alice = token("alice");
+    let id = node.create_conversation(&alice, Some("take a nap")).await;
+    let mut client =
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    client.events_until(|e| e["action"] == "terminal").await;
+
+    server.restart().await;
+    client
+        .emit_with_ack("oh_user_action", message_action("are you back?"))
+        .await;
+    let after = client
+        .events_until(|e| {
+            is_agent_message(e) && e["args"]["content"] == "model says: are you back?"
+        })
+        .await;
+    let stored = node.all_events(&alice, &id).await;
+    let sent = ids(&stored);
+    assert_eq!(sent, (0..stored.len() as u64).collect::<Vec<_>>(), "no gap");
+    let mut remote: Vec<&str> = stored
+        .iter()
+        .filter_map(|e| e["remote"]["id"].as_str())
+        .collect();
+    let relayed = remote.len();
+    remote.sort_unstable();
+    remote.dedup();
+    assert_eq!(
+        remote.len(),
+        relayed,
+        "no remote event stored twice: {after:?}"
+    );
+    node.stop().await;
+}
+
+/// `AGENT_SERVER=process`: the node starts its own agent-server (clean environment, a workspace per
+/// conversation under its data directory) and stops it when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_its_own_agent_server() {
+    let llm = FakeLlm::start(KEY).await;
+    llm.script_steps([
+        // The test process has AGENT_SERVER_PYTHON; the server's clean environment does not.
+        AgentStep::Terminal("pwd && env | grep -c AGENT_SERVER_PYTHON || true".into()),
+        AgentStep::Finish("Looked around.".into()),
+    ]);
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let options = NodeOptions::new().with_own_agent_server(data.path(), llm.url(), KEY);
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
+    let alice = token("alice");
+    let id = node
+        .create_conversation(&alice, Some("where are you?"))
+        .await;
+    let mut client =
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
+    let events = client
+        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "Looked around.")
+        .await;
+    let output = events
+        .iter()
+        .find(|e| is_terminal_output(e))
+        .expect("the terminal's output");
+    let workspace = data.path().join("workspaces").join(&id);
+    let text = output["content"].as_str().unwrap();
+    assert!(text.contains(&workspace.display().to_string()), "{text}");
+    assert!(
+        text.lines().any(|line| line.trim() == "0"),
+        "nothing of the node's environment in the server's: {text}"
+    );
+    let log = std::fs::read_to_string(data.path().join("agent-server/server.log")).unwrap();
+    let port = log
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("the server logs where it listens")
+        .to_owned();
+    node.stop().await;
+    let deadline = tokio::time::Instant::now() + e2e::socketio::PATIENCE;
+    while tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .is_ok()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent-server outlived its node"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Clustered node processes on one remote agent-server: the owner is killed (`kill -9`) while its
+/// agent works; the survivor takes the conversation over, re-attaches to the same remote conversation
+/// after the last event stored, and the client gets every later event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_reattaches_to_the_agent_when_the_owner_is_killed() {
+    let llm = FakeLlm::start(KEY).await;
+    llm.script_steps([
+        AgentStep::Terminal("sleep 3 && echo first-$((1 + 1))".into()),
+        AgentStep::Terminal("echo second-$((2 + 2))".into()),
+        AgentStep::Finish("Both done.".into()),
+    ]);
+    let server = AgentServer::start().await;
+    let mut env = ClusterEnv::fresh().await;
+    env.extra.extend([
+        ("AGENT_RUNTIME", "openhands".to_owned()),
+        ("AGENT_SERVER_URL", server.url()),
+        ("AGENT_SERVER_API_KEY", server.api_key.clone()),
+        (
+            "AGENT_SERVER_WORKSPACE_ROOT",
+            server.workspace_root().display().to_string(),
+        ),
+        ("LLM_MODEL", "fake-model".to_owned()),
+        ("LLM_BASE_URL", llm.url().to_owned()),
+        ("LLM_API_KEY", KEY.to_owned()),
+    ]);
+    let owner = NodeProcess::start(&env).await;
+    let survivor = NodeProcess::start(&env).await;
+    let alice = token("alice");
+    let id = owner.create_conversation(&alice, Some("two steps")).await;
+    let mut client = SocketClient::connect(
+        &survivor.url,
+        &ConnectOptions::conversation(&id, &alice, None),
+    )
+    .await;
+    let before = client.events_until(|e| e["action"] == "terminal").await;
+
+    owner.signal("KILL").await;
+    let after = client
+        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "Both done.")
+        .await;
+    let seen = ids(&before.iter().chain(&after).cloned().collect::<Vec<_>>());
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(seen, unique, "every event once, in order");
+    let outputs: Vec<&str> = after
+        .iter()
+        .filter(|e| is_terminal_output(e))
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(outputs[0].contains("first-2") && outputs[1].contains("second-4"));
+
+    let stored = survivor.all_events(&alice, &id).await;
+    assert_eq!(ids(&stored), (0..stored.len() as u64).collect::<Vec<_>>());
+    let mut remote: Vec<&str> = stored
+        .iter()
+        .filter_map(|e| e["remote"]["id"].as_str())
+        .collect();
+    let relayed = remote.len();
+    remote.sort_unstable();
+    remote.dedup();
+    assert_eq!(remote.len(), relayed, "no remote event stored twice");
+    assert_eq!(
+        server.conversations().await.len(),
+        1,
+        "one remote conversation"
+    );
 }

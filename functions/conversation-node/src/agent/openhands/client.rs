@@ -46,6 +46,14 @@ impl From<Failure> for AgentError {
     }
 }
 
+/// Whether a message reached the remote conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    Sent,
+    /// The server does not have the conversation (it lost it).
+    UnknownConversation,
+}
+
 /// Whether a create made the remote conversation or found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Created {
@@ -77,16 +85,25 @@ impl ServerClient {
     }
 
     /// A user message, and the agent set running on it.
-    pub(super) async fn send_message(&self, remote: Uuid, text: &str) -> Result<(), AgentError> {
+    pub(super) async fn send_message(
+        &self,
+        remote: Uuid,
+        text: &str,
+    ) -> Result<Delivery, AgentError> {
         self.post_message(remote, text, true).await
     }
 
     /// A message the agent reads with the next one, without running now.
     pub(super) async fn add_context(&self, remote: Uuid, text: &str) -> Result<(), AgentError> {
-        self.post_message(remote, text, false).await
+        self.post_message(remote, text, false).await.map(drop)
     }
 
-    async fn post_message(&self, remote: Uuid, text: &str, run: bool) -> Result<(), AgentError> {
+    async fn post_message(
+        &self,
+        remote: Uuid,
+        text: &str,
+        run: bool,
+    ) -> Result<Delivery, AgentError> {
         let message = json!({
             "role": "user",
             "content": [{ "type": "text", "text": text }],
@@ -96,9 +113,12 @@ impl ServerClient {
         match self.call(Method::POST, &path, Some(&message)).await {
             // The message is saved; the run waits for capacity: ask for the run, not the message again.
             Err(failure) if failure.status == Some(StatusCode::TOO_MANY_REQUESTS) => {
-                self.run(remote).await
+                self.run(remote).await.map(|()| Delivery::Sent)
             }
-            sent => sent.map(drop).map_err(AgentError::from),
+            Err(failure) if failure.status == Some(StatusCode::NOT_FOUND) => {
+                Ok(Delivery::UnknownConversation)
+            }
+            sent => sent.map(|_| Delivery::Sent).map_err(AgentError::from),
         }
     }
 

@@ -26,7 +26,7 @@ use super::AgentError;
 use super::runtime::{AgentRuntime, Closing, Output, Relayed, Reply, RuntimeEvent, RuntimeSession};
 use crate::config::{AgentServers, OpenHandsConfig};
 use crate::metrics::Metrics;
-use client::{Created, ServerAddr, ServerClient};
+use client::{Created, Delivery, ServerAddr, ServerClient};
 use process::ServerProcess;
 pub use process::session_key;
 use stream::EventStream;
@@ -166,29 +166,21 @@ impl AgentRuntime for OpenHandsRuntime {
     ) -> Result<Box<dyn RuntimeSession>, AgentError> {
         let remote = remote_id(&conversation.id);
         let (server, workspace) = self.place(&conversation.id).await?;
-        let client = ServerClient::new(self.http.clone(), server.clone());
-        let created = client
-            .create(&self.create_request(remote, &workspace))
-            .await?;
-        // Events of it were relayed before, yet the server did not have it: it lost it (a server
-        // without its state). The agent gets the conversation so far; the user is told.
-        let mut notice = None;
-        if created == Created::New && relayed.last.is_some() {
-            tracing::warn!(conversation_id = %conversation.id, %remote, "the agent-server had lost the conversation: re-created");
-            client.add_context(remote, &transcript(history)).await?;
-            notice = Some(
-                "The agent's runtime had lost this conversation's state; it was re-created with the \
-                 conversation so far."
-                    .to_owned(),
-            );
+        let had_events = relayed.last.is_some();
+        let mut session = OpenHandsSession {
+            client: ServerClient::new(self.http.clone(), server.clone()),
+            remote,
+            create: self.create_request(remote, &workspace),
+            stream: EventStream::new(server, remote, relayed, Arc::clone(&self.metrics)),
+            notice: None,
+        };
+        let created = session.client.create(&session.create).await?;
+        // Events of it were relayed before, yet the server did not have it: it lost it.
+        if created == Created::New && had_events {
+            session.restore(history).await?;
         }
         tracing::info!(conversation_id = %conversation.id, %remote, ?created, "attached to the remote conversation");
-        Ok(Box::new(OpenHandsSession {
-            client,
-            remote,
-            stream: EventStream::new(server, remote, relayed, Arc::clone(&self.metrics)),
-            notice,
-        }))
+        Ok(Box::new(session))
     }
 
     async fn shutdown(&self) {
@@ -217,9 +209,28 @@ fn transcript(history: &[ChatMessage]) -> String {
 struct OpenHandsSession {
     client: ServerClient,
     remote: Uuid,
+    /// What creates the remote conversation (again, if its server lost it).
+    create: Value,
     stream: EventStream,
-    /// Told to the user before the first relayed event.
+    /// Told to the user before the next relayed event.
     notice: Option<String>,
+}
+
+impl OpenHandsSession {
+    /// Gives a re-created remote conversation the conversation so far (`history`), and tells the
+    /// user (a server without its state: restarted on a fresh disk, or another node's own server).
+    async fn restore(&mut self, history: &[ChatMessage]) -> Result<(), AgentError> {
+        tracing::warn!(remote = %self.remote, "the agent-server had lost the conversation: re-created");
+        self.client
+            .add_context(self.remote, &transcript(history))
+            .await?;
+        self.notice = Some(
+            "The agent's runtime had lost this conversation's state; it was re-created with the \
+             conversation so far."
+                .to_owned(),
+        );
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -229,9 +240,17 @@ impl RuntimeSession for OpenHandsSession {
             return Ok(Reply::Accepted);
         };
         self.stream.revive();
-        self.client
+        let delivery = self
+            .client
             .send_message(self.remote, &message.content)
             .await?;
+        if delivery == Delivery::UnknownConversation {
+            self.client.create(&self.create).await?;
+            self.restore(&history[..history.len() - 1]).await?;
+            self.client
+                .send_message(self.remote, &message.content)
+                .await?;
+        }
         Ok(Reply::Accepted)
     }
 

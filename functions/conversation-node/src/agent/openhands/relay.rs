@@ -2,7 +2,8 @@
 //! shape: the agent's messages and its finish as `message` actions, its tool calls as actions named
 //! by the tool (the SDK's action as `args`), their results as observations (the text as `content`),
 //! errors as `error` observations, execution status changes as the agent's state. The runtime's own
-//! bookkeeping (the system prompt, the echo of the user's message, statistics) is not stored.
+//! bookkeeping (the system prompt, the echo of the user's message, the finish's observation,
+//! statistics) is not stored.
 
 use serde_json::{Map, Value, json};
 use shared::domain::{AgentState, ConversationEvent, EventBody, EventSource, RemoteEventRef};
@@ -55,8 +56,9 @@ pub(super) fn relay(raw: &Value) -> Relay {
         "SystemPromptEvent" | "TokenEvent" | "StreamingDeltaEvent" | "LLMCompletionLogEvent" => {
             return Relay::Skip;
         }
-        // The node recorded the user's message when it took it.
+        // The node recorded the user's message when it took it; a finish is the agent's message.
         "MessageEvent" if source == EventSource::User => return Relay::Skip,
+        "ObservationEvent" if raw["tool_name"] == "finish" => return Relay::Skip,
         "MessageEvent" => {
             ConversationEvent::message(0, source, &text_of(&raw["llm_message"]["content"]))
         }
@@ -254,6 +256,10 @@ mod tests {
         assert_eq!(finish.message_content(), Some("done"));
         assert!(matches!(
             relay(&event("SystemPromptEvent", json!({}))),
+            Relay::Skip
+        ));
+        assert!(matches!(
+            relay(&event("ObservationEvent", json!({ "tool_name": "finish" }))),
             Relay::Skip
         ));
         assert!(matches!(
