@@ -2,7 +2,7 @@
 //! family:
 //! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`,
 //! `... -- cluster [--part heartbeat|takeover] [--backend dynamodb|embedded]`,
-//! `... -- fuzz-webhook [--seconds S]`, `... -- socketio [--part p5|p6|p7]`.
+//! `... -- fuzz-webhook [--seconds S]`, `... -- socketio [--part p5|p6|p7|relay]`.
 //! `scripts/bench.sh` starts what they need and runs them all; the README keeps the results.
 
 mod cluster;
@@ -46,10 +46,11 @@ enum Bench {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// P5, P6, P7: Socket.IO round trips, load and idle connections, ours beside the peers (needs Redis
-    /// at TEST_REDIS_URL, Node.js, the release `conversation-node` and `sio-echo` binaries).
+    /// P5, P6, P7: Socket.IO round trips, load and idle connections, ours beside the peers; P11 (relay):
+    /// the agent-server relay (needs Redis at TEST_REDIS_URL, Node.js, the release `conversation-node`
+    /// and `sio-echo` binaries, AGENT_SERVER_PYTHON for the relay).
     Socketio {
-        #[arg(long, value_enum, default_values_t = [socketio::Part::P5, socketio::Part::P6, socketio::Part::P7])]
+        #[arg(long, value_enum, default_values_t = [socketio::Part::P5, socketio::Part::P6, socketio::Part::P7, socketio::Part::Relay])]
         part: Vec<socketio::Part>,
         /// Our node only: no peers, no floor (for profiling runs).
         #[arg(long)]

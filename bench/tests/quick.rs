@@ -94,6 +94,7 @@ fn socketio_benchmarks_run_every_server_to_the_end() {
         "P6 bare socketioxide (current-thread), 10 clients, median of 1 of 1".to_owned(),
         "P7 our node, median".to_owned(),
         "P7 bare socketioxide (defaults, current-thread), median".to_owned(),
+        "P11 median of 1 runs: added p50".to_owned(),
     ];
     for peer in peers {
         lines.push(format!("P5 {peer}, client on B, owner A"));

@@ -4,7 +4,9 @@
 //!   store's own append beside them;
 //! - [`load`] P6: clients sending as fast as answered on 2 and 3 servers: round trips/s, p99, server
 //!   CPU-ms per round trip, and the bare socketioxide floor;
-//! - [`idle`] P7: idle connections held by one server: RSS per connection.
+//! - [`idle`] P7: idle connections held by one server: RSS per connection;
+//! - [`relay`] P11: what the `openhands` runtime's relay adds to an agent-server event on its way to a
+//!   Socket.IO client, beside a client on the agent-server's own stream.
 //!
 //! [`servers`] starts the servers (release `conversation-node`s on Redis and one SQLite file, the
 //! python-socketio peers of `bench/py/sio_peer.py`, the bare `sio-echo`), [`generator`] the clients,
@@ -15,6 +17,7 @@ mod generator;
 mod idle;
 mod load;
 mod procfs;
+mod relay;
 mod round_trip;
 mod servers;
 
@@ -26,6 +29,7 @@ pub(crate) enum Part {
     P5,
     P6,
     P7,
+    Relay,
 }
 
 /// How much each part measures.
@@ -38,6 +42,8 @@ pub(crate) struct Sizes {
     p6_clients: usize,
     p6_window: Duration,
     p7_connections: usize,
+    /// Terminal commands the agent runs in the relay benchmark.
+    relay_steps: usize,
     /// Whether the peers and the bare floor run beside our node.
     pub peers: bool,
 }
@@ -52,6 +58,7 @@ impl Sizes {
                 p6_clients: 10,
                 p6_window: Duration::from_millis(500),
                 p7_connections: 30,
+                relay_steps: 3,
                 peers: true,
             }
         } else {
@@ -62,6 +69,7 @@ impl Sizes {
                 p6_clients: 50,
                 p6_window: Duration::from_secs(10),
                 p7_connections: 10_000,
+                relay_steps: 40,
                 peers: true,
             }
         }
@@ -73,6 +81,7 @@ pub(crate) async fn run(part: Part, sizes: &Sizes) -> anyhow::Result<()> {
         Part::P5 => round_trip::run(sizes).await,
         Part::P6 => load::run(sizes).await,
         Part::P7 => idle::run(sizes).await,
+        Part::Relay => relay::run(sizes).await,
     }
 }
 

@@ -93,28 +93,44 @@ pub(super) struct Cluster {
     _data: tempfile::TempDir,
 }
 
+/// A release node on `port` with its data under `data` and `env` besides, once it is ready.
+async fn node(
+    http: &reqwest::Client,
+    data: &Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let mut command = Command::new(sibling_binary("conversation-node")?);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", port.to_string())
+        .env("JWT_HS256_SECRET", e2e::node::JWT_SECRET)
+        .env("DATA_DIR", data)
+        .env("MAX_CONCURRENT_CONVERSATIONS", "100000")
+        .envs(env.iter().map(|(name, value)| (name, value)));
+    let node = Server::spawn(command, port).await?;
+    ready(http, &node.url).await?;
+    Ok(node)
+}
+
 impl Cluster {
     pub(super) async fn start(count: usize) -> anyhow::Result<Self> {
-        let binary = sibling_binary("conversation-node")?;
+        Self::start_with(count, &[]).await
+    }
+
+    /// `count` nodes on Redis with `env` besides.
+    pub(super) async fn start_with(count: usize, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let prefix = e2e::redis::unique_prefix();
+        let mut env = env.to_vec();
+        env.extend([
+            ("REDIS_URL", e2e::redis::url()),
+            ("REDIS_KEY_PREFIX", e2e::redis::unique_prefix()),
+        ]);
         let http = reqwest::Client::new();
         let mut nodes = Vec::new();
         for _ in 0..count {
-            let port = free_port()?;
-            let mut command = Command::new(&binary);
-            command
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("PORT", port.to_string())
-                .env("JWT_HS256_SECRET", e2e::node::JWT_SECRET)
-                .env("REDIS_URL", e2e::redis::url())
-                .env("REDIS_KEY_PREFIX", &prefix)
-                .env("DATA_DIR", data.path())
-                .env("MAX_CONCURRENT_CONVERSATIONS", "100000");
-            let node = Server::spawn(command, port).await?;
-            ready(&http, &node.url).await?;
-            nodes.push(node);
+            nodes.push(node(&http, data.path(), &env).await?);
         }
         Ok(Self {
             nodes,

@@ -17,15 +17,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use uuid::Uuid;
 
 use super::super::AgentError;
-use super::super::runtime::{Output, Relayed};
+use super::super::runtime::{Output, Relayed, RuntimeEvent};
 use super::client::ServerAddr;
 use super::relay::{Relay, relay};
 use crate::metrics::{Metrics, inc};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The most events taken into one batch.
+/// The most events taken into one batch: one append, within a DynamoDB transaction's 100 items.
 const MAX_BATCH: usize = 64;
+/// The most bytes taken into one batch, within an append's limit (`MAX_APPEND_BYTES`) whatever the
+/// next event's size (at most `MAX_EVENT_BYTES`).
+const MAX_BATCH_BYTES: usize = 2 << 20;
 
 pub(super) struct EventStream {
     server: ServerAddr,
@@ -84,14 +87,17 @@ impl EventStream {
             let frame = socket.next().await;
             let mut events = Vec::new();
             let mut open = self.take(frame, &mut events);
-            while open && events.len() < MAX_BATCH {
+            let mut bytes = stored_bytes(&events);
+            while open && events.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 let Some(socket) = self.socket.as_mut() else {
                     break;
                 };
                 let Some(frame) = socket.next().now_or_never() else {
                     break;
                 };
+                let taken = events.len();
                 open = self.take(frame, &mut events);
+                bytes += stored_bytes(&events[taken..]);
             }
             if !open {
                 self.socket = None;
@@ -107,7 +113,7 @@ impl EventStream {
     fn take(
         &mut self,
         frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-        events: &mut Vec<super::super::runtime::RuntimeEvent>,
+        events: &mut Vec<RuntimeEvent>,
     ) -> bool {
         let text = match frame {
             Some(Ok(Message::Text(text))) => {
@@ -191,4 +197,15 @@ impl EventStream {
         }
         Ok(request)
     }
+}
+
+/// What `events` take in the store.
+fn stored_bytes(events: &[RuntimeEvent]) -> usize {
+    events
+        .iter()
+        .map(|event| match event {
+            RuntimeEvent::Event(event) => event.json_len(),
+            RuntimeEvent::State(..) => 0,
+        })
+        .sum()
 }
