@@ -388,6 +388,7 @@ pub fn running_conversation(name: &str, updated_at: DateTime<Utc>) -> Conversati
         agent_state: AgentState::AwaitingUserInput,
         trigger_id: None,
         repository: None,
+        checkout: None,
     }
 }
 

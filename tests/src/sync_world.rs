@@ -154,6 +154,7 @@ pub fn conversations(users: &[String], count: usize, first: DateTime<Utc>) -> Ve
                 agent_state: AgentState::Running,
                 trigger_id: None,
                 repository: Some("octo/app".into()),
+                checkout: None,
             }
         })
         .collect()

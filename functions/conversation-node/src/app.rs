@@ -80,6 +80,7 @@ impl ConversationNode {
             RuntimeConfig::Chat => Arc::new(ChatRuntime::new(agent.clone(), Arc::clone(&metrics))),
             RuntimeConfig::OpenHands(openhands) => Arc::new(OpenHandsRuntime::new(
                 openhands.clone(),
+                deps.github.clone(),
                 Arc::clone(&metrics),
             )?),
         };

@@ -14,8 +14,8 @@ use futures::future::join_all;
 use shared::domain::trigger::FailedRun;
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{
-    AgentState, Conversation, ConversationId, ConversationStatus, ProactiveConversationRequested,
-    UserAction,
+    AgentState, Checkout, Conversation, ConversationId, ConversationStatus,
+    ProactiveConversationRequested, UserAction,
 };
 use shared::github::{CommentOutcome, FailedJob, GitHubClient, GitHubError, RepoRef};
 use shared::ports::{ConversationStore, StoreError};
@@ -218,6 +218,8 @@ impl Starter {
             Some(_) => false,
             None => {
                 let now = Utc::now();
+                let repository =
+                    format!("{}/{}", request.repository.owner, request.repository.name);
                 let meta = Conversation {
                     id: id.clone(),
                     user_id: request.user_id.clone(),
@@ -230,10 +232,13 @@ impl Starter {
                     status: ConversationStatus::Running,
                     agent_state: AgentState::Loading,
                     trigger_id: Some(request.trigger_id.clone()),
-                    repository: Some(format!(
-                        "{}/{}",
-                        request.repository.owner, request.repository.name
-                    )),
+                    repository: Some(repository.clone()),
+                    checkout: Some(Checkout {
+                        repository,
+                        commit: request.pull_request.head_sha.clone(),
+                        pull_request: request.pull_request.number,
+                        installation_id: request.installation_id,
+                    }),
                 };
                 let message = first_message(self.github.as_ref(), request).await;
                 let message = UserAction::message(&message);

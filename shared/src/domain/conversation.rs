@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{InvalidId, TriggerId, UserId};
+use super::ids::{HeadSha, InvalidId, TriggerId, UserId};
 
 /// A conversation id: 1 to 64 characters of `[A-Za-z0-9_-]` (UUID simple form for ordinary ones,
 /// derived from the trigger id for proactive ones, so that a redelivered trigger names the same one).
@@ -104,6 +104,21 @@ pub struct Conversation {
     pub trigger_id: Option<TriggerId>,
     /// `owner/name` of the repository the conversation works on.
     pub repository: Option<String>,
+    /// What the agent's workspace starts as (a proactive conversation: the pull request's head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<Checkout>,
+}
+
+/// A repository at a commit: where a proactive conversation's workspace starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// `owner/name`.
+    pub repository: String,
+    pub commit: HeadSha,
+    /// The pull request whose head `commit` is (`refs/pull/<n>/head` reaches it from a fork too).
+    pub pull_request: u64,
+    /// The GitHub App installation whose token reads the repository.
+    pub installation_id: Option<u64>,
 }
 
 /// A position in the "oldest first" order of conversations: `(created_at, id)`. The sync's watermark.

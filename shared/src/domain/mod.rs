@@ -13,7 +13,7 @@ mod workflow;
 
 pub use chat::{ChatMessage, ChatRole};
 pub use conversation::{
-    AgentState, Conversation, ConversationId, ConversationStatus, CreatedCursor,
+    AgentState, Checkout, Conversation, ConversationId, ConversationStatus, CreatedCursor,
 };
 pub use event::{
     ConversationEvent, EventBody, EventSource, InboxId, MAX_EVENT_BYTES, RemoteEventRef,

@@ -11,9 +11,10 @@ use serde_json::json;
 use super::auth::Credentials;
 use super::pages::Pages;
 use super::transport::{Call, ClientOptions, Transport, decode};
-use super::types::{ApiComment, ApiPermission, ApiPullRequest, JobsPage, RunsPage};
+use super::types::{ApiComment, ApiPermission, ApiPullRequest, ApiRepository, JobsPage, RunsPage};
 use super::{
-    CommentOutcome, FailedJob, GitHubConfig, GitHubError, Permission, PullRequest, RepoRef, logs,
+    CloneAccess, CommentOutcome, FailedJob, GitHubConfig, GitHubError, Permission, PullRequest,
+    RepoRef, logs,
 };
 use crate::domain::{HeadSha, WorkflowRun};
 
@@ -119,6 +120,22 @@ impl GitHubClient {
             Err(GitHubError::Status { status: 404, .. }) => Ok(Permission::None),
             Err(e) => Err(e),
         }
+    }
+
+    /// How to clone a repository (`GET /repos/{o}/{r}`'s `clone_url`), with the token the client reads
+    /// it with: the installation's for an App, the configured one otherwise.
+    pub async fn clone_access(&self, repo: RepoRef<'_>) -> Result<CloneAccess, GitHubError> {
+        let url = self.repo_url(repo, &[]);
+        let answer: ApiRepository = self.get_json(repo, &url).await?;
+        let Inner {
+            transport,
+            credentials,
+        } = &*self.inner;
+        let token = credentials.bearer(transport, repo.installation_id).await?;
+        Ok(CloneAccess {
+            url: answer.clone_url,
+            token,
+        })
     }
 
     /// One pull request, `None` when it does not exist.

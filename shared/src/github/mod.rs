@@ -116,6 +116,23 @@ pub struct PullRequest {
     pub head_ref: String,
 }
 
+/// How to clone a repository: its clone URL, and the token that reads it (`None`: anonymous). The
+/// token is a credential: it never shows in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CloneAccess {
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for CloneAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloneAccess")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommentOutcome {
     Created { id: u64 },

@@ -266,3 +266,9 @@ mod tests {
         );
     }
 }
+
+/// `GET /repos/{o}/{r}`: what the product reads of a repository.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct ApiRepository {
+    pub clone_url: String,
+}

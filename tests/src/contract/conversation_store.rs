@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::domain::{
-    AgentState, Conversation, ConversationId, ConversationStatus, CreatedCursor, GroupKey, HeadSha,
-    RepoId,
+    AgentState, Checkout, Conversation, ConversationId, ConversationStatus, CreatedCursor,
+    GroupKey, HeadSha, RepoId,
 };
 use shared::ports::{ConversationStore, WriteOutcome};
 
@@ -54,6 +54,7 @@ fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation
         agent_state: AgentState::Loading,
         trigger_id: None,
         repository: None,
+        checkout: None,
     }
 }
 
@@ -87,6 +88,12 @@ pub async fn conversation_round_trip(store: Store) {
     let proactive = Conversation {
         trigger_id: Some(key.trigger_id()),
         repository: Some("octo/hello".into()),
+        checkout: Some(Checkout {
+            repository: "octo/hello".into(),
+            commit: HeadSha::parse(&"c".repeat(40)).expect("a sha"),
+            pull_request: 7,
+            installation_id: Some(99),
+        }),
         agent_state: AgentState::AwaitingUserInput,
         ..conversation(
             &ConversationId::for_trigger(&key.trigger_id()).to_string(),

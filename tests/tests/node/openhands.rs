@@ -3,10 +3,14 @@
 
 use e2e::agent_server::AgentServer;
 use e2e::cluster::{ClusterEnv, NodeProcess};
+use e2e::fakes::github::{FakeGitHub, FakeJob, FakePullRequest};
 use e2e::fakes::llm::{AgentStep, FakeLlm, text_of};
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
 use serde_json::Value;
+use shared::domain::trigger::{FailedRun, TriggerPullRequest, TriggerRepository};
+use shared::domain::{GroupKey, HeadSha, ProactiveConversationRequested, RepoId};
+use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
 
 const KEY: &str = "sk-agent-key";
 
@@ -386,4 +390,143 @@ async fn a_survivor_reattaches_to_the_agent_when_the_owner_is_killed() {
         1,
         "one remote conversation"
     );
+}
+
+/// Runs git in `dir` as a test author.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A red pull request's conversation on the `openhands` runtime, from the trigger the webhook publishes
+/// to the node's starter: the workspace is the repository at the PR's head (cloned before the agent
+/// starts, the token handed over as a file that is gone afterwards and in no event), the first message
+/// holds the failed job's log tail, and the agent runs a command in the checkout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_red_prs_agent_works_in_the_checkout_with_the_failure_in_hand() {
+    const REPO: &str = "octo-org/widgets";
+    const TOKEN: &str = "gh-clone-token";
+    const USER: &str = "keycloak-user-1";
+    let origin = tempfile::tempdir().expect("a temporary directory");
+    git(origin.path(), &["init", "--quiet", "-b", "main"]);
+    std::fs::write(origin.path().join("README.md"), "widgets v1\n").unwrap();
+    git(origin.path(), &["add", "."]);
+    git(origin.path(), &["commit", "--quiet", "-m", "one"]);
+    std::fs::write(origin.path().join("README.md"), "widgets v2: spins twice\n").unwrap();
+    git(origin.path(), &["commit", "--quiet", "-am", "two"]);
+    let head = git(origin.path(), &["rev-parse", "HEAD"]);
+
+    let github = FakeGitHub::start().await;
+    github.require_token(TOKEN);
+    github.put_pull_request(REPO, FakePullRequest::open(7, &head, "spin-fix"));
+    github.set_clone_url(REPO, &format!("file://{}", origin.path().display()));
+    github.put_job(
+        REPO,
+        FakeJob::failed(
+            501,
+            11,
+            "unit tests",
+            "Run cargo test",
+            "test widgets::spin ... FAILED\nassertion failed: spins == 3",
+        ),
+    );
+    let llm = FakeLlm::start(KEY).await;
+    llm.script_steps([
+        AgentStep::Terminal("git rev-parse HEAD && cat README.md".into()),
+        AgentStep::Finish("Found the change.".into()),
+    ]);
+    let server = AgentServer::start().await;
+    let mut options = NodeOptions::new().with_openhands(&server, llm.url(), KEY);
+    options.github = Some(
+        GitHubClient::new(GitHubConfig {
+            api_url: github.url().to_owned(),
+            auth: GitHubAuth::Token(TOKEN.into()),
+        })
+        .expect("a GitHub client"),
+    );
+    let node = TestNode::standalone(&Stores::embedded().await, options).await;
+
+    let head_sha = HeadSha::parse(&head).unwrap();
+    let key = GroupKey {
+        repo_id: RepoId::from_github(4242),
+        pr_number: 7,
+        head_sha: head_sha.clone(),
+    };
+    let request = ProactiveConversationRequested {
+        trigger_id: key.trigger_id(),
+        repository: TriggerRepository {
+            id: key.repo_id.clone(),
+            owner: "octo-org".into(),
+            name: "widgets".into(),
+        },
+        pull_request: TriggerPullRequest {
+            number: 7,
+            head_sha,
+            head_branch: "spin-fix".into(),
+        },
+        installation_id: None,
+        user_id: e2e::user_id(USER),
+        failed_runs: vec![FailedRun {
+            id: 11,
+            name: "CI".into(),
+            conclusion: "failure".into(),
+            url: "https://github.com/octo-org/widgets/actions/runs/11".into(),
+        }],
+        run_count: 1,
+        decided_at: chrono::Utc::now(),
+    };
+    let started = node
+        .handle
+        .start_proactive(&request)
+        .await
+        .expect("started");
+    let id = started.conversation_id.to_string();
+    let owner = token(USER);
+    let events = node
+        .wait_for_events(&owner, &id, |events| {
+            events
+                .iter()
+                .any(|e| is_agent_message(e) && e["args"]["content"] == "Found the change.")
+        })
+        .await;
+
+    let output = events
+        .iter()
+        .find(|e| is_terminal_output(e))
+        .and_then(|e| e["content"].as_str())
+        .expect("the terminal's output");
+    assert!(
+        output.contains(&head),
+        "the workspace is at the PR's head: {output}"
+    );
+    assert!(output.contains("widgets v2: spins twice"), "{output}");
+    let first_agent_request = llm
+        .requests()
+        .into_iter()
+        .find(|request| request["tools"].is_array())
+        .expect("the agent asked its model");
+    assert!(
+        first_agent_request
+            .to_string()
+            .contains("assertion failed: spins == 3"),
+        "the first message holds the log's tail"
+    );
+    let stored = serde_json::to_string(&events).unwrap();
+    assert!(!stored.contains(TOKEN), "the token is in no event");
+    let workspace = server.workspace(&id);
+    assert!(workspace.join(".git").is_dir());
+    assert!(
+        !server
+            .workspace_root()
+            .join(format!("{id}.git-credentials"))
+            .exists(),
+        "the credentials file is gone"
+    );
+    node.stop().await;
 }

@@ -138,6 +138,7 @@ mod tests {
             agent_state: AgentState::Running,
             trigger_id: None,
             repository: None,
+            checkout: None,
         };
         let person = CommonRoomUser::from_keycloak(&user(Some("jdoe-gh"))).unwrap();
         let activity = Activity::started_session(&conversation, person, "https://app.example.com/");

@@ -150,6 +150,7 @@ pub(crate) async fn create(
         agent_state: AgentState::Loading,
         trigger_id: None,
         repository,
+        checkout: None,
     };
     let first = message.map(|content| UserAction::message(&content));
     match api.lifecycle.create(meta, first).await? {

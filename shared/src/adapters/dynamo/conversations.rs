@@ -140,6 +140,15 @@ fn encode(conversation: &Conversation) -> Result<Item, StoreError> {
         ),
         ("repository", conversation.repository.clone()),
         (
+            "checkout",
+            conversation
+                .checkout
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ),
+        (
             RUNNING_PARTITION,
             (conversation.status == ConversationStatus::Running).then(|| RUNNING.to_owned()),
         ),
@@ -195,6 +204,11 @@ fn decode(stored: &Item) -> Result<Conversation, StoreError> {
         agent_state: fields.parsed("agent_state")?,
         trigger_id: fields.opt_parsed("trigger_id")?,
         repository: fields.opt_string("repository")?.map(str::to_owned),
+        checkout: fields
+            .opt_string("checkout")?
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("conversation checkout: {e}")))?,
     })
 }
 

@@ -211,6 +211,7 @@ mod tests {
             agent_state: AgentState::Loading,
             trigger_id: None,
             repository: None,
+            checkout: None,
         }
     }
 

@@ -357,6 +357,11 @@ impl FakeGitHub {
         self.shared.lock().repo_mut(repo).jobs.insert(job.id, job);
     }
 
+    /// Makes `repo`'s `clone_url` `url` (e.g. a local repository's `file://` URL).
+    pub fn set_clone_url(&self, repo: &str, url: &str) {
+        self.shared.lock().repo_mut(repo).clone_url = Some(url.to_owned());
+    }
+
     /// Adds or replaces (by id) a workflow run of `repo`.
     pub fn put_run(&self, repo: &str, run: FakeRun) {
         self.shared.lock().repo_mut(repo).put_run(run);

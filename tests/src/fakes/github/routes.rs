@@ -67,6 +67,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             "/app/installations/{installation}/access_tokens",
             post(create_installation_token),
         )
+        .route("/repos/{owner}/{repo}", get(repository))
         .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
         .route(
             "/repos/{owner}/{repo}/actions/runs/{run}/jobs",
@@ -380,6 +381,29 @@ async fn list_pulls(
     let (page, link) = paginate(&pulls, &params, &base, &uri);
     let body: Vec<Value> = page.iter().map(|pr| pull_json(&base, repo, pr)).collect();
     Ok(listing(Value::Array(body), link))
+}
+
+async fn repository(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Presented>,
+    Path((owner, name)): Path<(String, String)>,
+) -> Answer {
+    let mut state = shared.lock();
+    let repo = visible_repo(&mut state, caller, &owner, &name)?;
+    let full_name = repo.full_name();
+    let clone_url = repo
+        .clone_url
+        .clone()
+        .unwrap_or_else(|| format!("https://github.com/{full_name}.git"));
+    Ok(axum::Json(json!({
+        "id": repo.id,
+        "name": repo.name,
+        "full_name": full_name,
+        "private": true,
+        "default_branch": "main",
+        "clone_url": clone_url,
+    }))
+    .into_response())
 }
 
 async fn pull(

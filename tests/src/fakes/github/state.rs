@@ -31,6 +31,8 @@ pub(super) struct Repo {
     pub comments: BTreeMap<u64, Vec<FakeComment>>,
     /// Workflow jobs by id, with their logs.
     pub jobs: BTreeMap<u64, FakeJob>,
+    /// What `clone_url` says (a local repository's `file://` URL in tests); GitHub's form otherwise.
+    pub clone_url: Option<String>,
 }
 
 impl Repo {
@@ -106,6 +108,7 @@ impl State {
                 pulls: BTreeMap::new(),
                 comments: BTreeMap::new(),
                 jobs: BTreeMap::new(),
+                clone_url: None,
             };
             self.repos.insert(key.clone(), repo);
         }

@@ -2,6 +2,8 @@
 //! under the shared policy (`RetryPolicy::AGENT_SERVER`) on transport failures, 429 and 5xx, with the
 //! server's `Retry-After` preferred.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict, parse_retry_after};
@@ -46,6 +48,46 @@ impl From<Failure> for AgentError {
     }
 }
 
+/// How much longer than a command's own timeout its call may take.
+const CALL_MARGIN: Duration = Duration::from_secs(10);
+
+/// One request to the server.
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    json: Option<&'a Value>,
+    /// A file's contents, sent as the multipart field `file`.
+    file: Option<&'a str>,
+    /// Longer than the client's own timeout (a command that runs a while).
+    timeout: Option<Duration>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, path: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            json: None,
+            file: None,
+            timeout: None,
+        }
+    }
+
+    fn json(method: Method, path: &'a str, body: &'a Value) -> Self {
+        Self {
+            json: Some(body),
+            ..Self::new(method, path)
+        }
+    }
+}
+
+/// What a command run on the server gave.
+#[derive(Debug)]
+pub(super) struct Executed {
+    pub exit_code: Option<i64>,
+    pub stderr: String,
+}
+
 /// Whether a message reached the remote conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Delivery {
@@ -75,7 +117,7 @@ impl ServerClient {
     /// `POST /api/conversations` with the caller's id: creating it again finds the same one.
     pub(super) async fn create(&self, request: &Value) -> Result<Created, AgentError> {
         let (status, _) = self
-            .call(Method::POST, "/api/conversations", Some(request))
+            .call(Call::json(Method::POST, "/api/conversations", request))
             .await
             .map_err(AgentError::from)?;
         Ok(match status {
@@ -110,7 +152,7 @@ impl ServerClient {
             "run": run,
         });
         let path = format!("/api/conversations/{remote}/events");
-        match self.call(Method::POST, &path, Some(&message)).await {
+        match self.call(Call::json(Method::POST, &path, &message)).await {
             // The message is saved; the run waits for capacity: ask for the run, not the message again.
             Err(failure) if failure.status == Some(StatusCode::TOO_MANY_REQUESTS) => {
                 self.run(remote).await.map(|()| Delivery::Sent)
@@ -124,7 +166,7 @@ impl ServerClient {
 
     pub(super) async fn pause(&self, remote: Uuid) -> Result<(), AgentError> {
         let path = format!("/api/conversations/{remote}/pause");
-        self.call(Method::POST, &path, None)
+        self.call(Call::new(Method::POST, &path))
             .await
             .map(drop)
             .map_err(AgentError::from)
@@ -132,7 +174,7 @@ impl ServerClient {
 
     pub(super) async fn run(&self, remote: Uuid) -> Result<(), AgentError> {
         let path = format!("/api/conversations/{remote}/run");
-        match self.call(Method::POST, &path, None).await {
+        match self.call(Call::new(Method::POST, &path)).await {
             // Already running: what was asked for.
             Err(failure) if failure.status == Some(StatusCode::CONFLICT) => Ok(()),
             ran => ran.map(drop).map_err(AgentError::from),
@@ -148,7 +190,7 @@ impl ServerClient {
             "/api/conversations/{remote}/events/search?kind=MessageEvent&source=user&sort_order=TIMESTAMP_DESC&limit=1"
         );
         let (_, page) = self
-            .call(Method::GET, &path, None)
+            .call(Call::new(Method::GET, &path))
             .await
             .map_err(AgentError::from)?;
         Ok(page["items"]
@@ -156,16 +198,52 @@ impl ServerClient {
             .map(|event| super::relay::text_of(&event["llm_message"]["content"])))
     }
 
-    /// A call under the retry policy.
-    async fn call(
+    /// Whether the server holds the remote conversation.
+    pub(super) async fn exists(&self, remote: Uuid) -> Result<bool, AgentError> {
+        let path = format!("/api/conversations/{remote}");
+        match self.call(Call::new(Method::GET, &path)).await {
+            Ok(_) => Ok(true),
+            Err(failure) if failure.status == Some(StatusCode::NOT_FOUND) => Ok(false),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    /// Writes `contents` to the file at `path` on the server.
+    pub(super) async fn upload(&self, path: &str, contents: &str) -> Result<(), AgentError> {
+        let mut query = reqwest::Url::parse("http://server/api/file/upload")
+            .map_err(|_| AgentError::RuntimeUnavailable("cannot name the upload".into()))?;
+        query.query_pairs_mut().append_pair("path", path);
+        let target = format!("/api/file/upload?{}", query.query().unwrap_or_default());
+        let call = Call {
+            file: Some(contents),
+            ..Call::new(Method::POST, &target)
+        };
+        self.call(call).await.map(drop).map_err(AgentError::from)
+    }
+
+    /// Runs `command` with bash on the server, waiting up to `timeout`; its exit code and output.
+    pub(super) async fn execute(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), Failure> {
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Executed, AgentError> {
+        let request = json!({ "command": command, "timeout": timeout.as_secs() });
+        let call = Call {
+            timeout: Some(timeout + CALL_MARGIN),
+            ..Call::json(Method::POST, "/api/bash/execute_bash_command", &request)
+        };
+        let (_, output) = self.call(call).await.map_err(AgentError::from)?;
+        Ok(Executed {
+            exit_code: output["exit_code"].as_i64(),
+            stderr: output["stderr"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// A call under the retry policy.
+    async fn call(&self, call: Call<'_>) -> Result<(StatusCode, Value), Failure> {
         Retrier::new(RetryPolicy::AGENT_SERVER)
             .run(|| async {
-                let outcome = self.attempt(method.clone(), path, body).await;
+                let outcome = self.attempt(&call).await;
                 if let Err(failure) = &outcome {
                     tracing::info!(reason = %failure.reason, "an agent-server call failed");
                 }
@@ -174,20 +252,23 @@ impl ServerClient {
             .await
     }
 
-    async fn attempt(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), Failure> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.server.url));
+    async fn attempt(&self, call: &Call<'_>) -> Result<(StatusCode, Value), Failure> {
+        let mut request = self.http.request(
+            call.method.clone(),
+            format!("{}{}", self.server.url, call.path),
+        );
         if let Some(key) = &self.server.api_key {
             request = request.header("X-Session-API-Key", key);
         }
-        if let Some(body) = body {
+        if let Some(body) = call.json {
             request = request.json(body);
+        }
+        if let Some(contents) = call.file {
+            let part = reqwest::multipart::Part::text(contents.to_owned()).file_name("file");
+            request = request.multipart(reqwest::multipart::Form::new().part("file", part));
+        }
+        if let Some(timeout) = call.timeout {
+            request = request.timeout(timeout);
         }
         let answer = request.send().await.map_err(|error| Failure {
             status: None,

@@ -4,10 +4,12 @@
 //! - [`stream`]: the remote conversation's events from its WebSocket, resumable without gap or
 //!   duplicate; [`relay`]: what each one becomes in our record.
 //! - [`process`]: the agent-server the node runs itself (`AGENT_SERVER=process`).
+//! - [`checkout`]: a proactive conversation's workspace cloned at its pull request's head.
 //!
 //! The remote conversation's id is derived from ours, so that whichever node owns the conversation
 //! creates (idempotently) and re-attaches to the same one.
 
+mod checkout;
 mod client;
 mod process;
 mod relay;
@@ -19,7 +21,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use shared::domain::{ChatMessage, ChatRole, Conversation, ConversationId};
+use shared::domain::{ChatMessage, ChatRole, Checkout, Conversation, ConversationId};
+use shared::github::GitHubClient;
 use uuid::Uuid;
 
 use super::AgentError;
@@ -52,6 +55,8 @@ enum Servers {
 pub(crate) struct OpenHandsRuntime {
     config: OpenHandsConfig,
     servers: Servers,
+    /// Reads the repositories proactive conversations check out (`None`: they start empty).
+    github: Option<GitHubClient>,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
     label: String,
@@ -60,6 +65,7 @@ pub(crate) struct OpenHandsRuntime {
 impl OpenHandsRuntime {
     pub(crate) fn new(
         config: OpenHandsConfig,
+        github: Option<GitHubClient>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
@@ -88,6 +94,7 @@ impl OpenHandsRuntime {
         Ok(Self {
             config,
             servers,
+            github,
             http,
             metrics,
             label,
@@ -115,6 +122,32 @@ impl OpenHandsRuntime {
                 server.clone(),
                 format!("{}/{}", workspace_root.trim_end_matches('/'), conversation),
             )),
+        }
+    }
+
+    /// Clones a proactive conversation's repository into its workspace; what to tell the user when
+    /// that fails (the agent then starts in an empty workspace).
+    async fn check_out(
+        &self,
+        server: &ServerClient,
+        checkout: &Checkout,
+        workspace: &str,
+    ) -> Option<String> {
+        let Some(github) = &self.github else {
+            return Some("No GitHub client is configured: the workspace starts empty.".into());
+        };
+        let checked_out = checkout::check_out(github, server, checkout, workspace).await;
+        match checked_out {
+            Ok(()) => {
+                tracing::info!(repository = %checkout.repository, commit = checkout.commit.as_str(), "workspace checked out");
+                None
+            }
+            Err(reason) => {
+                tracing::warn!(repository = %checkout.repository, %reason, "cannot check the workspace out");
+                Some(format!(
+                    "The workspace could not be checked out ({reason}); the agent starts in an empty one."
+                ))
+            }
         }
     }
 
@@ -174,6 +207,12 @@ impl AgentRuntime for OpenHandsRuntime {
             stream: EventStream::new(server, remote, relayed, Arc::clone(&self.metrics)),
             notice: None,
         };
+        if !had_events
+            && let Some(checkout) = &conversation.checkout
+            && !session.client.exists(remote).await?
+        {
+            session.notice = self.check_out(&session.client, checkout, &workspace).await;
+        }
         let created = session.client.create(&session.create).await?;
         // Events of it were relayed before, yet the server did not have it: it lost it.
         if created == Created::New && had_events {
