@@ -1,14 +1,16 @@
-// The relay benchmark's two clients in one process (one clock): an official socket.io-client on the
-// conversation node, and a WebSocket straight on the agent-server's event stream of the same remote
-// conversation. Each agent-server event is timed on arrival at both; the node's copy carries the
-// agent-server's id as `remote.id`.
+// The relay benchmark's two clients in one process: an official socket.io-client on the conversation
+// node, and a WebSocket straight on the agent-server's event stream of the same remote conversation.
+// Each agent-server event is timed on arrival at both, against the time the agent-server stamped it
+// with (the same machine's clock): the server sends to its subscribers one after another, so arrival
+// order alone would credit the relay with the server's own fan-out. The node's copy carries the
+// agent-server's id and timestamp as `remote`.
 //
 // Usage: node relay-watch.mjs '<config JSON>'
 //   {node_url, conversation_id, token, server_url, api_key, remote_id, message, until}
 //   connects both, prints {type: "ready"}, waits for a "go" line on standard input, sends `message` as
 //   the user through the node, and once the node delivers the agent's message `until` prints
-//   {type: "done", pairs: [[direct_us, through_node_us], ...]} (arrival times, microseconds, one pair
-//   per event both clients saw).
+//   {type: "done", events: [[stamped_us, direct_us, through_node_us], ...]} (microseconds since the
+//   epoch, one row per event both clients saw).
 // Errors end the process with {type: "error", message} and exit code 1.
 import { io } from "socket.io-client";
 import WebSocket from "ws";
@@ -20,7 +22,12 @@ const fail = (message) => {
   out({ type: "error", message: String(message) });
   process.exit(1);
 };
-const now = () => Number(process.hrtime.bigint() / 1000n);
+const now = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+// The agent-server's naive ISO timestamps are its local time: UTC here.
+const stamped = (timestamp) => {
+  const [whole, fraction = ""] = timestamp.split(".");
+  return Date.parse(`${whole}Z`) * 1000 + Number(fraction.padEnd(6, "0").slice(0, 6));
+};
 
 const direct = new Map();
 const throughNode = new Map();
@@ -30,7 +37,7 @@ stream.protocol = stream.protocol === "https:" ? "wss:" : "ws:";
 const ws = new WebSocket(stream, { headers: { "X-Session-API-Key": config.api_key } });
 ws.on("message", (data) => {
   const event = JSON.parse(data.toString());
-  if (event.id && !direct.has(event.id)) direct.set(event.id, now());
+  if (event.id && !direct.has(event.id)) direct.set(event.id, [stamped(event.timestamp), now()]);
 });
 ws.on("error", fail);
 
@@ -45,11 +52,11 @@ socket.on("oh_event", (event) => {
   const remote = event.remote?.id;
   if (remote && !throughNode.has(remote)) throughNode.set(remote, now());
   if (event.source === "agent" && event.action === "message" && event.args?.content === config.until) {
-    const pairs = [];
+    const events = [];
     for (const [id, at] of throughNode) {
-      if (direct.has(id)) pairs.push([direct.get(id), at]);
+      if (direct.has(id)) events.push([...direct.get(id), at]);
     }
-    out({ type: "done", pairs });
+    out({ type: "done", events });
     process.exit(0);
   }
 });

@@ -83,7 +83,8 @@ fn wait_ms(body: &str) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-fn header_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+/// The wait a server asks for in its headers: `Retry-After` (either form), else `X-RateLimit-Reset`.
+pub fn header_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     text("retry-after")
         .and_then(|v| parse_retry_after(v, now))

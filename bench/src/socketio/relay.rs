@@ -1,9 +1,9 @@
 //! P11: what the `openhands` runtime's relay adds. A real agent-server runs the conversation's agent (the
 //! scripted fake model has it run one terminal command per step); two clients in one Node.js process
-//! (one clock: `bench/js/relay-watch.mjs`) time each agent-server event, one straight on the
-//! agent-server's WebSocket, one through the node's Socket.IO. The difference is the relay: the node
-//! reading the event, storing it (fenced), publishing it to the room and emitting it. The node's CPU
-//! over the run, per relayed event, beside it.
+//! (`bench/js/relay-watch.mjs`) time each agent-server event from the moment the server stamped it, one
+//! straight on the agent-server's WebSocket, one through the node's Socket.IO. The difference of the
+//! two is the relay: the node reading the event, storing it (fenced), publishing it to the room and
+//! emitting it. The node's CPU over the run, per relayed event, beside it.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -26,10 +26,10 @@ const USER: &str = "relay-bench";
 /// How long the agent may take for the whole script.
 const PATIENCE: Duration = Duration::from_secs(300);
 
-/// One run's figures.
+/// One run's figures: from the agent-server stamping each event to its arrival at each client.
 struct Relay {
-    /// Through the node minus straight from the agent-server, per event.
-    added: Samples,
+    direct: Samples,
+    through_node: Samples,
     node_cpu_ms: f64,
 }
 
@@ -95,18 +95,23 @@ async fn one_run(steps: usize) -> anyhow::Result<Relay> {
     stdin.write_all(b"go\n").await?;
     let done = next_line().await?;
     let node_cpu_ms = procfs::cpu_ms(node.pid())? - cpu_before;
-    let mut added = Samples::default();
-    for pair in done["pairs"].as_array().context("the pairs")? {
-        let (direct, through_node) = (pair[0].as_u64(), pair[1].as_u64());
-        let (Some(direct), Some(through_node)) = (direct, through_node) else {
-            bail!("a malformed pair {pair}");
+    let (mut direct, mut through_node) = (Samples::default(), Samples::default());
+    for event in done["events"].as_array().context("the events")? {
+        let times: Option<Vec<u64>> = (0..3).map(|i| event[i].as_u64()).collect();
+        let Some([stamped, to_direct, to_node]) = times.as_deref() else {
+            bail!("a malformed row {event}");
         };
-        added.push(Duration::from_micros(through_node.saturating_sub(direct)));
+        direct.push(Duration::from_micros(to_direct.saturating_sub(*stamped)));
+        through_node.push(Duration::from_micros(to_node.saturating_sub(*stamped)));
     }
-    if added.len() < steps {
-        bail!("only {} events seen by both clients", added.len());
+    if direct.len() < steps {
+        bail!("only {} events seen by both clients", direct.len());
     }
-    Ok(Relay { added, node_cpu_ms })
+    Ok(Relay {
+        direct,
+        through_node,
+        node_cpu_ms,
+    })
 }
 
 /// The remote conversation the node created on `server` for its conversation.
@@ -129,27 +134,33 @@ async fn attached(server: &AgentServer) -> anyhow::Result<String> {
 }
 
 pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
-    let (mut p50s, mut p99s, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut added_p50, mut added_p99, mut cpus) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..sizes.runs {
         let mut relay = one_run(sizes.relay_steps).await?;
-        let (p50, p99) = (
-            ms(relay.added.percentile(50.0)),
-            ms(relay.added.percentile(99.0)),
+        let at = |samples: &mut Samples, p: f64| ms(samples.percentile(p));
+        let direct = (at(&mut relay.direct, 50.0), at(&mut relay.direct, 99.0));
+        let node = (
+            at(&mut relay.through_node, 50.0),
+            at(&mut relay.through_node, 99.0),
         );
-        let cpu = relay.node_cpu_ms / relay.added.len() as f64;
+        let cpu = relay.node_cpu_ms / relay.direct.len() as f64;
         println!(
-            "P11 relay, {} events: added p50 {p50:.3} ms, p99 {p99:.3} ms; node CPU {cpu:.3} ms per relayed event",
-            relay.added.len()
+            "P11 relay, {} events: agent-server's own stream p50 {:.3} ms, p99 {:.3} ms; through the node p50 {:.3} ms, p99 {:.3} ms; node CPU {cpu:.3} ms per relayed event",
+            relay.direct.len(),
+            direct.0,
+            direct.1,
+            node.0,
+            node.1
         );
-        p50s.push(p50);
-        p99s.push(p99);
+        added_p50.push(node.0 - direct.0);
+        added_p99.push(node.1 - direct.1);
         cpus.push(cpu);
     }
     println!(
         "P11 median of {} runs: added p50 {:.3} ms, p99 {:.3} ms (bar: p99 <= 5 ms); node CPU {:.3} ms per relayed event",
         sizes.runs,
-        median(p50s),
-        median(p99s),
+        median(added_p50),
+        median(added_p99),
         median(cpus)
     );
     Ok(())

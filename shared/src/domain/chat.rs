@@ -25,3 +25,17 @@ impl ChatMessage {
         }
     }
 }
+
+/// The text of a message's content as chat APIs and the OpenHands SDK write it: a string, or a list of
+/// parts whose `text`s are joined by newlines.
+pub fn content_text(content: &serde_json::Value) -> String {
+    match content {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}

@@ -11,7 +11,7 @@ pub mod trigger;
 pub mod user_action;
 mod workflow;
 
-pub use chat::{ChatMessage, ChatRole};
+pub use chat::{ChatMessage, ChatRole, content_text};
 pub use conversation::{
     AgentState, Checkout, Conversation, ConversationId, ConversationStatus, CreatedCursor,
 };

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
+use shared::domain::content_text;
 use tokio::task::JoinHandle;
 
 /// One scripted answer.
@@ -234,22 +235,9 @@ fn echo(body: &Value) -> String {
     let last_user = body["messages"]
         .as_array()
         .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
-        .map(|message| text_of(&message["content"]))
+        .map(|message| content_text(&message["content"]))
         .unwrap_or_default();
     format!("model says: {last_user}")
-}
-
-/// A message content's text: the string, or its text parts joined.
-pub fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|part| part["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
 }
 
 fn completion(request: &Value, message: Value, finish_reason: &str) -> Response {

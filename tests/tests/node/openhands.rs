@@ -4,12 +4,13 @@
 use e2e::agent_server::AgentServer;
 use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::fakes::github::{FakeGitHub, FakeJob, FakePullRequest};
-use e2e::fakes::llm::{AgentStep, FakeLlm, text_of};
+use e2e::fakes::llm::{AgentStep, FakeLlm};
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
+
+use super::starter::{PR, REPO, USER};
 use serde_json::Value;
-use shared::domain::trigger::{FailedRun, TriggerPullRequest, TriggerRepository};
-use shared::domain::{GroupKey, HeadSha, ProactiveConversationRequested, RepoId};
+use shared::domain::{HeadSha, content_text};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
 
 const KEY: &str = "sk-agent-key";
@@ -25,32 +26,79 @@ fn ids(events: &[Value]) -> Vec<u64> {
     events.iter().filter_map(|e| e["id"].as_u64()).collect()
 }
 
-async fn openhands_node(server: &AgentServer, llm: &FakeLlm) -> TestNode {
-    let options = NodeOptions::new().with_openhands(server, llm.url(), KEY);
-    TestNode::standalone(&Stores::embedded().await, options).await
+/// A conversation of alice's on a node with the `openhands` runtime (a remote agent-server), its agent
+/// driven by the model's `steps`, with a client connected from its start.
+struct Agent {
+    llm: FakeLlm,
+    server: AgentServer,
+    node: TestNode,
+    alice: String,
+    id: String,
+    client: SocketClient,
+}
+
+impl Agent {
+    async fn start(stores: &Stores, steps: Vec<AgentStep>, first_message: &str) -> Self {
+        let llm = FakeLlm::start(KEY).await;
+        llm.script_steps(steps);
+        let server = AgentServer::start().await;
+        let options = NodeOptions::new().with_openhands(&server, llm.url(), KEY);
+        let node = TestNode::standalone(stores, options).await;
+        let alice = token("alice");
+        let id = node.create_conversation(&alice, Some(first_message)).await;
+        let client =
+            SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None))
+                .await;
+        Self {
+            llm,
+            server,
+            node,
+            alice,
+            id,
+            client,
+        }
+    }
+
+    /// The events up to the agent's message `text`.
+    async fn until_it_says(&mut self, text: &str) -> Vec<Value> {
+        self.client
+            .events_until(|e| is_agent_message(e) && e["args"]["content"] == text)
+            .await
+    }
+}
+
+/// No agent-server event is stored twice.
+fn assert_each_remote_event_once(stored: &[Value]) {
+    let mut remote: Vec<&str> = stored
+        .iter()
+        .filter_map(|e| e["remote"]["id"].as_str())
+        .collect();
+    let relayed = remote.len();
+    remote.sort_unstable();
+    remote.dedup();
+    assert_eq!(remote.len(), relayed, "a remote event stored twice");
+}
+
+/// Whether the agent's model was asked with a user message holding `text`.
+fn agent_was_asked(llm: &FakeLlm, text: &str) -> bool {
+    llm.requests().iter().any(|request| {
+        request["tools"].is_array()
+            && request["messages"].as_array().is_some_and(|messages| {
+                messages
+                    .iter()
+                    .any(|m| m["role"] == "user" && content_text(&m["content"]).contains(text))
+            })
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_runs_a_command_in_the_conversations_workspace() {
-    let llm = FakeLlm::start(KEY).await;
-    llm.script_steps([
+    let steps = vec![
         AgentStep::Terminal(COMMAND.into()),
         AgentStep::Finish("The answer is in answer.txt.".into()),
-    ]);
-    let server = AgentServer::start().await;
-    let node = openhands_node(&server, &llm).await;
-    let alice = token("alice");
-
-    let id = node
-        .create_conversation(&alice, Some("compute the answer"))
-        .await;
-    let mut client =
-        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
-    let events = client
-        .events_until(|e| {
-            is_agent_message(e) && e["args"]["content"] == "The answer is in answer.txt."
-        })
-        .await;
+    ];
+    let mut agent = Agent::start(&Stores::embedded().await, steps, "compute the answer").await;
+    let events = agent.until_it_says("The answer is in answer.txt.").await;
 
     let call = events
         .iter()
@@ -66,7 +114,7 @@ async fn the_agent_runs_a_command_in_the_conversations_workspace() {
         output["content"].as_str().unwrap().contains("42"),
         "{output}"
     );
-    let written = std::fs::read_to_string(server.workspace(&id).join("answer.txt"))
+    let written = std::fs::read_to_string(agent.server.workspace(&agent.id).join("answer.txt"))
         .expect("the file the agent wrote in the conversation's workspace");
     assert_eq!(written.trim(), "42");
     let sent = ids(&events);
@@ -75,19 +123,15 @@ async fn the_agent_runs_a_command_in_the_conversations_workspace() {
         (sent[0]..sent[0] + sent.len() as u64).collect::<Vec<_>>(),
         "ids in order without gaps"
     );
-    // The model got the user's message (through the agent-server).
-    let asked = llm
-        .requests()
-        .iter()
-        .filter(|request| request["tools"].is_array())
-        .any(|request| {
-            request["messages"].as_array().is_some_and(|messages| {
-                messages
-                    .iter()
-                    .any(|m| text_of(&m["content"]).contains("compute the answer"))
-            })
-        });
-    assert!(asked, "the agent's model was asked about the message");
+    assert!(agent_was_asked(&agent.llm, "compute the answer"));
+    let Agent {
+        node,
+        server,
+        alice,
+        id,
+        mut client,
+        ..
+    } = agent;
     client
         .events_until(|e| is_state(e, "finished") || is_state(e, "awaiting_user_input"))
         .await;
@@ -122,37 +166,26 @@ async fn the_agent_runs_a_command_in_the_conversations_workspace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_while_the_agent_works_reaches_its_model() {
-    let llm = FakeLlm::start(KEY).await;
-    llm.script_steps([
+    let steps = vec![
         AgentStep::Terminal("sleep 4 && echo slept".into()),
         AgentStep::Finish("Done waiting.".into()),
-    ]);
-    let server = AgentServer::start().await;
-    let node = openhands_node(&server, &llm).await;
-    let alice = token("alice");
-    let id = node
-        .create_conversation(&alice, Some("wait a little"))
+    ];
+    let mut agent = Agent::start(&Stores::embedded().await, steps, "wait a little").await;
+    agent
+        .client
+        .events_until(|e| e["action"] == "terminal")
         .await;
-    let mut client =
-        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
-    client.events_until(|e| e["action"] == "terminal").await;
 
-    client
+    agent
+        .client
         .emit_with_ack("oh_user_action", message_action("also check the README"))
         .await;
-    client
-        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "Done waiting.")
-        .await;
-    let reached = llm.requests().iter().any(|request| {
-        request["tools"].is_array()
-            && request["messages"].as_array().is_some_and(|messages| {
-                messages.iter().any(|m| {
-                    m["role"] == "user" && text_of(&m["content"]).contains("also check the README")
-                })
-            })
-    });
-    assert!(reached, "the model's later request holds the message");
-    node.stop().await;
+    agent.until_it_says("Done waiting.").await;
+    assert!(
+        agent_was_asked(&agent.llm, "also check the README"),
+        "the model's later request holds the message"
+    );
+    agent.node.stop().await;
 }
 
 /// A tool call carrying a whole file (1 MB) is stored cut to the store's item limit with its marker, on
@@ -169,32 +202,18 @@ async fn a_huge_tool_call_is_stored_cut_on_dynamodb() {
 }
 
 async fn a_huge_tool_call_is_stored_cut(stores: Stores) {
-    let llm = FakeLlm::start(KEY).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("big.txt");
     let text = format!("BEGIN{}END", "x".repeat(1 << 20));
-    llm.script_steps([
+    let steps = vec![
         AgentStep::CreateFile {
             path: path.display().to_string(),
             text: text.clone(),
         },
         AgentStep::Finish("Wrote it.".into()),
-    ]);
-    let server = AgentServer::start().await;
-    let node = TestNode::standalone(
-        &stores,
-        NodeOptions::new().with_openhands(&server, llm.url(), KEY),
-    )
-    .await;
-    let alice = token("alice");
-    let id = node
-        .create_conversation(&alice, Some("write a big file"))
-        .await;
-    let mut client =
-        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
-    let live = client
-        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "Wrote it.")
-        .await;
+    ];
+    let mut agent = Agent::start(&stores, steps, "write a big file").await;
+    let live = agent.until_it_says("Wrote it.").await;
 
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
@@ -212,61 +231,44 @@ async fn a_huge_tool_call_is_stored_cut(stores: Stores) {
         text.len()
     )));
     assert!(call.to_string().len() <= shared::domain::MAX_EVENT_BYTES);
-    let stored = node.all_events(&alice, &id).await;
+    let stored = agent.node.all_events(&agent.alice, &agent.id).await;
     let replayed = stored
         .iter()
         .find(|e| e["id"] == call["id"])
         .expect("stored");
     assert_eq!(replayed, call, "replayed as it was sent live");
     // The conversation goes on.
-    client
+    agent
+        .client
         .emit_with_ack("oh_user_action", message_action("thanks"))
         .await;
-    client
-        .events_until(|e| is_agent_message(e) && e["args"]["content"] == "model says: thanks")
-        .await;
-    node.stop().await;
+    agent.until_it_says("model says: thanks").await;
+    agent.node.stop().await;
 }
 
 /// The agent-server dies mid-run and comes back: the conversation goes on (the relay reconnects and
 /// resumes after the last event it stored), or says why it cannot; nothing hangs, nothing repeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conversation_survives_its_agent_server_restarting() {
-    let llm = FakeLlm::start(KEY).await;
-    llm.script_steps([AgentStep::Terminal("sleep 2 && echo slept".into())]);
-    let mut server = AgentServer::start().await;
-    let node = openhands_node(&server, &llm).await;
-    let alice = token("alice");
-    let id = node.create_conversation(&alice, Some("take a nap")).await;
-    let mut client =
-        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
-    client.events_until(|e| e["action"] == "terminal").await;
+    let steps = vec![AgentStep::Terminal("sleep 2 && echo slept".into())];
+    let mut agent = Agent::start(&Stores::embedded().await, steps, "take a nap").await;
+    agent
+        .client
+        .events_until(|e| e["action"] == "terminal")
+        .await;
 
-    server.restart().await;
-    client
+    agent.server.restart().await;
+    agent
+        .client
         .emit_with_ack("oh_user_action", message_action("are you back?"))
         .await;
-    let after = client
-        .events_until(|e| {
-            is_agent_message(e) && e["args"]["content"] == "model says: are you back?"
-        })
-        .await;
-    let stored = node.all_events(&alice, &id).await;
+    let after = agent.until_it_says("model says: are you back?").await;
+    let stored = agent.node.all_events(&agent.alice, &agent.id).await;
     let sent = ids(&stored);
     assert_eq!(sent, (0..stored.len() as u64).collect::<Vec<_>>(), "no gap");
-    let mut remote: Vec<&str> = stored
-        .iter()
-        .filter_map(|e| e["remote"]["id"].as_str())
-        .collect();
-    let relayed = remote.len();
-    remote.sort_unstable();
-    remote.dedup();
-    assert_eq!(
-        remote.len(),
-        relayed,
-        "no remote event stored twice: {after:?}"
-    );
-    node.stop().await;
+    assert_each_remote_event_once(&stored);
+    assert!(after.iter().any(is_agent_message));
+    agent.node.stop().await;
 }
 
 /// `AGENT_SERVER=process`: the node starts its own agent-server (clean environment, a workspace per
@@ -377,14 +379,7 @@ async fn a_survivor_reattaches_to_the_agent_when_the_owner_is_killed() {
 
     let stored = survivor.all_events(&alice, &id).await;
     assert_eq!(ids(&stored), (0..stored.len() as u64).collect::<Vec<_>>());
-    let mut remote: Vec<&str> = stored
-        .iter()
-        .filter_map(|e| e["remote"]["id"].as_str())
-        .collect();
-    let relayed = remote.len();
-    remote.sort_unstable();
-    remote.dedup();
-    assert_eq!(remote.len(), relayed, "no remote event stored twice");
+    assert_each_remote_event_once(&stored);
     assert_eq!(
         server.conversations().await.len(),
         1,
@@ -410,9 +405,7 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
 /// holds the failed job's log tail, and the agent runs a command in the checkout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_red_prs_agent_works_in_the_checkout_with_the_failure_in_hand() {
-    const REPO: &str = "octo-org/widgets";
     const TOKEN: &str = "gh-clone-token";
-    const USER: &str = "keycloak-user-1";
     let origin = tempfile::tempdir().expect("a temporary directory");
     git(origin.path(), &["init", "--quiet", "-b", "main"]);
     std::fs::write(origin.path().join("README.md"), "widgets v1\n").unwrap();
@@ -424,7 +417,7 @@ async fn a_red_prs_agent_works_in_the_checkout_with_the_failure_in_hand() {
 
     let github = FakeGitHub::start().await;
     github.require_token(TOKEN);
-    github.put_pull_request(REPO, FakePullRequest::open(7, &head, "spin-fix"));
+    github.put_pull_request(REPO, FakePullRequest::open(PR, &head, "fix-widgets"));
     github.set_clone_url(REPO, &format!("file://{}", origin.path().display()));
     github.put_job(
         REPO,
@@ -452,35 +445,7 @@ async fn a_red_prs_agent_works_in_the_checkout_with_the_failure_in_hand() {
     );
     let node = TestNode::standalone(&Stores::embedded().await, options).await;
 
-    let head_sha = HeadSha::parse(&head).unwrap();
-    let key = GroupKey {
-        repo_id: RepoId::from_github(4242),
-        pr_number: 7,
-        head_sha: head_sha.clone(),
-    };
-    let request = ProactiveConversationRequested {
-        trigger_id: key.trigger_id(),
-        repository: TriggerRepository {
-            id: key.repo_id.clone(),
-            owner: "octo-org".into(),
-            name: "widgets".into(),
-        },
-        pull_request: TriggerPullRequest {
-            number: 7,
-            head_sha,
-            head_branch: "spin-fix".into(),
-        },
-        installation_id: None,
-        user_id: e2e::user_id(USER),
-        failed_runs: vec![FailedRun {
-            id: 11,
-            name: "CI".into(),
-            conclusion: "failure".into(),
-            url: "https://github.com/octo-org/widgets/actions/runs/11".into(),
-        }],
-        run_count: 1,
-        decided_at: chrono::Utc::now(),
-    };
+    let request = super::starter::trigger(&HeadSha::parse(&head).unwrap());
     let started = node
         .handle
         .start_proactive(&request)

@@ -13,9 +13,9 @@ use shared::domain::trigger::{FailedRun, TriggerPullRequest, TriggerRepository};
 use shared::domain::{GroupKey, HeadSha, ProactiveConversationRequested, RepoId};
 use shared::github::{ClientOptions, GitHubAuth, GitHubClient, GitHubConfig};
 
-const REPO: &str = "octo-org/widgets";
-const PR: u64 = 7;
-const USER: &str = "keycloak-user-1";
+pub(crate) const REPO: &str = "octo-org/widgets";
+pub(crate) const PR: u64 = 7;
+pub(crate) const USER: &str = "keycloak-user-1";
 const INTERNAL_KEY: &str = "internal-test-key";
 const GITHUB_TOKEN: &str = "gh-test-token";
 
@@ -23,7 +23,8 @@ fn sha(digit: char) -> HeadSha {
     HeadSha::parse(&digit.to_string().repeat(40)).unwrap()
 }
 
-fn trigger(head: &HeadSha) -> ProactiveConversationRequested {
+/// The trigger of a red commit of PR #7 of `REPO` (its runs 11 and 12 failed), for `USER`.
+pub(crate) fn trigger(head: &HeadSha) -> ProactiveConversationRequested {
     let key = GroupKey {
         repo_id: RepoId::from_github(4242),
         pr_number: PR,

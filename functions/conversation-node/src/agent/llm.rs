@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict, parse_retry_after};
+use shared::http_client::header_wait;
+use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict};
 
 use super::AgentError;
 use crate::config::LlmConfig;
@@ -136,11 +137,7 @@ impl LlmClient {
                 .and_then(|choice| choice.message.content)
                 .ok_or_else(|| Failure::Permanent("the model's answer has no content".into()));
         }
-        let retry_after = answer
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
+        let retry_after = header_wait(answer.headers(), chrono::Utc::now());
         let reason = format!("the model answered {status}");
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             Err(Failure::Transient {

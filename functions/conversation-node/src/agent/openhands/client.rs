@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict, parse_retry_after};
+use shared::http_client::header_wait;
+use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict};
 use uuid::Uuid;
 
 use super::super::AgentError;
@@ -195,7 +196,7 @@ impl ServerClient {
             .map_err(AgentError::from)?;
         Ok(page["items"]
             .get(0)
-            .map(|event| super::relay::text_of(&event["llm_message"]["content"])))
+            .map(|event| shared::domain::content_text(&event["llm_message"]["content"])))
     }
 
     /// Whether the server holds the remote conversation.
@@ -284,11 +285,7 @@ impl ServerClient {
             let body = answer.json().await.unwrap_or(Value::Null);
             return Ok((status, body));
         }
-        let wait = answer
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
+        let wait = header_wait(answer.headers(), chrono::Utc::now());
         Err(Failure {
             status: Some(status),
             wait,

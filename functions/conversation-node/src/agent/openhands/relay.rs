@@ -6,7 +6,9 @@
 //! statistics) is not stored.
 
 use serde_json::{Map, Value, json};
-use shared::domain::{AgentState, ConversationEvent, EventBody, EventSource, RemoteEventRef};
+use shared::domain::{
+    AgentState, ConversationEvent, EventBody, EventSource, RemoteEventRef, content_text,
+};
 
 use super::super::runtime::RuntimeEvent;
 
@@ -60,7 +62,7 @@ pub(super) fn relay(raw: &Value) -> Relay {
         "MessageEvent" if source == EventSource::User => return Relay::Skip,
         "ObservationEvent" if raw["tool_name"] == "finish" => return Relay::Skip,
         "MessageEvent" => {
-            ConversationEvent::message(0, source, &text_of(&raw["llm_message"]["content"]))
+            ConversationEvent::message(0, source, &content_text(&raw["llm_message"]["content"]))
         }
         "ActionEvent" => action(raw, source),
         "ObservationEvent" => observation(
@@ -112,7 +114,7 @@ fn action(raw: &Value, source: EventSource) -> ConversationEvent {
         let message = action["message"].as_str().unwrap_or_default();
         return ConversationEvent::message(0, EventSource::Agent, message);
     }
-    let thought = text_of(&raw["thought"]);
+    let thought = content_text(&raw["thought"]);
     let message = match raw["summary"].as_str() {
         Some(summary) if thought.is_empty() => summary.to_owned(),
         _ => thought,
@@ -128,7 +130,7 @@ fn action(raw: &Value, source: EventSource) -> ConversationEvent {
 }
 
 fn observation(tool: &str, observation: &Value) -> ConversationEvent {
-    let content = text_of(&observation["content"]);
+    let content = content_text(&observation["content"]);
     // Everything but the text, which is `content`.
     let extras = match observation {
         Value::Object(fields) => Value::Object(
@@ -174,19 +176,6 @@ fn generic(kind: &str, raw: &Value, source: EventSource) -> ConversationEvent {
             extras: json!({}),
         },
         ..ConversationEvent::message(0, source, "")
-    }
-}
-
-/// The text of an SDK content list (`[{"type": "text", "text": ...}, ...]`), or of a plain string.
-pub(super) fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|part| part["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
     }
 }
 
