@@ -92,7 +92,7 @@ impl ConversationNode {
             inbox: coordination.clone(),
             leases: coordination.clone(),
             rooms: coordination.clone(),
-            runtime,
+            runtime: Arc::clone(&runtime),
             completions: agent,
             callbacks,
             sessions: Arc::default(),
@@ -127,6 +127,7 @@ impl ConversationNode {
             public_url: config.public_url.clone(),
             liveness: coordination.clone(),
             agent_label,
+            runtime,
             metrics: Arc::clone(&metrics),
         });
         let maintenance = Arc::new(Maintenance {

@@ -237,6 +237,20 @@ async fn a_huge_tool_call_is_stored_cut(stores: Stores) {
         .find(|e| e["id"] == call["id"])
         .expect("stored");
     assert_eq!(replayed, call, "replayed as it was sent live");
+    // The whole of it, from the agent-server, through the node.
+    let path = format!(
+        "/api/conversations/{}/events/{}/remote",
+        agent.id, call["id"]
+    );
+    let (status, whole) = agent.node.get(&path, Some(&agent.alice)).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(whole["event"], *call);
+    assert_eq!(whole["remote_event"]["action"]["file_text"], text.as_str());
+    let first = format!("/api/conversations/{}/events/0/remote", agent.id);
+    let (status, refused) = agent.node.get(&first, Some(&agent.alice)).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{refused}");
+    let (status, _) = agent.node.get(&path, Some(&token("mallory"))).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "another user's");
     // The conversation goes on.
     agent
         .client

@@ -9,7 +9,9 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use shared::domain::{AgentState, ChatMessage, Conversation, ConversationEvent, RemoteEventRef};
+use shared::domain::{
+    AgentState, ChatMessage, Conversation, ConversationEvent, ConversationId, RemoteEventRef,
+};
 
 use super::AgentError;
 
@@ -81,6 +83,16 @@ pub(crate) trait AgentRuntime: Send + Sync {
         relayed: Relayed,
         history: &[ChatMessage],
     ) -> Result<Box<dyn RuntimeSession>, AgentError>;
+
+    /// The whole of an event the runtime produced for `conversation` (its id there: `remote_id`), as
+    /// the runtime keeps it; `None` when it has no such event (or keeps none).
+    async fn remote_event(
+        &self,
+        _conversation: &ConversationId,
+        _remote_id: &str,
+    ) -> Result<Option<serde_json::Value>, AgentError> {
+        Ok(None)
+    }
 
     /// Stops what the runtime started (the node is stopping).
     async fn shutdown(&self) {}

@@ -216,6 +216,39 @@ pub(crate) async fn events(
     ))
 }
 
+/// `GET /api/conversations/{id}/events/{event_id}/remote`: an event relayed from the agent runtime,
+/// beside the whole of it as the runtime keeps it (the stored one may have been cut to fit the store).
+pub(crate) async fn remote_event(
+    State(api): State<Api>,
+    caller: Caller,
+    ApiPath((id, event_id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let meta = owned(&api, &caller, &id).await?;
+    let event_id = event_id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id <= MAX_EVENT_ID)
+        .ok_or_else(|| ApiError::BadRequest("invalid event id".into()))?;
+    let page = api.events.page(&meta.id, event_id, 1).await?;
+    let Some(event) = page.events.into_iter().find(|event| event.id == event_id) else {
+        return Err(ApiError::NotFound("event not found"));
+    };
+    let Some(remote) = &event.remote else {
+        return Err(ApiError::NotFound(
+            "the event was not relayed from an agent runtime",
+        ));
+    };
+    let whole = api
+        .runtime
+        .remote_event(&meta.id, &remote.id)
+        .await
+        .map_err(|error| ApiError::BadGateway(error.to_string()))?
+        .ok_or(ApiError::NotFound(
+            "the agent runtime no longer has the event",
+        ))?;
+    Ok(Json(json!({ "event": event, "remote_event": whole })))
+}
+
 pub(crate) async fn send_action(
     State(api): State<Api>,
     caller: Caller,

@@ -15,6 +15,7 @@ use shared::ports::coordination::Liveness;
 use shared::ports::{ConversationStore, EventStore};
 
 use crate::action_rate::ActionLimiter;
+use crate::agent::runtime::AgentRuntime;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::lifecycle::Lifecycle;
@@ -34,6 +35,8 @@ pub(crate) struct ApiContext {
     /// `/ready` asks whether the coordination backend answers; `/health` names the node.
     pub liveness: Arc<dyn Liveness>,
     pub agent_label: String,
+    /// Serves the whole of a relayed event that was stored cut.
+    pub runtime: Arc<dyn AgentRuntime>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -54,6 +57,10 @@ pub(crate) fn routes(api: Api) -> Router {
         .route(
             "/api/conversations/{id}/events",
             get(conversations::events).post(conversations::send_action),
+        )
+        .route(
+            "/api/conversations/{id}/events/{event_id}/remote",
+            get(conversations::remote_event),
         )
         .route("/api/conversations/{id}/stop", post(conversations::stop))
         .route("/internal/proactive", post(internal::proactive))

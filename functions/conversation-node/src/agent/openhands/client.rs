@@ -199,6 +199,20 @@ impl ServerClient {
             .map(|event| shared::domain::content_text(&event["llm_message"]["content"])))
     }
 
+    /// One event of the remote conversation, whole; `None` when the server does not have it.
+    pub(super) async fn event(
+        &self,
+        remote: Uuid,
+        event: Uuid,
+    ) -> Result<Option<Value>, AgentError> {
+        let path = format!("/api/conversations/{remote}/events/{event}");
+        match self.call(Call::new(Method::GET, &path)).await {
+            Ok((_, body)) => Ok(Some(body)),
+            Err(failure) if failure.status == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
     /// Whether the server holds the remote conversation.
     pub(super) async fn exists(&self, remote: Uuid) -> Result<bool, AgentError> {
         let path = format!("/api/conversations/{remote}");

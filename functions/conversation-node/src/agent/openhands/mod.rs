@@ -222,6 +222,24 @@ impl AgentRuntime for OpenHandsRuntime {
         Ok(Box::new(session))
     }
 
+    async fn remote_event(
+        &self,
+        conversation: &ConversationId,
+        event_id: &str,
+    ) -> Result<Option<Value>, AgentError> {
+        // The SDK's event ids are UUIDs: anything else names no event (and no other path).
+        let Ok(event) = Uuid::parse_str(event_id) else {
+            return Ok(None);
+        };
+        let server = match &self.servers {
+            Servers::Process { server, .. } => server.server().await?,
+            Servers::Remote { server, .. } => server.clone(),
+        };
+        ServerClient::new(self.http.clone(), server)
+            .event(remote_id(conversation), event)
+            .await
+    }
+
     async fn shutdown(&self) {
         if let Servers::Process { server, .. } = &self.servers {
             server.stop().await;
