@@ -389,6 +389,7 @@ pub fn running_conversation(name: &str, updated_at: DateTime<Utc>) -> Conversati
         trigger_id: None,
         repository: None,
         checkout: None,
+        confirmation_mode: false,
     }
 }
 

@@ -155,6 +155,7 @@ pub fn conversations(users: &[String], count: usize, first: DateTime<Utc>) -> Ve
                 trigger_id: None,
                 repository: Some("octo/app".into()),
                 checkout: None,
+                confirmation_mode: false,
             }
         })
         .collect()

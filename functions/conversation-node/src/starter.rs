@@ -239,6 +239,7 @@ impl Starter {
                         pull_request: request.pull_request.number,
                         installation_id: request.installation_id,
                     }),
+                    confirmation_mode: false,
                 };
                 let message = first_message(self.github.as_ref(), request).await;
                 let message = UserAction::message(&message);

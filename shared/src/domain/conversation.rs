@@ -83,6 +83,9 @@ pub enum AgentState {
     AwaitingUserInput,
     /// The agent waits for the user to accept or reject its next action (confirmation mode).
     AwaitingUserConfirmation,
+    /// The user's answers to a confirmation: actions only, never a conversation's state.
+    UserConfirmed,
+    UserRejected,
     Finished,
     Paused,
     Stopped,
@@ -107,6 +110,9 @@ pub struct Conversation {
     /// What the agent's workspace starts as (a proactive conversation: the pull request's head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout: Option<Checkout>,
+    /// Whether the agent asks the user before each action (a runtime with tools: `openhands`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmation_mode: bool,
 }
 
 /// A repository at a commit: where a proactive conversation's workspace starts.

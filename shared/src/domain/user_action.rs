@@ -60,7 +60,11 @@ impl UserAction {
             Self::ChangeAgentState { agent_state }
                 if !matches!(
                     agent_state,
-                    AgentState::Running | AgentState::Paused | AgentState::Stopped
+                    AgentState::Running
+                        | AgentState::Paused
+                        | AgentState::Stopped
+                        | AgentState::UserConfirmed
+                        | AgentState::UserRejected
                 ) =>
             {
                 Err(InvalidAction::UnsupportedState(*agent_state))

@@ -55,6 +55,7 @@ fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation
         trigger_id: None,
         repository: None,
         checkout: None,
+        confirmation_mode: false,
     }
 }
 
@@ -94,6 +95,7 @@ pub async fn conversation_round_trip(store: Store) {
             pull_request: 7,
             installation_id: Some(99),
         }),
+        confirmation_mode: true,
         agent_state: AgentState::AwaitingUserInput,
         ..conversation(
             &ConversationId::for_trigger(&key.trigger_id()).to_string(),

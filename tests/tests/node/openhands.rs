@@ -9,7 +9,7 @@ use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
 
 use super::starter::{PR, REPO, USER};
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::domain::{HeadSha, content_text};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
 
@@ -39,13 +39,20 @@ struct Agent {
 
 impl Agent {
     async fn start(stores: &Stores, steps: Vec<AgentStep>, first_message: &str) -> Self {
+        Self::start_with(stores, steps, json!({ "initial_user_msg": first_message })).await
+    }
+
+    /// The conversation created with `create` as the body of `POST /api/conversations`.
+    async fn start_with(stores: &Stores, steps: Vec<AgentStep>, create: Value) -> Self {
         let llm = FakeLlm::start(KEY).await;
         llm.script_steps(steps);
         let server = AgentServer::start().await;
         let options = NodeOptions::new().with_openhands(&server, llm.url(), KEY);
         let node = TestNode::standalone(stores, options).await;
         let alice = token("alice");
-        let id = node.create_conversation(&alice, Some(first_message)).await;
+        let (status, created) = node.post("/api/conversations", Some(&alice), &create).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+        let id = created["conversation_id"].as_str().unwrap().to_owned();
         let client =
             SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None))
                 .await;
@@ -508,4 +515,45 @@ async fn a_red_prs_agent_works_in_the_checkout_with_the_failure_in_hand() {
         "the credentials file is gone"
     );
     node.stop().await;
+}
+
+/// In confirmation mode the agent asks before each action (the SDK's `AlwaysConfirm`): the command runs
+/// only once the user confirms it (`change_agent_state` to `user_confirmed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_confirmation_mode_the_agent_acts_once_the_user_confirms() {
+    let steps = vec![
+        AgentStep::Terminal("echo yes > confirmed.txt".into()),
+        AgentStep::Finish("Done after asking.".into()),
+    ];
+    let create = json!({ "initial_user_msg": "write it", "confirmation_mode": true });
+    let mut agent = Agent::start_with(&Stores::embedded().await, steps, create).await;
+    let written = agent.server.workspace(&agent.id).join("confirmed.txt");
+    let asked = agent
+        .client
+        .events_until(|e| is_state(e, "awaiting_user_confirmation"))
+        .await;
+    assert!(asked.iter().any(|e| e["action"] == "terminal"), "{asked:?}");
+    assert!(!written.exists(), "nothing runs before the user confirms");
+
+    let confirm =
+        json!({ "action": "change_agent_state", "args": { "agent_state": "user_confirmed" } });
+    // Every action waits for its confirmation, the finish included.
+    for _ in 0..3 {
+        agent
+            .client
+            .emit_with_ack("oh_user_action", confirm.clone())
+            .await;
+        let next = agent
+            .client
+            .events_until(|e| {
+                is_state(e, "awaiting_user_confirmation")
+                    || (is_agent_message(e) && e["args"]["content"] == "Done after asking.")
+            })
+            .await;
+        if next.iter().any(is_agent_message) {
+            break;
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&written).unwrap().trim(), "yes");
+    agent.node.stop().await;
 }

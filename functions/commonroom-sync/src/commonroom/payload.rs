@@ -139,6 +139,7 @@ mod tests {
             trigger_id: None,
             repository: None,
             checkout: None,
+            confirmation_mode: false,
         };
         let person = CommonRoomUser::from_keycloak(&user(Some("jdoe-gh"))).unwrap();
         let activity = Activity::started_session(&conversation, person, "https://app.example.com/");

@@ -118,6 +118,11 @@ pub(crate) trait RuntimeSession: Send + Sync {
         Ok(())
     }
 
+    /// The user's answer to the action the agent asked to confirm.
+    async fn confirm(&mut self, _accept: bool) -> Result<(), AgentError> {
+        Ok(())
+    }
+
     /// The runtime's next events; never resolves for a runtime that only answers.
     async fn next(&mut self) -> Output {
         std::future::pending().await

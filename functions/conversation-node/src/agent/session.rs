@@ -424,19 +424,25 @@ impl Session {
                 let input = match agent_state {
                     AgentState::Paused => Input::Pause,
                     AgentState::Running => Input::Resume,
+                    AgentState::UserConfirmed => Input::Confirmation(true),
+                    AgentState::UserRejected => Input::Confirmation(false),
                     _ => return Ok(()),
                 };
+                // What does not apply (a pause of a paused agent, an answer with nothing to confirm)
+                // is not passed on.
+                let applies = state::next(self.meta.agent_state, input).is_some();
                 self.record(vec![Draft::State(input, "")], Some(entry.id))
                     .await?;
-                let Some(runtime) = self.runtime.as_mut() else {
+                let Some(runtime) = self.runtime.as_mut().filter(|_| applies) else {
                     return Ok(());
                 };
                 let told = match input {
                     Input::Pause => runtime.pause().await,
+                    Input::Confirmation(accept) => runtime.confirm(accept).await,
                     _ => runtime.resume().await,
                 };
                 if let Err(error) = told {
-                    tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "the runtime did not take the pause or resume");
+                    tracing::warn!(conversation_id = %self.lease.conversation, reason = %error, "the runtime did not take the user's action");
                 }
                 Ok(())
             }

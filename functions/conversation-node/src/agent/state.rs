@@ -22,6 +22,8 @@ pub(crate) enum Input {
     Stop,
     /// A runtime that works on its own (an agent-server) reports its agent in this state.
     Runtime(AgentState),
+    /// The user's answer to the action the agent asked to confirm: accepted or rejected.
+    Confirmation(bool),
 }
 
 pub(crate) fn next(from: AgentState, input: Input) -> Option<AgentState> {
@@ -39,6 +41,9 @@ pub(crate) fn next(from: AgentState, input: Input) -> Option<AgentState> {
         (Paused, Input::Resume) => AwaitingUserInput,
         (Stopped, Input::Stop) => return None,
         (_, Input::Stop) => Stopped,
+        // The agent goes on either way: with the action, or told it was rejected.
+        (AwaitingUserConfirmation, Input::Confirmation(_)) => Running,
+        (_, Input::Confirmation(_)) => return None,
         (Stopped, Input::Runtime(_)) => return None,
         (_, Input::Runtime(to)) => to,
         _ => return None,
@@ -88,5 +93,19 @@ mod tests {
         assert_eq!(next(Running, Input::Runtime(Error)), Some(Error));
         assert_eq!(next(Stopped, Input::Runtime(Running)), None);
         assert_eq!(next(Finished, Input::UserMessage), Some(Running));
+    }
+
+    #[test]
+    fn a_confirmation_answers_only_a_pending_action() {
+        assert_eq!(
+            next(AwaitingUserConfirmation, Input::Confirmation(false)),
+            Some(Running)
+        );
+        assert_eq!(
+            next(AwaitingUserConfirmation, Input::Confirmation(true)),
+            Some(Running)
+        );
+        assert_eq!(next(Running, Input::Confirmation(true)), None);
+        assert_eq!(next(AwaitingUserInput, Input::Confirmation(false)), None);
     }
 }

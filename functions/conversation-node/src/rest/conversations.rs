@@ -103,6 +103,9 @@ pub(crate) struct CreateConversation {
     title: Option<String>,
     #[serde(alias = "selected_repository")]
     repository: Option<String>,
+    /// The agent asks before each action (`openhands`).
+    #[serde(default)]
+    confirmation_mode: bool,
 }
 
 fn non_blank(value: Option<String>) -> Option<String> {
@@ -151,6 +154,7 @@ pub(crate) async fn create(
         trigger_id: None,
         repository,
         checkout: None,
+        confirmation_mode: body.confirmation_mode,
     };
     let first = message.map(|content| UserAction::message(&content));
     match api.lifecycle.create(meta, first).await? {

@@ -149,6 +149,10 @@ fn encode(conversation: &Conversation) -> Result<Item, StoreError> {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         ),
         (
+            "confirmation_mode",
+            conversation.confirmation_mode.then(|| "true".to_owned()),
+        ),
+        (
             RUNNING_PARTITION,
             (conversation.status == ConversationStatus::Running).then(|| RUNNING.to_owned()),
         ),
@@ -209,6 +213,7 @@ fn decode(stored: &Item) -> Result<Conversation, StoreError> {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("conversation checkout: {e}")))?,
+        confirmation_mode: fields.opt_string("confirmation_mode")? == Some("true"),
     })
 }
 

@@ -212,6 +212,7 @@ mod tests {
             trigger_id: None,
             repository: None,
             checkout: None,
+            confirmation_mode: false,
         }
     }
 

@@ -182,6 +182,20 @@ impl ServerClient {
         }
     }
 
+    /// The user's answer to the action the agent waits to have confirmed.
+    pub(super) async fn respond_to_confirmation(
+        &self,
+        remote: Uuid,
+        accept: bool,
+    ) -> Result<(), AgentError> {
+        let path = format!("/api/conversations/{remote}/events/respond_to_confirmation");
+        let answer = json!({ "accept": accept, "reason": "The user rejected the action." });
+        self.call(Call::json(Method::POST, &path, &answer))
+            .await
+            .map(drop)
+            .map_err(AgentError::from)
+    }
+
     /// The newest user message the remote conversation holds, if any.
     pub(super) async fn last_user_message(
         &self,

@@ -151,7 +151,7 @@ impl OpenHandsRuntime {
         }
     }
 
-    fn create_request(&self, remote: Uuid, workspace: &str) -> Value {
+    fn create_request(&self, remote: Uuid, workspace: &str, confirmation_mode: bool) -> Value {
         let mut llm = json!({ "model": self.config.model, "usage_id": "agent" });
         if let Some(base_url) = &self.config.base_url {
             llm["base_url"] = json!(base_url);
@@ -174,7 +174,9 @@ impl OpenHandsRuntime {
             "conversation_id": remote,
             "agent": { "kind": "Agent", "llm": llm, "tools": tools },
             "workspace": { "kind": "LocalWorkspace", "working_dir": workspace },
-            "confirmation_policy": { "kind": "NeverConfirm" },
+            "confirmation_policy": {
+                "kind": if confirmation_mode { "AlwaysConfirm" } else { "NeverConfirm" }
+            },
             "max_iterations": self.config.max_iterations,
         })
     }
@@ -203,7 +205,7 @@ impl AgentRuntime for OpenHandsRuntime {
         let mut session = OpenHandsSession {
             client: ServerClient::new(self.http.clone(), server.clone()),
             remote,
-            create: self.create_request(remote, &workspace),
+            create: self.create_request(remote, &workspace, conversation.confirmation_mode),
             stream: EventStream::new(server, remote, relayed, Arc::clone(&self.metrics)),
             notice: None,
         };
@@ -328,6 +330,12 @@ impl RuntimeSession for OpenHandsSession {
     async fn resume(&mut self) -> Result<(), AgentError> {
         self.stream.revive();
         self.client.run(self.remote).await
+    }
+
+    async fn confirm(&mut self, accept: bool) -> Result<(), AgentError> {
+        self.client
+            .respond_to_confirmation(self.remote, accept)
+            .await
     }
 
     async fn next(&mut self) -> Output {
