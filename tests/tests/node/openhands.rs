@@ -1,17 +1,21 @@
 //! `AGENT_RUNTIME=openhands`: a real OpenHands agent-server (remote to the node) whose agent is driven
 //! by the scripted fake model; the node relays its events under our ids, in order, once each.
 
+use std::sync::Arc;
+
 use e2e::agent_server::AgentServer;
 use e2e::cluster::{ClusterEnv, NodeProcess};
 use e2e::fakes::github::{FakeGitHub, FakeJob, FakePullRequest};
 use e2e::fakes::llm::{AgentStep, FakeLlm};
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
-
-use super::starter::{PR, REPO, USER};
+use e2e::trigger_world::{self, Run, TriggerWorld, lifecycle};
 use serde_json::{Value, json};
-use shared::domain::{HeadSha, content_text};
+use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
+use shared::domain::{HeadSha, ProactiveConversationRequested, content_text};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
+
+use super::starter::{PR, REPO};
 
 const KEY: &str = "sk-agent-key";
 
@@ -420,101 +424,168 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-/// A red pull request's conversation on the `openhands` runtime, from the trigger the webhook publishes
-/// to the node's starter: the workspace is the repository at the PR's head (cloned before the agent
-/// starts, the token handed over as a file that is gone afterwards and in no event), the first message
-/// holds the failed job's log tail, and the agent runs a command in the checkout.
+/// The token the node reads GitHub with in the red PR tests.
+const CLONE_TOKEN: &str = "gh-clone-token";
+
+/// A repository whose PR head (its second commit) changed the README, served by the GitHub fake as
+/// `repo`'s clone URL beside the failed job's log, the scripted model, an agent-server, and a node with
+/// the `openhands` runtime reading GitHub with `token`.
+struct RedPr {
+    _origin: tempfile::TempDir,
+    head: String,
+    token: &'static str,
+    llm: FakeLlm,
+    server: AgentServer,
+    node: TestNode,
+}
+
+impl RedPr {
+    async fn start(repo: &str, github: &FakeGitHub, token: &'static str) -> Self {
+        let origin = tempfile::tempdir().expect("a temporary directory");
+        git(origin.path(), &["init", "--quiet", "-b", "main"]);
+        std::fs::write(origin.path().join("README.md"), "widgets v1\n").unwrap();
+        git(origin.path(), &["add", "."]);
+        git(origin.path(), &["commit", "--quiet", "-m", "one"]);
+        std::fs::write(origin.path().join("README.md"), "widgets v2: spins twice\n").unwrap();
+        git(origin.path(), &["commit", "--quiet", "-am", "two"]);
+        let head = git(origin.path(), &["rev-parse", "HEAD"]);
+        github.set_clone_url(repo, &format!("file://{}", origin.path().display()));
+        github.put_job(
+            repo,
+            FakeJob::failed(
+                501,
+                11,
+                "unit tests",
+                "Run cargo test",
+                "test widgets::spin ... FAILED\nassertion failed: spins == 3",
+            ),
+        );
+        let llm = FakeLlm::start(KEY).await;
+        llm.script_steps([
+            AgentStep::Terminal("git rev-parse HEAD && cat README.md".into()),
+            AgentStep::Finish("Found the change.".into()),
+        ]);
+        let server = AgentServer::start().await;
+        let mut options = NodeOptions::new().with_openhands(&server, llm.url(), KEY);
+        options.github = Some(
+            GitHubClient::new(GitHubConfig {
+                api_url: github.url().to_owned(),
+                auth: GitHubAuth::Token(token.into()),
+            })
+            .expect("a GitHub client"),
+        );
+        let node = TestNode::standalone(&Stores::embedded().await, options).await;
+        Self {
+            _origin: origin,
+            head,
+            token,
+            llm,
+            server,
+            node,
+        }
+    }
+
+    /// Starts the conversation of `request` (as EventBridge would) and checks what its agent did: it
+    /// ran a command in the repository at the PR's head with the failed job's log in its first request,
+    /// and the token that cloned it is in no event and no file.
+    async fn agent_works_in_the_checkout(&self, request: &ProactiveConversationRequested) {
+        let started = self
+            .node
+            .handle
+            .start_proactive(request)
+            .await
+            .expect("started");
+        let id = started.conversation_id.to_string();
+        let owner = token(request.user_id.as_str());
+        let events = self
+            .node
+            .wait_for_events(&owner, &id, |events| {
+                events
+                    .iter()
+                    .any(|e| is_agent_message(e) && e["args"]["content"] == "Found the change.")
+            })
+            .await;
+        let output = events
+            .iter()
+            .find(|e| is_terminal_output(e))
+            .and_then(|e| e["content"].as_str())
+            .expect("the terminal's output");
+        assert!(
+            output.contains(&self.head),
+            "the workspace is at the PR's head: {output}"
+        );
+        assert!(output.contains("widgets v2: spins twice"), "{output}");
+        let first_agent_request = self
+            .llm
+            .requests()
+            .into_iter()
+            .find(|request| request["tools"].is_array())
+            .expect("the agent asked its model");
+        assert!(
+            first_agent_request
+                .to_string()
+                .contains("assertion failed: spins == 3"),
+            "the first message holds the log's tail"
+        );
+        assert!(self.server.workspace(&id).join(".git").is_dir());
+        assert!(
+            !self
+                .server
+                .workspace_root()
+                .join(format!("{id}.git-credentials"))
+                .exists(),
+            "no credentials file is left"
+        );
+        let stored = serde_json::to_string(&events).unwrap();
+        assert!(!stored.contains(self.token), "the token is in no event");
+    }
+}
+
+/// A red pull request's conversation on the `openhands` runtime, from the trigger EventBridge delivers
+/// to the node's starter, GitHub read with a token: the workspace is the repository at the PR's head
+/// (cloned before the agent starts, the token handed over as a file that is gone afterwards and in no
+/// event), the first message holds the failed job's log tail, and the agent runs a command in the
+/// checkout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_red_prs_agent_works_in_the_checkout_with_the_failure_in_hand() {
-    const TOKEN: &str = "gh-clone-token";
-    let origin = tempfile::tempdir().expect("a temporary directory");
-    git(origin.path(), &["init", "--quiet", "-b", "main"]);
-    std::fs::write(origin.path().join("README.md"), "widgets v1\n").unwrap();
-    git(origin.path(), &["add", "."]);
-    git(origin.path(), &["commit", "--quiet", "-m", "one"]);
-    std::fs::write(origin.path().join("README.md"), "widgets v2: spins twice\n").unwrap();
-    git(origin.path(), &["commit", "--quiet", "-am", "two"]);
-    let head = git(origin.path(), &["rev-parse", "HEAD"]);
-
     let github = FakeGitHub::start().await;
-    github.require_token(TOKEN);
-    github.put_pull_request(REPO, FakePullRequest::open(PR, &head, "fix-widgets"));
-    github.set_clone_url(REPO, &format!("file://{}", origin.path().display()));
-    github.put_job(
-        REPO,
-        FakeJob::failed(
-            501,
-            11,
-            "unit tests",
-            "Run cargo test",
-            "test widgets::spin ... FAILED\nassertion failed: spins == 3",
-        ),
-    );
-    let llm = FakeLlm::start(KEY).await;
-    llm.script_steps([
-        AgentStep::Terminal("git rev-parse HEAD && cat README.md".into()),
-        AgentStep::Finish("Found the change.".into()),
-    ]);
-    let server = AgentServer::start().await;
-    let mut options = NodeOptions::new().with_openhands(&server, llm.url(), KEY);
-    options.github = Some(
-        GitHubClient::new(GitHubConfig {
-            api_url: github.url().to_owned(),
-            auth: GitHubAuth::Token(TOKEN.into()),
-        })
-        .expect("a GitHub client"),
-    );
-    let node = TestNode::standalone(&Stores::embedded().await, options).await;
+    github.require_token(CLONE_TOKEN);
+    let red = RedPr::start(REPO, &github, CLONE_TOKEN).await;
+    github.put_pull_request(REPO, FakePullRequest::open(PR, &red.head, "fix-widgets"));
+    let request = super::starter::trigger(&HeadSha::parse(&red.head).unwrap());
+    red.agent_works_in_the_checkout(&request).await;
+    red.node.stop().await;
+}
 
-    let request = super::starter::trigger(&HeadSha::parse(&head).unwrap());
-    let started = node
-        .handle
-        .start_proactive(&request)
+/// A red pull request end to end: the signed `workflow_run` deliveries of its failing run through the
+/// webhook (the real service, its decision store), the trigger it publishes to the node's starter, and
+/// the agent at work in the checkout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_red_pr_goes_from_the_webhook_to_an_agent_in_the_checkout() {
+    let store = EmbeddedProactiveStore::open(EmbeddedDb::in_memory().unwrap())
         .await
-        .expect("started");
-    let id = started.conversation_id.to_string();
-    let owner = token(USER);
-    let events = node
-        .wait_for_events(&owner, &id, |events| {
-            events
-                .iter()
-                .any(|e| is_agent_message(e) && e["args"]["content"] == "Found the change.")
-        })
-        .await;
-
-    let output = events
-        .iter()
-        .find(|e| is_terminal_output(e))
-        .and_then(|e| e["content"].as_str())
-        .expect("the terminal's output");
-    assert!(
-        output.contains(&head),
-        "the workspace is at the PR's head: {output}"
-    );
-    assert!(output.contains("widgets v2: spins twice"), "{output}");
-    let first_agent_request = llm
-        .requests()
-        .into_iter()
-        .find(|request| request["tools"].is_array())
-        .expect("the agent asked its model");
-    assert!(
-        first_agent_request
-            .to_string()
-            .contains("assertion failed: spins == 3"),
-        "the first message holds the log's tail"
-    );
-    let stored = serde_json::to_string(&events).unwrap();
-    assert!(!stored.contains(TOKEN), "the token is in no event");
-    let workspace = server.workspace(&id);
-    assert!(workspace.join(".git").is_dir());
-    assert!(
-        !server
-            .workspace_root()
-            .join(format!("{id}.git-credentials"))
-            .exists(),
-        "the credentials file is gone"
-    );
-    node.stop().await;
+        .unwrap();
+    let mut world = TriggerWorld::new(Arc::new(store)).await;
+    let red = RedPr::start(trigger_world::REPO, &world.github, CLONE_TOKEN).await;
+    world.open_pr_with_runs(2, &red.head, &[(11, "unit tests")]);
+    let run = Run {
+        pr: 2,
+        head: &red.head,
+        id: 11,
+        name: "unit tests",
+    };
+    for delivery in lifecycle(run, "failure") {
+        let answer = world.send(&delivery).await;
+        assert!(answer.status.is_success(), "{answer:?}");
+    }
+    let triggers = world.triggers().await;
+    assert_eq!(triggers.len(), 1, "one trigger for the red commit");
+    let request: ProactiveConversationRequested =
+        serde_json::from_value(triggers[0].clone()).expect("the trigger's shape");
+    // The webhook read GitHub anonymously; the node's starter writes (the PR comment) with a token.
+    world.github.require_token(CLONE_TOKEN);
+    red.agent_works_in_the_checkout(&request).await;
+    red.node.stop().await;
 }
 
 /// In confirmation mode the agent asks before each action (the SDK's `AlwaysConfirm`): the command runs
