@@ -106,22 +106,31 @@ impl OpenHandsRuntime {
         &self,
         conversation: &ConversationId,
     ) -> Result<(ServerAddr, String), AgentError> {
-        match &self.servers {
-            Servers::Process { server, workspaces } => {
+        let workspace = match &self.servers {
+            Servers::Process { workspaces, .. } => {
                 let workspace = workspaces.join(conversation.as_str());
-                std::fs::create_dir_all(&workspace).map_err(|error| {
-                    AgentError::RuntimeUnavailable(format!("cannot make the workspace: {error}"))
-                })?;
+                tokio::fs::create_dir_all(&workspace)
+                    .await
+                    .map_err(|error| {
+                        AgentError::RuntimeUnavailable(format!(
+                            "cannot make the workspace: {error}"
+                        ))
+                    })?;
                 let workspace = std::path::absolute(&workspace).unwrap_or(workspace);
-                Ok((server.server().await?, workspace.display().to_string()))
+                workspace.display().to_string()
             }
-            Servers::Remote {
-                server,
-                workspace_root,
-            } => Ok((
-                server.clone(),
-                format!("{}/{}", workspace_root.trim_end_matches('/'), conversation),
-            )),
+            Servers::Remote { workspace_root, .. } => {
+                format!("{}/{}", workspace_root.trim_end_matches('/'), conversation)
+            }
+        };
+        Ok((self.server().await?, workspace))
+    }
+
+    /// The agent-server (the node's own is started if it is not running).
+    async fn server(&self) -> Result<ServerAddr, AgentError> {
+        match &self.servers {
+            Servers::Process { server, .. } => server.server().await,
+            Servers::Remote { server, .. } => Ok(server.clone()),
         }
     }
 
@@ -233,11 +242,7 @@ impl AgentRuntime for OpenHandsRuntime {
         let Ok(event) = Uuid::parse_str(event_id) else {
             return Ok(None);
         };
-        let server = match &self.servers {
-            Servers::Process { server, .. } => server.server().await?,
-            Servers::Remote { server, .. } => server.clone(),
-        };
-        ServerClient::new(self.http.clone(), server)
+        ServerClient::new(self.http.clone(), self.server().await?)
             .event(remote_id(conversation), event)
             .await
     }
