@@ -98,6 +98,13 @@ impl AgentServer {
             .arg("--port")
             .arg(self.port.to_string())
             .current_dir(self.home())
+            // Only what a shell needs: the agent's environment is what the tests say it is.
+            .env_clear()
+            .envs(
+                ["PATH", "HOME", "LANG"]
+                    .into_iter()
+                    .filter_map(|name| Some((name, std::env::var_os(name)?))),
+            )
             .env("SESSION_API_KEY", &self.api_key)
             .env("OH_SECRET_KEY", &self.api_key)
             .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")

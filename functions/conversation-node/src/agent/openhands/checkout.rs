@@ -14,13 +14,14 @@ use super::client::ServerClient;
 /// How long a clone may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Clones `checkout` into `workspace` on the server. `Err` says why, for the user.
+/// Clones `checkout` into `workspace` on the server; the token that read it, if one did. `Err` says
+/// why, for the user.
 pub(super) async fn check_out(
     github: &GitHubClient,
     server: &ServerClient,
     checkout: &Checkout,
     workspace: &str,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let (owner, name) = checkout
         .repository
         .split_once('/')
@@ -46,7 +47,7 @@ pub(super) async fn check_out(
     };
     let executed = ran.await.map_err(|error: AgentError| error.to_string())?;
     match executed.exit_code {
-        Some(0) => Ok(()),
+        Some(0) => Ok(access.token),
         code => Err(format!(
             "git could not check {} out at {} (exit {code:?}): {}",
             checkout.repository,

@@ -134,26 +134,26 @@ impl OpenHandsRuntime {
         }
     }
 
-    /// Clones a proactive conversation's repository into its workspace; what to tell the user when
-    /// that fails (the agent then starts in an empty workspace).
+    /// Clones a proactive conversation's repository into its workspace; the token that read it, or
+    /// what to tell the user when that fails (the agent then starts in an empty workspace).
     async fn check_out(
         &self,
         server: &ServerClient,
         checkout: &Checkout,
         workspace: &str,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, String> {
         let Some(github) = &self.github else {
-            return Some("No GitHub client is configured: the workspace starts empty.".into());
+            return Err("No GitHub client is configured: the workspace starts empty.".into());
         };
         let checked_out = checkout::check_out(github, server, checkout, workspace).await;
         match checked_out {
-            Ok(()) => {
+            Ok(token) => {
                 tracing::info!(repository = %checkout.repository, commit = checkout.commit.as_str(), "workspace checked out");
-                None
+                Ok(token)
             }
             Err(reason) => {
                 tracing::warn!(repository = %checkout.repository, %reason, "cannot check the workspace out");
-                Some(format!(
+                Err(format!(
                     "The workspace could not be checked out ({reason}); the agent starts in an empty one."
                 ))
             }
@@ -191,6 +191,18 @@ impl OpenHandsRuntime {
     }
 }
 
+/// The token that read the repository, as the SDK's secret `GITHUB_TOKEN`: in the agent's commands'
+/// environment when they name it, masked in their output, never in an event.
+fn github_token_secret(token: &str, checkout: &Checkout) -> Value {
+    json!({
+        "GITHUB_TOKEN": {
+            "kind": "StaticSecret",
+            "value": token,
+            "description": format!("a GitHub token that reads and pushes {} (valid for about an hour)", checkout.repository),
+        }
+    })
+}
+
 /// The remote conversation of `conversation`: the same on every node.
 fn remote_id(conversation: &ConversationId) -> Uuid {
     Uuid::new_v5(&REMOTE_NAMESPACE, conversation.as_str().as_bytes())
@@ -222,7 +234,14 @@ impl AgentRuntime for OpenHandsRuntime {
             && let Some(checkout) = &conversation.checkout
             && !session.client.exists(remote).await?
         {
-            session.notice = self.check_out(&session.client, checkout, &workspace).await;
+            match self.check_out(&session.client, checkout, &workspace).await {
+                // The agent pushes its fix with it (`$GITHUB_TOKEN`: the SDK masks its value).
+                Ok(Some(token)) => {
+                    session.create["secrets"] = github_token_secret(&token, checkout)
+                }
+                Ok(None) => {}
+                Err(notice) => session.notice = Some(notice),
+            }
         }
         let created = session.client.create(&session.create).await?;
         // Events of it were relayed before, yet the server did not have it: it lost it.
