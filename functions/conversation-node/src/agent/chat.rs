@@ -30,7 +30,7 @@ impl AgentRuntime for ChatRuntime {
     async fn open(
         &self,
         _conversation: &Conversation,
-        _relayed: Relayed,
+        _relayed: &Relayed,
         _history: &[ChatMessage],
     ) -> Result<Box<dyn RuntimeSession>, AgentError> {
         Ok(Box::new(ChatSession {

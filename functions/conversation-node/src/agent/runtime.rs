@@ -80,7 +80,7 @@ pub(crate) trait AgentRuntime: Send + Sync {
     async fn open(
         &self,
         conversation: &Conversation,
-        relayed: Relayed,
+        relayed: &Relayed,
         history: &[ChatMessage],
     ) -> Result<Box<dyn RuntimeSession>, AgentError>;
 

@@ -253,19 +253,14 @@ impl Session {
     /// Opens the conversation's runtime if it is not open.
     async fn open_runtime(&mut self) -> Result<(), AgentError> {
         if self.runtime.is_none() {
-            let relayed = std::mem::take(&mut self.relayed);
-            let opened = self
+            let runtime = self
                 .context
                 .runtime
-                .open(&self.meta, relayed.clone(), &self.history)
-                .await;
-            match opened {
-                Ok(runtime) => self.runtime = Some(runtime),
-                Err(error) => {
-                    self.relayed = relayed;
-                    return Err(error);
-                }
-            }
+                .open(&self.meta, &self.relayed, &self.history)
+                .await?;
+            self.runtime = Some(runtime);
+            // The runtime keeps what it needs of it.
+            self.relayed = Relayed::default();
         }
         Ok(())
     }

@@ -14,14 +14,13 @@ use super::client::ServerClient;
 /// How long a clone may take.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Clones `checkout` into `workspace` on the server; the token that read it, if one did. `Err` says
-/// why, for the user.
+/// Clones `checkout` into `workspace` on the server. `Err` says why, for the user.
 pub(super) async fn check_out(
     github: &GitHubClient,
     server: &ServerClient,
     checkout: &Checkout,
     workspace: &str,
-) -> Result<Option<String>, String> {
+) -> Result<(), String> {
     let (owner, name) = checkout
         .repository
         .split_once('/')
@@ -47,7 +46,7 @@ pub(super) async fn check_out(
     };
     let executed = ran.await.map_err(|error: AgentError| error.to_string())?;
     match executed.exit_code {
-        Some(0) => Ok(access.token),
+        Some(0) => Ok(()),
         code => Err(format!(
             "git could not check {} out at {} (exit {code:?}): {}",
             checkout.repository,
@@ -58,7 +57,8 @@ pub(super) async fn check_out(
 }
 
 /// The shell script that clones into `workspace` (replacing what is there) and checks the commit out,
-/// fetching the pull request's head too (a fork's commit is only reachable through it).
+/// fetching the pull request's head too (a fork's commit is only reachable through it). The
+/// credentials file goes whatever the clone's outcome.
 fn clone_script(
     access: &CloneAccess,
     workspace: &str,
@@ -72,25 +72,25 @@ fn clone_script(
         ),
         None => "git".to_owned(),
     };
-    let cleanup = match access.token {
-        Some(_) => format!(
-            "trap 'rm -f {}' EXIT\n",
-            quote(credentials).replace('\'', "'\\''")
-        ),
-        None => String::new(),
-    };
     let workspace = quote(workspace);
     // A commit id is hex: it needs no quoting.
     let commit = checkout.commit.as_str();
-    format!(
-        "set -e\n{cleanup}rm -rf {workspace}\n\
+    let clone = format!(
+        "rm -rf {workspace}\n\
          {git} clone --quiet --no-checkout {url} {workspace}\n\
          cd {workspace}\n\
          {git} fetch --quiet origin +refs/pull/{pr}/head:refs/remotes/origin/pull/{pr} || true\n\
-         git checkout --quiet --detach {commit}\n",
+         git checkout --quiet --detach {commit}",
         url = quote(&access.url),
         pr = checkout.pull_request,
-    )
+    );
+    match access.token {
+        Some(_) => format!(
+            "(set -e\n{clone}\n)\nstatus=$?\nrm -f {}\nexit $status\n",
+            quote(credentials)
+        ),
+        None => format!("set -e\n{clone}\n"),
+    }
 }
 
 /// A `git credential-store` line for the clone URL's host.

@@ -56,6 +56,7 @@ const CALL_MARGIN: Duration = Duration::from_secs(10);
 struct Call<'a> {
     method: Method,
     path: &'a str,
+    query: &'a [(&'a str, &'a str)],
     json: Option<&'a Value>,
     /// A file's contents, sent as the multipart field `file`.
     file: Option<&'a str>,
@@ -68,6 +69,7 @@ impl<'a> Call<'a> {
         Self {
             method,
             path,
+            query: &[],
             json: None,
             file: None,
             timeout: None,
@@ -201,13 +203,18 @@ impl ServerClient {
         &self,
         remote: Uuid,
     ) -> Result<Option<String>, AgentError> {
-        let path = format!(
-            "/api/conversations/{remote}/events/search?kind=MessageEvent&source=user&sort_order=TIMESTAMP_DESC&limit=1"
-        );
-        let (_, page) = self
-            .call(Call::new(Method::GET, &path))
-            .await
-            .map_err(AgentError::from)?;
+        let path = format!("/api/conversations/{remote}/events/search");
+        let newest_user_message = [
+            ("kind", "MessageEvent"),
+            ("source", "user"),
+            ("sort_order", "TIMESTAMP_DESC"),
+            ("limit", "1"),
+        ];
+        let call = Call {
+            query: &newest_user_message,
+            ..Call::new(Method::GET, &path)
+        };
+        let (_, page) = self.call(call).await.map_err(AgentError::from)?;
         Ok(page["items"]
             .get(0)
             .map(|event| shared::domain::content_text(&event["llm_message"]["content"])))
@@ -239,13 +246,10 @@ impl ServerClient {
 
     /// Writes `contents` to the file at `path` on the server.
     pub(super) async fn upload(&self, path: &str, contents: &str) -> Result<(), AgentError> {
-        let mut query = reqwest::Url::parse("http://server/api/file/upload")
-            .map_err(|_| AgentError::RuntimeUnavailable("cannot name the upload".into()))?;
-        query.query_pairs_mut().append_pair("path", path);
-        let target = format!("/api/file/upload?{}", query.query().unwrap_or_default());
         let call = Call {
+            query: &[("path", path)],
             file: Some(contents),
-            ..Call::new(Method::POST, &target)
+            ..Call::new(Method::POST, "/api/file/upload")
         };
         self.call(call).await.map(drop).map_err(AgentError::from)
     }
@@ -282,10 +286,13 @@ impl ServerClient {
     }
 
     async fn attempt(&self, call: &Call<'_>) -> Result<(StatusCode, Value), Failure> {
-        let mut request = self.http.request(
-            call.method.clone(),
-            format!("{}{}", self.server.url, call.path),
-        );
+        let mut request = self
+            .http
+            .request(
+                call.method.clone(),
+                format!("{}{}", self.server.url, call.path),
+            )
+            .query(call.query);
         if let Some(key) = &self.server.api_key {
             request = request.header("X-Session-API-Key", key);
         }

@@ -134,22 +134,22 @@ impl OpenHandsRuntime {
         }
     }
 
-    /// Clones a proactive conversation's repository into its workspace; the token that read it, or
-    /// what to tell the user when that fails (the agent then starts in an empty workspace).
+    /// Clones a proactive conversation's repository into its workspace; `Err` is what to tell the user
+    /// when that fails (the agent then starts in an empty workspace).
     async fn check_out(
         &self,
         server: &ServerClient,
         checkout: &Checkout,
         workspace: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<(), String> {
         let Some(github) = &self.github else {
             return Err("No GitHub client is configured: the workspace starts empty.".into());
         };
         let checked_out = checkout::check_out(github, server, checkout, workspace).await;
         match checked_out {
-            Ok(token) => {
+            Ok(()) => {
                 tracing::info!(repository = %checkout.repository, commit = checkout.commit.as_str(), "workspace checked out");
-                Ok(token)
+                Ok(())
             }
             Err(reason) => {
                 tracing::warn!(repository = %checkout.repository, %reason, "cannot check the workspace out");
@@ -191,18 +191,6 @@ impl OpenHandsRuntime {
     }
 }
 
-/// The token that read the repository, as the SDK's secret `GITHUB_TOKEN`: in the agent's commands'
-/// environment when they name it, masked in their output, never in an event.
-fn github_token_secret(token: &str, checkout: &Checkout) -> Value {
-    json!({
-        "GITHUB_TOKEN": {
-            "kind": "StaticSecret",
-            "value": token,
-            "description": format!("a GitHub token that reads and pushes {} (valid for about an hour)", checkout.repository),
-        }
-    })
-}
-
 /// The remote conversation of `conversation`: the same on every node.
 fn remote_id(conversation: &ConversationId) -> Uuid {
     Uuid::new_v5(&REMOTE_NAMESPACE, conversation.as_str().as_bytes())
@@ -217,7 +205,7 @@ impl AgentRuntime for OpenHandsRuntime {
     async fn open(
         &self,
         conversation: &Conversation,
-        relayed: Relayed,
+        relayed: &Relayed,
         history: &[ChatMessage],
     ) -> Result<Box<dyn RuntimeSession>, AgentError> {
         let remote = remote_id(&conversation.id);
@@ -227,21 +215,15 @@ impl AgentRuntime for OpenHandsRuntime {
             client: ServerClient::new(self.http.clone(), server.clone()),
             remote,
             create: self.create_request(remote, &workspace, conversation.confirmation_mode),
-            stream: EventStream::new(server, remote, relayed, Arc::clone(&self.metrics)),
+            stream: EventStream::new(server, remote, relayed.clone(), Arc::clone(&self.metrics)),
             notice: None,
         };
         if !had_events
             && let Some(checkout) = &conversation.checkout
             && !session.client.exists(remote).await?
+            && let Err(notice) = self.check_out(&session.client, checkout, &workspace).await
         {
-            match self.check_out(&session.client, checkout, &workspace).await {
-                // The agent pushes its fix with it (`$GITHUB_TOKEN`: the SDK masks its value).
-                Ok(Some(token)) => {
-                    session.create["secrets"] = github_token_secret(&token, checkout)
-                }
-                Ok(None) => {}
-                Err(notice) => session.notice = Some(notice),
-            }
+            session.notice = Some(notice);
         }
         let created = session.client.create(&session.create).await?;
         // Events of it were relayed before, yet the server did not have it: it lost it.

@@ -33,6 +33,7 @@ pub(super) struct ServerProcess {
 /// A started server; dropping it stops its process group.
 struct Running {
     child: Child,
+    port: u16,
     addr: ServerAddr,
 }
 
@@ -64,7 +65,7 @@ impl ServerProcess {
                     return Ok(server.addr.clone());
                 }
                 tracing::warn!("the agent-server exited: starting it again");
-                port_of(&server.addr)
+                Some(server.port)
             }
             None => None,
         };
@@ -126,6 +127,7 @@ impl ServerProcess {
         })?;
         let mut server = Running {
             child,
+            port,
             addr: ServerAddr {
                 url: format!("http://127.0.0.1:{port}"),
                 api_key: Some(key),
@@ -178,10 +180,6 @@ pub fn session_key() -> String {
 
 fn log_path(home: &Path) -> PathBuf {
     home.join("server.log")
-}
-
-fn port_of(addr: &ServerAddr) -> Option<u16> {
-    addr.url.rsplit(':').next()?.parse().ok()
 }
 
 fn free_port() -> std::io::Result<u16> {

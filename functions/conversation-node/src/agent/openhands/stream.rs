@@ -9,6 +9,8 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt};
 use reqwest::Url;
 use serde_json::Value;
+use shared::domain::MAX_EVENT_BYTES;
+use shared::ports::event_store::MAX_APPEND_BYTES;
 use shared::retry::RetryPolicy;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,11 +26,9 @@ use crate::metrics::{Metrics, inc};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The most events taken into one batch: one append, within a DynamoDB transaction's 100 items.
-const MAX_BATCH: usize = 64;
-/// The most bytes taken into one batch, within an append's limit (`MAX_APPEND_BYTES`) whatever the
-/// next event's size (at most `MAX_EVENT_BYTES`).
-const MAX_BATCH_BYTES: usize = 2 << 20;
+/// The most events taken into one batch: as many as one append carries whatever their sizes (each
+/// at most `MAX_EVENT_BYTES` once fitted), so that a batch is never refused.
+const MAX_BATCH: usize = MAX_APPEND_BYTES / MAX_EVENT_BYTES;
 
 pub(super) struct EventStream {
     server: ServerAddr,
@@ -87,17 +87,14 @@ impl EventStream {
             let frame = socket.next().await;
             let mut events = Vec::new();
             let mut open = self.take(frame, &mut events);
-            let mut bytes = stored_bytes(&events);
-            while open && events.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            while open && events.len() < MAX_BATCH {
                 let Some(socket) = self.socket.as_mut() else {
                     break;
                 };
                 let Some(frame) = socket.next().now_or_never() else {
                     break;
                 };
-                let taken = events.len();
                 open = self.take(frame, &mut events);
-                bytes += stored_bytes(&events[taken..]);
             }
             if !open {
                 self.socket = None;
@@ -197,15 +194,4 @@ impl EventStream {
         }
         Ok(request)
     }
-}
-
-/// What `events` take in the store.
-fn stored_bytes(events: &[RuntimeEvent]) -> usize {
-    events
-        .iter()
-        .map(|event| match event {
-            RuntimeEvent::Event(event) => event.json_len(),
-            RuntimeEvent::State(..) => 0,
-        })
-        .sum()
 }
