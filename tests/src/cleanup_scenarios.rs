@@ -390,6 +390,8 @@ pub fn running_conversation(name: &str, updated_at: DateTime<Utc>) -> Conversati
         repository: None,
         checkout: None,
         confirmation_mode: false,
+        model: None,
+        remote_agent: None,
     }
 }
 

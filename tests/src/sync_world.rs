@@ -156,6 +156,8 @@ pub fn conversations(users: &[String], count: usize, first: DateTime<Utc>) -> Ve
                 repository: Some("octo/app".into()),
                 checkout: None,
                 confirmation_mode: false,
+                model: None,
+                remote_agent: None,
             }
         })
         .collect()

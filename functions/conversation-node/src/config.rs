@@ -299,13 +299,18 @@ fn runtime_from_env() -> Result<(Option<LlmConfig>, RuntimeConfig), ConfigError>
     }
 }
 
+/// LiteLLM's name of `model`: a bare name served at an OpenAI-compatible base URL gets `openai/`.
+pub(crate) fn litellm_model(model: &str, base_url: Option<&str>) -> String {
+    match base_url {
+        Some(_) if !model.contains('/') => format!("openai/{model}"),
+        _ => model.to_owned(),
+    }
+}
+
 fn openhands_from_env() -> Result<OpenHandsConfig, ConfigError> {
     let base_url = config::var("LLM_BASE_URL").map(|url| url.trim_end_matches('/').to_owned());
     let model = config::required("LLM_MODEL")?;
-    let model = match &base_url {
-        Some(_) if !model.contains('/') => format!("openai/{model}"),
-        _ => model,
-    };
+    let model = litellm_model(&model, base_url.as_deref());
     let mode =
         config::var("AGENT_SERVER").unwrap_or_else(|| match config::var("AGENT_SERVER_URL") {
             Some(_) => "remote".into(),

@@ -240,6 +240,8 @@ impl Starter {
                         installation_id: request.installation_id,
                     }),
                     confirmation_mode: false,
+                    model: None,
+                    remote_agent: None,
                 };
                 let message = first_message(self.github.as_ref(), request).await;
                 let message = UserAction::message(&message);

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{HeadSha, InvalidId, TriggerId, UserId};
+use super::model_settings::ModelSettings;
 
 /// A conversation id: 1 to 64 characters of `[A-Za-z0-9_-]` (UUID simple form for ordinary ones,
 /// derived from the trigger id for proactive ones, so that a redelivered trigger names the same one).
@@ -113,6 +114,20 @@ pub struct Conversation {
     /// Whether the agent asks the user before each action (a runtime with tools: `openhands`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirmation_mode: bool,
+    /// The model its agent uses instead of the node's (chosen on create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSettings>,
+    /// Where its agent runs when that is elsewhere (`openhands`): recorded by the loop that opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_agent: Option<RemoteAgent>,
+}
+
+/// A conversation's agent on an agent-server: the server and the remote conversation there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteAgent {
+    /// The agent-server's base URL.
+    pub server: String,
+    pub conversation_id: String,
 }
 
 /// A repository at a commit: where a proactive conversation's workspace starts.

@@ -4,6 +4,7 @@ mod chat;
 mod conversation;
 mod event;
 mod ids;
+mod model_settings;
 mod repository;
 pub mod state_changed;
 pub mod status;
@@ -14,11 +15,13 @@ mod workflow;
 pub use chat::{ChatMessage, ChatRole, content_text};
 pub use conversation::{
     AgentState, Checkout, Conversation, ConversationId, ConversationStatus, CreatedCursor,
+    RemoteAgent,
 };
 pub use event::{
     ConversationEvent, EventBody, EventSource, InboxId, MAX_EVENT_BYTES, RemoteEventRef,
 };
 pub use ids::{DeliveryId, GroupKey, HeadSha, InvalidId, NodeId, RepoId, TriggerId, UserId};
+pub use model_settings::{ApiKey, InvalidModelSettings, ModelSettings};
 pub use repository::Repository;
 pub use state_changed::ConversationStateChanged;
 pub use status::{StatusKind, StatusUpdate};

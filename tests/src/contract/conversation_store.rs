@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use shared::domain::{
     AgentState, Checkout, Conversation, ConversationId, ConversationStatus, CreatedCursor,
-    GroupKey, HeadSha, RepoId,
+    GroupKey, HeadSha, ModelSettings, RemoteAgent, RepoId,
 };
 use shared::ports::{ConversationStore, WriteOutcome};
 
@@ -56,6 +56,8 @@ fn conversation(id: &str, user: &str, created_at: DateTime<Utc>) -> Conversation
         repository: None,
         checkout: None,
         confirmation_mode: false,
+        model: None,
+        remote_agent: None,
     }
 }
 
@@ -96,6 +98,16 @@ pub async fn conversation_round_trip(store: Store) {
             installation_id: Some(99),
         }),
         confirmation_mode: true,
+        model: ModelSettings::parse(
+            Some("openai/gpt-x"),
+            Some("http://127.0.0.1:9/v1"),
+            Some("sk-conversation"),
+        )
+        .expect("valid settings"),
+        remote_agent: Some(RemoteAgent {
+            server: "http://10.0.3.7:8000".into(),
+            conversation_id: "0d5e2c1a-7b7e-5d0b-9a43-1f4a8e2b6c3d".into(),
+        }),
         agent_state: AgentState::AwaitingUserInput,
         ..conversation(
             &ConversationId::for_trigger(&key.trigger_id()).to_string(),

@@ -18,12 +18,17 @@ async fn node_with_model(llm: &FakeLlm) -> TestNode {
 /// Connects to a new conversation of `token`'s user and waits for its loop to be ready.
 async fn ready_conversation(node: &TestNode, token: &str) -> (String, SocketClient) {
     let id = node.create_conversation(token, None).await;
+    let client = connect_when_ready(node, token, &id).await;
+    (id, client)
+}
+
+async fn connect_when_ready(node: &TestNode, token: &str, id: &str) -> SocketClient {
     let mut client =
-        SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, token, None)).await;
+        SocketClient::connect(&node.url, &ConnectOptions::conversation(id, token, None)).await;
     client
         .events_until(|e| is_state(e, "awaiting_user_input"))
         .await;
-    (id, client)
+    client
 }
 
 /// Sends a message and returns the turn's events, through the state it ends in.
@@ -68,6 +73,50 @@ async fn the_model_answers_with_the_conversations_history() {
     );
     let (_, health) = node.get("/health", None).await;
     assert_eq!(health["agent"], "fake-model");
+}
+
+/// A conversation created with a model of its own is answered by it, with its own key; one with only
+/// a base URL of its own is called without a key: the node's key never leaves for a user's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_with_its_own_model_is_answered_by_it() {
+    let llm = FakeLlm::start(KEY).await;
+    let own = FakeLlm::start("sk-own-key").await;
+    let node = node_with_model(&llm).await;
+    let alice = token("alice");
+    let create = json!({
+        "llm_model": "own-model", "llm_base_url": own.url(), "llm_api_key": "sk-own-key",
+    });
+    let (_, created) = node.post("/api/conversations", Some(&alice), &create).await;
+    let id = created["conversation_id"]
+        .as_str()
+        .expect("created")
+        .to_owned();
+    let shown = node.conversation(&alice, &id).await;
+    assert_eq!(shown["llm_model"], "own-model");
+    assert_eq!(shown["llm_base_url"], own.url());
+    assert!(!shown.to_string().contains("sk-own-key"), "{shown}");
+    let mut client = connect_when_ready(&node, &alice, &id).await;
+    let events = turn(&mut client, "who answers?", "awaiting_user_input").await;
+    assert_eq!(answer_of(&events), "model says: who answers?");
+    assert_eq!(own.requests()[0]["model"], "own-model");
+    assert!(llm.requests().is_empty(), "the node's model is not asked");
+
+    let keyless = json!({ "llm_model": "own-model", "llm_base_url": llm.url() });
+    let (_, created) = node
+        .post("/api/conversations", Some(&alice), &keyless)
+        .await;
+    let id = created["conversation_id"]
+        .as_str()
+        .expect("created")
+        .to_owned();
+    let mut client = connect_when_ready(&node, &alice, &id).await;
+    let events = turn(&mut client, "let me in", "error").await;
+    let status = events.iter().find(|e| e["status_update"] == true).unwrap();
+    assert!(
+        status["message"].as_str().unwrap().contains("401"),
+        "{status}"
+    );
+    assert!(llm.requests().is_empty(), "the node's key was not sent");
 }
 
 /// A conversation longer than the model's input budget keeps working: each turn sends the system prompt

@@ -170,9 +170,36 @@ async fn the_agent_runs_a_command_in_the_conversations_workspace() {
         None,
         "nothing twice"
     );
-    // One remote conversation for it on the agent-server.
-    assert_eq!(server.conversations().await.len(), 1);
+    // One remote conversation for it on the agent-server, named in its metadata.
+    let remote = server.conversations().await;
+    assert_eq!(remote.len(), 1);
+    let shown = node.conversation(&alice, &id).await;
+    assert_eq!(shown["remote_conversation_id"], remote[0]["id"], "{shown}");
     node.stop().await;
+}
+
+/// A conversation created with a model of its own: its agent asks that model, with its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversations_own_model_drives_its_agent() {
+    let own = FakeLlm::start("sk-own-key").await;
+    own.script_steps([
+        AgentStep::Terminal(COMMAND.into()),
+        AgentStep::Finish("Done with my own model.".into()),
+    ]);
+    let create = json!({
+        "initial_user_msg": "compute the answer",
+        "llm_model": "own-model", "llm_base_url": own.url(), "llm_api_key": "sk-own-key",
+    });
+    let mut agent = Agent::start_with(&Stores::embedded().await, vec![], create).await;
+    let events = agent.until_it_says("Done with my own model.").await;
+    assert!(events.iter().any(is_terminal_output));
+    assert!(agent_was_asked(&own, "compute the answer"));
+    assert_eq!(own.requests()[0]["model"], "own-model");
+    assert!(
+        agent.llm.requests().is_empty(),
+        "the node's model is not asked"
+    );
+    agent.node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -206,6 +206,19 @@ async fn bad_requests_get_json_errors() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A model of its own: refused where there is no model to replace, or at a metadata address.
+    for (create, reason) in [
+        (json!({ "llm_model": "gpt-x" }), "built-in agent"),
+        (
+            json!({ "llm_model": "gpt-x", "llm_base_url": "http://169.254.169.254/v1" }),
+            "link-local",
+        ),
+        (json!({ "llm_api_key": "sk-1" }), "need llm_model"),
+    ] {
+        let (status, body) = node.post("/api/conversations", Some(&alice), &create).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(reason), "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

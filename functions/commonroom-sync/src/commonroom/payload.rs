@@ -140,6 +140,8 @@ mod tests {
             repository: None,
             checkout: None,
             confirmation_mode: false,
+            model: None,
+            remote_agent: None,
         };
         let person = CommonRoomUser::from_keycloak(&user(Some("jdoe-gh"))).unwrap();
         let activity = Activity::started_session(&conversation, person, "https://app.example.com/");

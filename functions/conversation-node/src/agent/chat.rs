@@ -27,14 +27,22 @@ impl AgentRuntime for ChatRuntime {
         self.agent.label()
     }
 
+    fn takes_model_settings(&self) -> bool {
+        matches!(self.agent, Agent::Model(_))
+    }
+
     async fn open(
         &self,
-        _conversation: &Conversation,
+        conversation: &Conversation,
         _relayed: &Relayed,
         _history: &[ChatMessage],
     ) -> Result<Box<dyn RuntimeSession>, AgentError> {
+        let agent = conversation
+            .model
+            .as_ref()
+            .and_then(|settings| self.agent.with_settings(settings));
         Ok(Box::new(ChatSession {
-            agent: self.agent.clone(),
+            agent: agent.unwrap_or_else(|| self.agent.clone()),
             metrics: Arc::clone(&self.metrics),
         }))
     }

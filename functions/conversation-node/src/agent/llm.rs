@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use shared::domain::ModelSettings;
 use shared::http_client::header_wait;
 use shared::retry::{Retrier, RetryPolicy, Retryable, Verdict};
 
@@ -71,6 +72,23 @@ impl LlmClient {
             config,
             retrier,
         })
+    }
+
+    /// This client with a conversation's own model; a base URL of its own gets only its own key.
+    pub(crate) fn with_settings(&self, settings: &ModelSettings) -> Self {
+        let mut config = self.config.clone();
+        config.model.clone_from(&settings.model);
+        if let Some(base_url) = &settings.base_url {
+            config.base_url.clone_from(base_url);
+            config.api_key = None;
+        }
+        if let Some(key) = &settings.api_key {
+            config.api_key = Some(key.expose().to_owned());
+        }
+        Self {
+            config,
+            ..self.clone()
+        }
     }
 
     pub(crate) fn model(&self) -> &str {

@@ -16,7 +16,7 @@ pub(crate) mod runtime;
 pub(crate) mod session;
 pub(crate) mod state;
 
-use shared::domain::{ChatMessage, ChatRole};
+use shared::domain::{ChatMessage, ChatRole, ModelSettings};
 
 use crate::metrics::{Metrics, inc};
 use llm::LlmClient;
@@ -81,6 +81,14 @@ impl Agent {
         match self {
             Self::Builtin => Ok(builtin::answer(messages)),
             Self::Model(client) => ask(client, messages, metrics).await,
+        }
+    }
+
+    /// The agent of a conversation with its own model (`None` for the built-in agent: it has none).
+    pub(crate) fn with_settings(&self, settings: &ModelSettings) -> Option<Self> {
+        match self {
+            Self::Builtin => None,
+            Self::Model(client) => Some(Self::Model(client.with_settings(settings))),
         }
     }
 

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use shared::domain::{
-    AgentState, ChatMessage, Conversation, ConversationEvent, ConversationId, RemoteEventRef,
+    AgentState, ChatMessage, Conversation, ConversationEvent, ConversationId, RemoteAgent,
+    RemoteEventRef,
 };
 
 use super::AgentError;
@@ -76,6 +77,9 @@ pub(crate) trait AgentRuntime: Send + Sync {
     /// How the runtime shows in `/health`.
     fn label(&self) -> &str;
 
+    /// Whether a conversation may choose its own model (the runtime has a model to replace).
+    fn takes_model_settings(&self) -> bool;
+
     /// The runtime side of `conversation`, which this node now owns; `history` is its chat so far.
     async fn open(
         &self,
@@ -101,6 +105,11 @@ pub(crate) trait AgentRuntime: Send + Sync {
 /// One conversation's runtime, held by its loop.
 #[async_trait]
 pub(crate) trait RuntimeSession: Send + Sync {
+    /// Where the agent runs, when that is elsewhere: recorded in the conversation's metadata.
+    fn remote_agent(&self) -> Option<RemoteAgent> {
+        None
+    }
+
     /// Hands the agent the user's message, the last of `history`.
     async fn message(&mut self, history: &[ChatMessage]) -> Result<Reply, AgentError>;
 

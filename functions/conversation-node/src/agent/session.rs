@@ -258,6 +258,11 @@ impl Session {
                 .runtime
                 .open(&self.meta, &self.relayed, &self.history)
                 .await?;
+            let remote_agent = runtime.remote_agent();
+            if remote_agent.is_some() && remote_agent != self.meta.remote_agent {
+                self.meta.remote_agent = remote_agent;
+                self.write_metadata_soon();
+            }
             self.runtime = Some(runtime);
             // The runtime keeps what it needs of it.
             self.relayed = Relayed::default();
@@ -589,10 +594,15 @@ impl Session {
         self.meta.agent_state = agent_state;
         self.meta.last_updated_at = now;
         self.activity.touch(agent_state);
+        self.write_metadata_soon();
+        Ok(())
+    }
+
+    /// Hands the metadata to its writer (which coalesces writes).
+    fn write_metadata_soon(&self) {
         if let Some(metadata) = &self.metadata {
             metadata.send_replace(self.meta.clone());
         }
-        Ok(())
     }
 
     async fn append(&self, batch: &EventBatch, consumed: Option<&InboxId>) -> Result<(), Ending> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{
-    AgentState, Conversation, ConversationId, ConversationStatus, UserAction, UserId,
+    AgentState, Conversation, ConversationId, ConversationStatus, ModelSettings, UserAction, UserId,
 };
 use shared::ports::coordination::StopReason;
 
@@ -80,6 +80,12 @@ struct ConversationInfo<'a> {
     last_updated_at: chrono::DateTime<Utc>,
     selected_repository: Option<&'a str>,
     trigger_id: Option<&'a str>,
+    /// The conversation's own model (never its key), when it chose one.
+    llm_model: Option<&'a str>,
+    llm_base_url: Option<&'a str>,
+    confirmation_mode: bool,
+    /// Its agent's conversation on the agent-server (`openhands`), once opened.
+    remote_conversation_id: Option<&'a str>,
     url: String,
 }
 
@@ -93,6 +99,16 @@ fn info<'a>(api: &Api, meta: &'a Conversation) -> ConversationInfo<'a> {
         last_updated_at: meta.last_updated_at,
         selected_repository: meta.repository.as_deref(),
         trigger_id: meta.trigger_id.as_ref().map(|id| id.as_str()),
+        llm_model: meta.model.as_ref().map(|model| model.model.as_str()),
+        llm_base_url: meta
+            .model
+            .as_ref()
+            .and_then(|model| model.base_url.as_deref()),
+        confirmation_mode: meta.confirmation_mode,
+        remote_conversation_id: meta
+            .remote_agent
+            .as_ref()
+            .map(|remote| remote.conversation_id.as_str()),
         url: format!("{}/conversations/{}", api.public_url, meta.id),
     }
 }
@@ -106,6 +122,10 @@ pub(crate) struct CreateConversation {
     /// The agent asks before each action (`openhands`).
     #[serde(default)]
     confirmation_mode: bool,
+    /// The conversation's own model instead of the node's.
+    llm_model: Option<String>,
+    llm_base_url: Option<String>,
+    llm_api_key: Option<String>,
 }
 
 fn non_blank(value: Option<String>) -> Option<String> {
@@ -141,6 +161,19 @@ pub(crate) async fn create(
             "title and repository are at most {MAX_TITLE_CHARS} characters"
         )));
     }
+    let model = ModelSettings::parse(
+        body.llm_model.as_deref(),
+        body.llm_base_url.as_deref(),
+        body.llm_api_key.as_deref(),
+    )
+    .map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
+    if model.is_some() && !api.runtime.takes_model_settings() {
+        return Err(ApiError::BadRequest(
+            "this node runs the built-in agent, which has no model to choose: llm_model needs \
+             AGENT_RUNTIME=llm or openhands"
+                .into(),
+        ));
+    }
     let id = ConversationId::random();
     let now = Utc::now();
     let meta = Conversation {
@@ -155,6 +188,8 @@ pub(crate) async fn create(
         repository,
         checkout: None,
         confirmation_mode: body.confirmation_mode,
+        model,
+        remote_agent: None,
     };
     let first = message.map(|content| UserAction::message(&content));
     match api.lifecycle.create(meta, first).await? {

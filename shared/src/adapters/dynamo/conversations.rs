@@ -139,14 +139,11 @@ fn encode(conversation: &Conversation) -> Result<Item, StoreError> {
             conversation.trigger_id.as_ref().map(|t| t.to_string()),
         ),
         ("repository", conversation.repository.clone()),
+        ("checkout", json_attribute(conversation.checkout.as_ref())?),
+        ("model", json_attribute(conversation.model.as_ref())?),
         (
-            "checkout",
-            conversation
-                .checkout
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            "remote_agent",
+            json_attribute(conversation.remote_agent.as_ref())?,
         ),
         (
             "confirmation_mode",
@@ -208,13 +205,30 @@ fn decode(stored: &Item) -> Result<Conversation, StoreError> {
         agent_state: fields.parsed("agent_state")?,
         trigger_id: fields.opt_parsed("trigger_id")?,
         repository: fields.opt_string("repository")?.map(str::to_owned),
-        checkout: fields
-            .opt_string("checkout")?
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("conversation checkout: {e}")))?,
+        checkout: from_json_attribute(&fields, "checkout")?,
         confirmation_mode: fields.opt_string("confirmation_mode")? == Some("true"),
+        model: from_json_attribute(&fields, "model")?,
+        remote_agent: from_json_attribute(&fields, "remote_agent")?,
     })
+}
+
+/// A structured field as one JSON string attribute (read whole, never queried).
+fn json_attribute<T: serde::Serialize>(value: Option<&T>) -> Result<Option<String>, StoreError> {
+    value
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json_attribute<T: serde::de::DeserializeOwned>(
+    fields: &Fields,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    fields
+        .opt_string(name)?
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("conversation {name}: {e}")))
 }
 
 #[async_trait]

@@ -213,6 +213,8 @@ mod tests {
             repository: None,
             checkout: None,
             confirmation_mode: false,
+            model: None,
+            remote_agent: None,
         }
     }
 

@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use shared::domain::{ChatMessage, ChatRole, Checkout, Conversation, ConversationId};
+use shared::domain::{ChatMessage, ChatRole, Checkout, Conversation, ConversationId, RemoteAgent};
 use shared::github::GitHubClient;
 use uuid::Uuid;
 
 use super::AgentError;
 use super::runtime::{AgentRuntime, Closing, Output, Relayed, Reply, RuntimeEvent, RuntimeSession};
-use crate::config::{AgentServers, OpenHandsConfig};
+use crate::config::{AgentServers, OpenHandsConfig, litellm_model};
 use crate::metrics::Metrics;
 use client::{Created, Delivery, ServerAddr, ServerClient};
 use process::ServerProcess;
@@ -160,14 +160,38 @@ impl OpenHandsRuntime {
         }
     }
 
-    fn create_request(&self, remote: Uuid, workspace: &str, confirmation_mode: bool) -> Value {
-        let mut llm = json!({ "model": self.config.model, "usage_id": "agent" });
-        if let Some(base_url) = &self.config.base_url {
+    /// The model of `conversation`'s agent: its own, or the node's. A base URL of its own gets only
+    /// its own key.
+    fn llm(&self, conversation: &Conversation) -> Value {
+        let config = &self.config;
+        let (model, base_url, api_key) = match &conversation.model {
+            None => (
+                config.model.clone(),
+                config.base_url.as_deref(),
+                config.api_key.as_deref(),
+            ),
+            Some(own) => {
+                let base_url = own.base_url.as_deref().or(config.base_url.as_deref());
+                let api_key = match (&own.api_key, &own.base_url) {
+                    (Some(key), _) => Some(key.expose()),
+                    (None, Some(_)) => None,
+                    (None, None) => config.api_key.as_deref(),
+                };
+                (litellm_model(&own.model, base_url), base_url, api_key)
+            }
+        };
+        let mut llm = json!({ "model": model, "usage_id": "agent" });
+        if let Some(base_url) = base_url {
             llm["base_url"] = json!(base_url);
         }
-        if let Some(api_key) = &self.config.api_key {
+        if let Some(api_key) = api_key {
             llm["api_key"] = json!(api_key);
         }
+        llm
+    }
+
+    fn create_request(&self, remote: Uuid, workspace: &str, conversation: &Conversation) -> Value {
+        let llm = self.llm(conversation);
         let tools: Vec<Value> = self
             .config
             .tools
@@ -184,7 +208,7 @@ impl OpenHandsRuntime {
             "agent": { "kind": "Agent", "llm": llm, "tools": tools },
             "workspace": { "kind": "LocalWorkspace", "working_dir": workspace },
             "confirmation_policy": {
-                "kind": if confirmation_mode { "AlwaysConfirm" } else { "NeverConfirm" }
+                "kind": if conversation.confirmation_mode { "AlwaysConfirm" } else { "NeverConfirm" }
             },
             "max_iterations": self.config.max_iterations,
         })
@@ -202,6 +226,10 @@ impl AgentRuntime for OpenHandsRuntime {
         &self.label
     }
 
+    fn takes_model_settings(&self) -> bool {
+        true
+    }
+
     async fn open(
         &self,
         conversation: &Conversation,
@@ -214,7 +242,11 @@ impl AgentRuntime for OpenHandsRuntime {
         let mut session = OpenHandsSession {
             client: ServerClient::new(self.http.clone(), server.clone()),
             remote,
-            create: self.create_request(remote, &workspace, conversation.confirmation_mode),
+            remote_agent: RemoteAgent {
+                server: server.url.clone(),
+                conversation_id: remote.to_string(),
+            },
+            create: self.create_request(remote, &workspace, conversation),
             stream: EventStream::new(server, remote, relayed.clone(), Arc::clone(&self.metrics)),
             notice: None,
         };
@@ -274,6 +306,7 @@ fn transcript(history: &[ChatMessage]) -> String {
 struct OpenHandsSession {
     client: ServerClient,
     remote: Uuid,
+    remote_agent: RemoteAgent,
     /// What creates the remote conversation (again, if its server lost it).
     create: Value,
     stream: EventStream,
@@ -300,6 +333,10 @@ impl OpenHandsSession {
 
 #[async_trait]
 impl RuntimeSession for OpenHandsSession {
+    fn remote_agent(&self) -> Option<RemoteAgent> {
+        Some(self.remote_agent.clone())
+    }
+
     async fn message(&mut self, history: &[ChatMessage]) -> Result<Reply, AgentError> {
         let Some(message) = history.last() else {
             return Ok(Reply::Accepted);
