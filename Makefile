@@ -5,7 +5,8 @@
 LOCAL_ENV = GITHUB_WEBHOOK_SECRET=$${GITHUB_WEBHOOK_SECRET:-local-webhook-secret} \
 	JWT_HS256_SECRET=$${JWT_HS256_SECRET:-local-jwt-secret} \
 	INTERNAL_API_KEY=$${INTERNAL_API_KEY:-local-internal-key} \
-	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$${PORT:-3000}}
+	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$${PORT:-3000}} \
+	PROACTIVE_USERS="$${PROACTIVE_USERS:-*=local-user}"
 
 # The whole product locally, embedded defaults (AGENT_RUNTIME=openhands installs the agent-server).
 run:

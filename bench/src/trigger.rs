@@ -147,6 +147,7 @@ async fn latency(backend: Backend, samples: usize) {
         };
         let delivery = RunDelivery {
             repository: &repository,
+            owner: &repository.user_id,
             key: key.clone(),
             head_branch: "main",
             run,

@@ -28,6 +28,7 @@ use shared::domain::{
 };
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
+use shared::proactive::AccountLinks;
 use shared::wiring::{self, AwsContext};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
@@ -57,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::clone(&store),
         Arc::clone(&published),
         github,
+        AccountLinks::from_env()?,
         webhook_settings,
     );
 

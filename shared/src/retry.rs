@@ -78,6 +78,9 @@ impl RetryPolicy {
     /// A call to an agent-server, or its event stream's reconnect: 7 attempts, 250 ms doubling to 4 s
     /// (about 12 s in all: a restarted server is back within it).
     pub const AGENT_SERVER: Self = Self::doubling(7, millis(250), millis(4_000));
+    /// Who is linked to a GitHub account, asked while a webhook delivery or a request waits: 3
+    /// attempts, 200 ms then 400 ms (GitHub gives a delivery 10 s).
+    pub const ACCOUNT_LINK: Self = Self::doubling(3, millis(200), millis(400));
 
     /// `max_attempts` in all, the wait doubling from `initial_backoff` up to `max_backoff`.
     pub const fn doubling(

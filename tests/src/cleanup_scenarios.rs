@@ -163,8 +163,13 @@ async fn seed_unpublished(
         user_id: UserId::from_github(1),
         proactive_enabled: true,
     };
-    let event =
-        ProactiveConversationRequested::for_group(&decided, &repository, "fix-ci", decided_at);
+    let event = ProactiveConversationRequested::for_group(
+        &decided,
+        &repository,
+        "fix-ci",
+        &repository.user_id,
+        decided_at,
+    );
     let trigger_id = event.trigger_id.as_str().to_owned();
     seed(store, &decided, Some(&OutboxEntry { event })).await;
     trigger_id

@@ -12,8 +12,10 @@ use conversation_node::config::{
 use conversation_node::{ConversationNode, NodeDeps, NodeHandle};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::adapters::dynamo::{ConversationTable, EventTable};
-use shared::adapters::embedded::{EmbeddedConversationStore, EmbeddedDb, EmbeddedEventStore};
+use shared::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable};
+use shared::adapters::embedded::{
+    EmbeddedConversationStore, EmbeddedDb, EmbeddedEventStore, EmbeddedProactiveStore,
+};
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::adapters::local_cluster::LocalCluster;
 use shared::config::{BusBackend, StoreBackend};
@@ -21,7 +23,8 @@ use shared::domain::NodeId;
 use shared::github::GitHubClient;
 use shared::ports::Coordination;
 use shared::ports::coordination::{Incoming, LimitPolicy};
-use shared::ports::{ConversationStore, EventBus, EventStore};
+use shared::ports::{ConversationStore, EventBus, EventStore, ProactiveStore};
+use shared::proactive::AccountLinks;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -52,6 +55,8 @@ pub fn token_signed_with(user: &str, secret: &str) -> String {
 pub struct Stores {
     pub conversations: Arc<dyn ConversationStore>,
     pub events: Arc<dyn EventStore>,
+    /// Users' and repositories' settings (the webhook's store).
+    pub proactive: Arc<dyn ProactiveStore>,
 }
 
 impl Stores {
@@ -65,9 +70,14 @@ impl Stores {
                     .expect("the conversation tables"),
             ),
             events: Arc::new(
-                EmbeddedEventStore::open(db)
+                EmbeddedEventStore::open(db.clone())
                     .await
                     .expect("the event tables"),
+            ),
+            proactive: Arc::new(
+                EmbeddedProactiveStore::open(db)
+                    .await
+                    .expect("the proactive tables"),
             ),
         }
     }
@@ -78,7 +88,8 @@ impl Stores {
         let tables = moto::unique_tables(&client).await;
         Self {
             conversations: Arc::new(ConversationTable::new(client.clone(), tables.conversations)),
-            events: Arc::new(EventTable::new(client, tables.events)),
+            events: Arc::new(EventTable::new(client.clone(), tables.events)),
+            proactive: Arc::new(ProactiveTable::new(client, tables.proactive)),
         }
     }
 }
@@ -88,6 +99,8 @@ pub struct NodeOptions {
     pub config: NodeConfig,
     pub bus: Arc<dyn EventBus>,
     pub github: Option<GitHubClient>,
+    /// Users' GitHub accounts (nobody's by default).
+    pub links: AccountLinks,
 }
 
 impl Default for NodeOptions {
@@ -129,9 +142,11 @@ impl NodeOptions {
                     data_dir: "unused".into(),
                 },
                 bus: BusBackend::InProcess,
+                proactive_default: true,
             },
             bus: Arc::new(InProcessBus::default()),
             github: None,
+            links: AccountLinks::configured("").expect("no links"),
         }
     }
 
@@ -255,6 +270,8 @@ impl TestNode {
             coordination,
             incoming,
             github: options.github,
+            proactive: Arc::clone(&stores.proactive),
+            links: options.links,
         };
         let node = ConversationNode::start(&options.config, deps).expect("the node starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

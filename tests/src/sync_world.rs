@@ -68,6 +68,7 @@ impl SyncWorld {
                 realm: REALM.into(),
                 client_id: CLIENT_ID.into(),
                 client_secret: Secret::new(CLIENT_SECRET),
+                github_idp_alias: "github".into(),
             },
             common_room: Some(CommonRoomConfig {
                 base_url: self.common_room.url().parse().expect("fake URL"),

@@ -3,6 +3,7 @@
 //! run against every store adapter with `e2e::trigger_scenarios!(fresh_store);`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
@@ -10,15 +11,20 @@ use http::StatusCode;
 use serde_json::json;
 use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::in_process_bus::InProcessBus;
-use shared::domain::GroupState;
+use shared::domain::{GroupState, RepoId, UserId, UserSettings};
 use shared::github::Permission;
+use shared::keycloak::{KeycloakClient, KeycloakConfig};
 use shared::ports::EventBus;
-use shared::proactive::republish_pending;
+use shared::proactive::{AccountLinks, republish_pending};
+use shared::retry::{Retrier, RetryPolicy};
+use shared::secret::Secret;
+use webhook::{BotRuns, WebhookAnswer, WebhookSettings};
 
 use crate::fakes::github::FakePullRequest;
+use crate::fakes::keycloak::{FakeUser, KeycloakFake};
 use crate::trigger_world::{
-    ACTOR, BRANCH, Delivery, REPO, Run, TriggerWorld, delivery, lifecycle, sha,
-    shuffled_with_repeats, triggered_count,
+    ACTOR, BRANCH, Delivery, OWNER, REPO, REPO_GITHUB_ID, Run, TriggerWorld, delivery, lifecycle,
+    sha, shuffled_with_repeats, triggered_count,
 };
 
 pub use crate::trigger_world::Store;
@@ -36,6 +42,10 @@ macro_rules! trigger_scenarios {
             a_stale_commit_never_triggers,
             an_actor_without_write_permission_never_triggers,
             a_bots_run_is_skipped_without_asking_github,
+            under_bot_runs_author_a_bots_run_is_the_pr_authors,
+            the_trigger_is_for_the_user_keycloak_links_to_the_actor,
+            an_unlinked_actor_gets_no_conversation,
+            a_user_or_repository_that_turned_it_off_gets_no_trigger,
             a_rerun_that_turns_red_after_green_triggers_once,
             a_failed_publish_stays_in_the_outbox_and_is_republished_once,
         ]);
@@ -107,6 +117,7 @@ pub async fn two_hundred_concurrent_shuffled_duplicated_deliveries_trigger_once(
         .collect();
     assert_eq!(failed, vec![3, 7]);
     assert_eq!(triggers[0]["run_count"], 10);
+    assert_eq!(triggers[0]["user_id"], OWNER, "the actor's linked user");
     assert_eq!(
         triggers[0]["pull_request"],
         json!({ "number": PR, "head_sha": head, "head_branch": BRANCH })
@@ -231,6 +242,147 @@ pub async fn a_bots_run_is_skipped_without_asking_github(store: Store) {
     );
     assert!(world.triggers().await.is_empty());
     assert_eq!(world.group_state(PR, &head).await, None, "nothing recorded");
+}
+
+/// Sends `run`'s lifecycle ending in a failure; the answer to its last delivery.
+async fn fail(world: &TriggerWorld, run: Run<'_>) -> WebhookAnswer {
+    let mut answer = None;
+    for d in lifecycle(run, "failure") {
+        answer = Some(world.send(&d).await);
+    }
+    answer.expect("deliveries")
+}
+
+pub async fn under_bot_runs_author_a_bots_run_is_the_pr_authors(store: Store) {
+    let links = AccountLinks::configured("alice-dev=kc-alice").unwrap();
+    let settings = WebhookSettings {
+        bot_runs: BotRuns::Author,
+        ..WebhookSettings::with_secret("unused")
+    };
+    let mut world = TriggerWorld::with_links(store, links, settings).await;
+    let head = sha("bot-author");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    world.github.put_pull_request(
+        REPO,
+        FakePullRequest {
+            head_owner: Some("alice-dev".into()),
+            ..FakePullRequest::open(PR, &head, BRANCH)
+        },
+    );
+    world
+        .github
+        .set_permission(REPO, "alice-dev", Permission::Write);
+    let bot = json!({ "login": "dependabot[bot]", "id": 49699333, "type": "Bot" });
+    for mut delivery in lifecycle(run(&head, 1, "build"), "failure") {
+        let mut body: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+        body["workflow_run"]["triggering_actor"] = bot.clone();
+        body["sender"] = bot.clone();
+        delivery.body = body.to_string().into_bytes();
+        world.send(&delivery).await;
+    }
+    let triggers = world.triggers().await;
+    assert_eq!(triggers.len(), 1, "{triggers:?}");
+    assert_eq!(triggers[0]["user_id"], "kc-alice", "the PR author's user");
+}
+
+pub async fn the_trigger_is_for_the_user_keycloak_links_to_the_actor(store: Store) {
+    let keycloak = KeycloakFake::start(
+        "product",
+        "webhook",
+        "webhook-secret",
+        Duration::from_secs(60),
+    )
+    .await;
+    for (id, github) in [
+        ("3f1d-linked-to-actor", ACTOR),
+        ("9c2e-the-installer", "octo-org"),
+    ] {
+        keycloak.add_user(FakeUser {
+            id: id.into(),
+            username: github.to_ascii_lowercase(),
+            email: None,
+            github: Some(github.into()),
+        });
+    }
+    let client = KeycloakClient::new(
+        reqwest::Client::new(),
+        KeycloakConfig {
+            server_url: keycloak.url().parse().unwrap(),
+            realm: "product".into(),
+            client_id: "webhook".into(),
+            client_secret: Secret::new("webhook-secret"),
+            github_idp_alias: "github".into(),
+        },
+        Arc::new(Retrier::new(RetryPolicy::ACCOUNT_LINK)),
+    );
+    let links = AccountLinks::keycloak(client, Duration::from_secs(60));
+    let settings = WebhookSettings::with_secret("unused");
+    let mut world = TriggerWorld::with_links(store, links, settings).await;
+    let head = sha("linked");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    let answer = fail(&world, run(&head, 1, "build")).await;
+    assert_eq!(triggered_count(&[answer]), 1);
+    let triggers = world.triggers().await;
+    assert_eq!(triggers[0]["user_id"], "3f1d-linked-to-actor");
+}
+
+pub async fn an_unlinked_actor_gets_no_conversation(store: Store) {
+    let links = AccountLinks::configured("someone-else=kc-someone").unwrap();
+    let settings = WebhookSettings::with_secret("unused");
+    let mut world = TriggerWorld::with_links(store, links, settings).await;
+    let head = sha("unlinked");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    let answer = fail(&world, run(&head, 1, "build")).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        answer.body["ignored"], "no_linked_user",
+        "{:?}",
+        answer.body
+    );
+    assert!(world.triggers().await.is_empty());
+    assert_eq!(world.group_state(PR, &head).await, None, "nothing recorded");
+}
+
+pub async fn a_user_or_repository_that_turned_it_off_gets_no_trigger(store: Store) {
+    let mut world = TriggerWorld::new(Arc::clone(&store)).await;
+    let owner = UserId::parse(OWNER).unwrap();
+    let choose = |on: bool| UserSettings {
+        proactive_conversations: Some(on),
+    };
+    store
+        .put_user_settings(&owner, &choose(false))
+        .await
+        .unwrap();
+    let head = sha("turned-off");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    let answer = fail(&world, run(&head, 1, "build")).await;
+    assert_eq!(answer.body["ignored"], "proactive_off", "{:?}", answer.body);
+
+    store
+        .put_user_settings(&owner, &choose(true))
+        .await
+        .unwrap();
+    let id = RepoId::from_github(REPO_GITHUB_ID);
+    let mut repository = store.get_repository(&id).await.unwrap().unwrap();
+    repository.proactive_enabled = false;
+    store.put_repository(&repository).await.unwrap();
+    let again = completion("off-again", run(&head, 1, "build"), "failure", 30);
+    let answer = world.send(&again).await;
+    assert!(
+        answer.body["ignored"]
+            .as_str()
+            .unwrap()
+            .contains("disabled for this repository"),
+        "{:?}",
+        answer.body
+    );
+    assert!(world.triggers().await.is_empty(), "no trigger while off");
+
+    repository.proactive_enabled = true;
+    store.put_repository(&repository).await.unwrap();
+    let on = completion("on-again", run(&head, 1, "build"), "failure", 31);
+    assert_eq!(triggered_count(&[world.send(&on).await]), 1);
+    assert_eq!(world.triggers().await.len(), 1);
 }
 
 pub async fn a_rerun_that_turns_red_after_green_triggers_once(store: Store) {

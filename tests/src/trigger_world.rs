@@ -15,6 +15,7 @@ use shared::domain::{
 };
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig, Permission};
 use shared::ports::{BusEvent, EventBus, ProactiveStore};
+use shared::proactive::AccountLinks;
 use tokio::sync::broadcast;
 use webhook::signature::sign;
 use webhook::{WebhookAnswer, WebhookService, WebhookSettings};
@@ -28,6 +29,13 @@ pub const REPO: &str = "octo-org/octo-repo";
 pub const REPO_GITHUB_ID: u64 = 186853002;
 pub const BRANCH: &str = "fix-ci";
 pub const ACTOR: &str = "Codertocat";
+/// The product user linked to [`ACTOR`]: whose conversations the world's triggers start.
+pub const OWNER: &str = "kc-user-codertocat";
+
+/// [`ACTOR`] linked to [`OWNER`], nobody else linked.
+pub fn actor_linked_to_owner() -> AccountLinks {
+    AccountLinks::configured(&format!("{ACTOR}={OWNER}")).expect("links")
+}
 
 /// A commit id derived from a label, so that scenarios name their commits.
 pub fn sha(label: &str) -> String {
@@ -134,6 +142,28 @@ impl TriggerWorld {
 
     /// A world whose service publishes through `bus`; `observed` is where successful publishes show.
     pub async fn with_bus(store: Store, bus: Arc<dyn EventBus>, observed: InProcessBus) -> Self {
+        let settings = WebhookSettings::with_secret(SECRET);
+        Self::build(store, bus, observed, actor_linked_to_owner(), settings).await
+    }
+
+    /// A world whose runs' owners are found through `links`, its webhook under `settings` (whose
+    /// secret is replaced by the world's).
+    pub async fn with_links(store: Store, links: AccountLinks, settings: WebhookSettings) -> Self {
+        let bus = InProcessBus::new(64 * 1024);
+        let settings = WebhookSettings {
+            secret: SECRET.as_bytes().to_vec(),
+            ..settings
+        };
+        Self::build(store, Arc::new(bus.clone()), bus, links, settings).await
+    }
+
+    async fn build(
+        store: Store,
+        bus: Arc<dyn EventBus>,
+        observed: InProcessBus,
+        links: AccountLinks,
+        settings: WebhookSettings,
+    ) -> Self {
         let github = FakeGitHub::start().await;
         github.set_permission(REPO, ACTOR, Permission::Write);
         let client = GitHubClient::new(GitHubConfig {
@@ -153,12 +183,7 @@ impl TriggerWorld {
             })
             .await
             .expect("register the repository");
-        let service = WebhookService::new(
-            Arc::clone(&store),
-            bus,
-            client,
-            WebhookSettings::with_secret(SECRET),
-        );
+        let service = WebhookService::new(Arc::clone(&store), bus, client, links, settings);
         let published = observed.subscribe();
         Self {
             github,

@@ -20,6 +20,7 @@ use serde_json::Value;
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
+use shared::proactive::AccountLinks;
 use tower::ServiceExt;
 use webhook::signature::{sign, verify};
 use webhook::{WebhookService, WebhookSettings};
@@ -85,6 +86,7 @@ async fn service() -> (WebhookService, FakeGitHub, tempfile::TempDir) {
         store,
         Arc::new(InProcessBus::new(16)),
         client,
+        AccountLinks::configured("*=local-user").expect("links"),
         WebhookSettings::with_secret(LOCAL_WEBHOOK_SECRET),
     );
     (service, github, dir)

@@ -8,7 +8,8 @@ use axum::serve::ListenerExt;
 use shared::domain::{ChatMessage, ConversationId, NodeId, ProactiveConversationRequested};
 use shared::github::GitHubClient;
 use shared::ports::coordination::Incoming;
-use shared::ports::{ConversationStore, Coordination, EventBus, EventStore};
+use shared::ports::{ConversationStore, Coordination, EventBus, EventStore, ProactiveStore};
+use shared::proactive::AccountLinks;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -29,6 +30,7 @@ use crate::error::ApiError;
 use crate::lifecycle::Lifecycle;
 use crate::maintenance::Maintenance;
 use crate::metrics::Metrics;
+use crate::rest::settings::SettingsContext;
 use crate::rest::{self, ApiContext};
 use crate::shutdown::Background;
 use crate::socket::{self, SocketContext};
@@ -43,6 +45,10 @@ pub struct NodeDeps {
     pub incoming: mpsc::Receiver<Incoming>,
     /// `None`: the starter leaves no PR comment.
     pub github: Option<GitHubClient>,
+    /// Where users' and repositories' proactive settings live (the webhook's store).
+    pub proactive: Arc<dyn ProactiveStore>,
+    /// Users' GitHub accounts (a repository's settings are its admins').
+    pub links: AccountLinks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +117,12 @@ impl ConversationNode {
             Arc::clone(&metrics),
         ));
         let rooms = Arc::new(socket::rooms::Rooms::default());
+        let settings = SettingsContext {
+            store: deps.proactive,
+            links: deps.links,
+            github: deps.github.clone(),
+            proactive_default: config.proactive_default,
+        };
         let starter = Arc::new(Starter {
             lifecycle: Arc::clone(&lifecycle),
             conversations: Arc::clone(&deps.conversations),
@@ -128,6 +140,7 @@ impl ConversationNode {
             liveness: coordination.clone(),
             agent_label,
             runtime,
+            settings,
             metrics: Arc::clone(&metrics),
         });
         let maintenance = Arc::new(Maintenance {

@@ -163,6 +163,8 @@ pub struct NodeConfig {
     pub coordination: CoordinationBackend,
     pub store: StoreBackend,
     pub bus: BusBackend,
+    /// `PROACTIVE_DEFAULT`: whether a user who never chose gets proactive conversations.
+    pub proactive_default: bool,
 }
 
 /// Reads a duration in seconds (decimals allowed: `0.5`).
@@ -270,6 +272,7 @@ impl NodeConfig {
             },
             store: StoreBackend::from_env(),
             bus: BusBackend::from_env(),
+            proactive_default: shared::proactive::proactive_default_from_env()?,
         })
     }
 }

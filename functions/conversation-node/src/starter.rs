@@ -196,14 +196,17 @@ fn fence_for(text: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
-pub(crate) fn comment_body(failed: &[FailedRun], conversation_url: &str) -> String {
+/// The PR comment: the failed runs, the conversation, and where to turn these conversations off.
+pub(crate) fn comment_body(failed: &[FailedRun], public_url: &str, conversation: &str) -> String {
     let mut body = format!("{COMMENT_HEADING}\n\n");
     for run in failed {
         let _ = writeln!(body, "- [{}]({}) ({})", run.name, run.url, run.conclusion);
     }
     let _ = write!(
         body,
-        "\nI've started a conversation to fix them: {conversation_url}\n\n{COMMENT_MARKER}"
+        "\nI've started a conversation to fix them: {public_url}/conversations/{conversation}\n\n\
+         <sub>Proactive conversations can be turned off in your settings: {public_url}/settings</sub>\n\n\
+         {COMMENT_MARKER}"
     );
     body
 }
@@ -264,8 +267,7 @@ impl Starter {
                     name: &request.repository.name,
                     installation_id: request.installation_id,
                 };
-                let url = format!("{}/conversations/{id}", self.public_url);
-                let body = comment_body(&request.failed_runs, &url);
+                let body = comment_body(&request.failed_runs, &self.public_url, id.as_str());
                 let outcome = github
                     .upsert_pr_comment(repo, request.pull_request.number, COMMENT_MARKER, &body)
                     .await?;

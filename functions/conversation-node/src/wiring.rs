@@ -11,6 +11,7 @@ use shared::domain::NodeId;
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::Coordination;
 use shared::ports::coordination::{CoordinationError, Incoming};
+use shared::proactive::AccountLinks;
 use shared::retry::{Retrier, RetryPolicy};
 use shared::wiring::{self, AwsContext, WiringError};
 use tokio::sync::mpsc;
@@ -85,6 +86,8 @@ pub async fn deps_from_config(
     Ok(NodeDeps {
         conversations: wiring::conversation_store(&config.store, db, &mut aws).await?,
         events: wiring::event_store(&config.store, db, &mut aws).await?,
+        proactive: wiring::proactive_store(&config.store, db, &mut aws).await?,
+        links: AccountLinks::from_env().map_err(WiringError::from)?,
         bus: wiring::event_bus(&config.bus, in_process, &mut aws).await,
         coordination,
         incoming,

@@ -24,4 +24,4 @@ mod workflow_run;
 pub use answer::WebhookAnswer;
 pub use router::{WEBHOOK_PATH, lambda_app, router};
 pub use service::WebhookService;
-pub use settings::WebhookSettings;
+pub use settings::{BotRuns, WebhookSettings};

@@ -18,6 +18,7 @@ use shared::config::{BusBackend, StoreBackend};
 use shared::domain::DeliveryId;
 use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{EventBus, ProactiveStore};
+use shared::proactive::AccountLinks;
 use shared::wiring::{self, AwsContext, WiringError};
 
 /// The header names GitHub sends (HTTP header names are case-insensitive).
@@ -31,6 +32,8 @@ pub struct WebhookService {
     pub(crate) store: Arc<dyn ProactiveStore>,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) github: GitHubClient,
+    /// Who a run's conversation is for.
+    pub(crate) links: AccountLinks,
     pub(crate) settings: WebhookSettings,
 }
 
@@ -40,23 +43,26 @@ impl WebhookService {
     pub async fn from_env() -> Result<Self, WiringError> {
         let settings = WebhookSettings::from_env()?;
         let github = GitHubClient::new(GitHubConfig::from_env()?)?;
+        let links = AccountLinks::from_env()?;
         let mut aws = AwsContext::default();
         let store = wiring::proactive_store(&StoreBackend::from_env(), None, &mut aws).await?;
         let bus =
             wiring::event_bus(&BusBackend::from_env(), &InProcessBus::default(), &mut aws).await;
-        Ok(Self::new(store, bus, github, settings))
+        Ok(Self::new(store, bus, github, links, settings))
     }
 
     pub fn new(
         store: Arc<dyn ProactiveStore>,
         bus: Arc<dyn EventBus>,
         github: GitHubClient,
+        links: AccountLinks,
         settings: WebhookSettings,
     ) -> Self {
         Self {
             store,
             bus,
             github,
+            links,
             settings,
         }
     }

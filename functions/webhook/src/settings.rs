@@ -15,6 +15,32 @@ pub struct WebhookSettings {
     /// How long a delivery id is remembered (`WEBHOOK_DELIVERY_TTL_HOURS`, default 72: GitHub's
     /// manual redelivery window).
     pub delivery_ttl: Duration,
+    /// Whether a user who never chose gets proactive conversations (`PROACTIVE_DEFAULT`, on).
+    pub proactive_default: bool,
+    /// What a bot's run is (`PROACTIVE_BOT_RUNS`): skipped, or the pull request author's.
+    pub bot_runs: BotRuns,
+}
+
+/// `PROACTIVE_BOT_RUNS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotRuns {
+    /// `skip` (the default): no conversation for a bot's run (GitHub answers 404 for its permission).
+    Skip,
+    /// `author`: the run counts as the pull request author's, whose permission is checked.
+    Author,
+}
+
+impl BotRuns {
+    fn from_env() -> Result<Self, ConfigError> {
+        match config::var("PROACTIVE_BOT_RUNS").as_deref().map(str::trim) {
+            None | Some("skip") => Ok(Self::Skip),
+            Some("author") => Ok(Self::Author),
+            Some(_) => Err(ConfigError::Invalid {
+                name: "PROACTIVE_BOT_RUNS",
+                reason: "expected skip or author".into(),
+            }),
+        }
+    }
 }
 
 impl WebhookSettings {
@@ -32,6 +58,8 @@ impl WebhookSettings {
             delivery_ttl: Duration::from_secs(
                 3600 * config::parsed("WEBHOOK_DELIVERY_TTL_HOURS", 72u64)?,
             ),
+            proactive_default: shared::proactive::proactive_default_from_env()?,
+            bot_runs: BotRuns::from_env()?,
         })
     }
 
@@ -42,6 +70,8 @@ impl WebhookSettings {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             proactive_enabled: true,
             delivery_ttl: Duration::from_secs(72 * 3600),
+            proactive_default: true,
+            bot_runs: BotRuns::Skip,
         }
     }
 }

@@ -9,10 +9,12 @@ use crate::answer::WebhookAnswer;
 use crate::names;
 use crate::payload::WorkflowRunEvent;
 use crate::service::WebhookService;
-use shared::domain::{GroupKey, HeadSha, Repository, WorkflowRun};
-use shared::github::{GitHubError, RepoRef};
+use crate::settings::BotRuns;
+use shared::domain::{GroupKey, HeadSha, Repository, UserId, WorkflowRun};
+use shared::github::{ApiActor, GitHubError, PullRequest, RepoRef};
 use shared::proactive::{
-    Decision, DecisionError, PublishError, RunDelivery, publish_trigger, store_workflow_information,
+    Decision, DecisionError, GitHubAccount, PublishError, RunDelivery, publish_trigger,
+    store_workflow_information,
 };
 
 /// Why a gate stopped a delivery (202 ignored), why the payload is refused (400), or what failed
@@ -93,38 +95,56 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
         .await?
         .with_installation(event.installation.as_ref().map(|i| i.id));
     let repo = RepoRef::from(&repository);
-    let actor = run.triggering_actor.as_ref().unwrap_or(&event.sender);
-    // Before the permission check: GitHub answers 404 for a bot's collaborator permission.
-    if actor.is_bot() {
-        return Err(Stop::Skipped {
-            code: "bot_actor",
-            reason: format!(
-                "the run's actor `{}` is a bot: no conversation starts for it",
-                actor.login
-            ),
-        });
-    }
-    if !service
-        .github
-        .collaborator_permission(repo, &actor.login)
-        .await?
-        .can_write()
-    {
-        return Err(Stop::Ignored(format!(
-            "actor `{}` has no write permission",
-            actor.login
-        )));
-    }
+    // The person behind the run: its actor, or (no actor, or a bot's run under
+    // `PROACTIVE_BOT_RUNS=author`) the pull request's author, known once the PR is.
+    let actor = match run.triggering_actor.as_ref() {
+        Some(actor) if !actor.is_bot() => Some(actor),
+        // Before any permission check: GitHub answers 404 for a bot's collaborator permission.
+        Some(actor) if service.settings.bot_runs == BotRuns::Skip => {
+            return Err(Stop::Skipped {
+                code: "bot_actor",
+                reason: format!(
+                    "the run's actor `{}` is a bot: no conversation starts for it",
+                    actor.login
+                ),
+            });
+        }
+        _ => None,
+    };
+    let mut owner = match actor {
+        Some(actor) => Some(owner_of(service, repo, actor).await?),
+        None => None,
+    };
     let pull_requests = open_pull_requests_at(service, event, repo, &head_sha).await?;
-    if pull_requests.is_empty() {
+    let Some(first) = pull_requests.first() else {
         return Err(Stop::Ignored(
             "no open pull request has this commit as its head".into(),
         ));
-    }
+    };
+    let owner = match owner.take() {
+        Some(owner) => owner,
+        None => {
+            let author = first
+                .author
+                .as_ref()
+                .ok_or_else(|| Stop::Ignored("the pull request's author is unknown".into()))?;
+            if author.is_bot() {
+                return Err(Stop::Skipped {
+                    code: "bot_actor",
+                    reason: format!(
+                        "the pull request's author `{}` is a bot: no conversation starts for it",
+                        author.login
+                    ),
+                });
+            }
+            owner_of(service, repo, author).await?
+        }
+    };
 
     let recorded = recorded_run(event);
     let mut summaries = Vec::with_capacity(pull_requests.len());
-    for (number, head_branch) in pull_requests {
+    for pull_request in pull_requests {
+        let number = pull_request.number;
         let key = GroupKey {
             repo_id: repository.id.clone(),
             pr_number: number,
@@ -132,8 +152,9 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
         };
         let delivery = RunDelivery {
             repository: &repository,
+            owner: &owner,
             key,
-            head_branch: &head_branch,
+            head_branch: &pull_request.head_ref,
             run: recorded.clone(),
         };
         let decision =
@@ -211,14 +232,79 @@ async fn registered_repository(
     }
 }
 
-/// Gate: the open pull requests whose current head is this commit, as `(number, head branch)`.
+/// Gates on the person behind a run: write permission on the repository, a linked product user
+/// (the owner of the conversation), who has proactive conversations on.
+async fn owner_of(
+    service: &WebhookService,
+    repo: RepoRef<'_>,
+    person: &ApiActor,
+) -> Result<UserId, Stop> {
+    if !service
+        .github
+        .collaborator_permission(repo, &person.login)
+        .await?
+        .can_write()
+    {
+        return Err(Stop::Ignored(format!(
+            "actor `{}` has no write permission",
+            person.login
+        )));
+    }
+    let Some(id) = person.id else {
+        return Err(Stop::Invalid(format!(
+            "the account `{}` has no id",
+            person.login
+        )));
+    };
+    let account = GitHubAccount {
+        id,
+        login: &person.login,
+    };
+    let owner = service
+        .links
+        .user_for(account)
+        .await
+        .map_err(|error| Stop::Unavailable {
+            service: "identity provider",
+            reason: error.to_string(),
+        })?;
+    let Some(owner) = owner else {
+        info!(
+            skipped = "no_linked_user",
+            "no product user is linked to the run's actor"
+        );
+        return Err(Stop::Skipped {
+            code: "no_linked_user",
+            reason: format!(
+                "no product user is linked to the GitHub account `{}`",
+                person.login
+            ),
+        });
+    };
+    let settings = service.store.get_user_settings(&owner).await?;
+    if !settings
+        .proactive_conversations
+        .unwrap_or(service.settings.proactive_default)
+    {
+        return Err(Stop::Skipped {
+            code: "proactive_off",
+            reason: format!(
+                "the user linked to `{}` has proactive conversations off",
+                person.login
+            ),
+        });
+    }
+    Ok(owner)
+}
+
+/// Gate: the open pull requests whose current head is this commit.
 /// `pull_requests[]` names them for same-repository PRs; fork PRs are looked up by head owner and branch.
 async fn open_pull_requests_at(
     service: &WebhookService,
     event: &WorkflowRunEvent,
     repo: RepoRef<'_>,
     head_sha: &HeadSha,
-) -> Result<Vec<(u64, String)>, Stop> {
+) -> Result<Vec<PullRequest>, Stop> {
     let run = &event.workflow_run;
     let candidates = if run.pull_requests.is_empty() {
         let (Some(head_owner), Some(branch)) =
@@ -240,7 +326,6 @@ async fn open_pull_requests_at(
     Ok(candidates
         .into_iter()
         .filter(|pr| pr.open && pr.head_sha.eq_ignore_ascii_case(head_sha.as_str()))
-        .map(|pr| (pr.number, pr.head_ref))
         .collect())
 }
 

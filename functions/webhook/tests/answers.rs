@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
+use shared::proactive::AccountLinks;
 use tower::ServiceExt;
 use webhook::signature::sign;
 use webhook::{WebhookService, WebhookSettings};
@@ -40,7 +41,14 @@ async fn harness(settings: WebhookSettings) -> Harness {
         auth: GitHubAuth::Anonymous,
     })
     .unwrap();
-    let service = WebhookService::new(Arc::new(store), Arc::new(bus.clone()), github, settings);
+    let links = AccountLinks::configured("*=local-user").unwrap();
+    let service = WebhookService::new(
+        Arc::new(store),
+        Arc::new(bus.clone()),
+        github,
+        links,
+        settings,
+    );
     Harness {
         service,
         bus,

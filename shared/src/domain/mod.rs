@@ -6,6 +6,7 @@ mod event;
 mod ids;
 mod model_settings;
 mod repository;
+mod settings;
 pub mod state_changed;
 pub mod status;
 pub mod trigger;
@@ -23,6 +24,7 @@ pub use event::{
 pub use ids::{DeliveryId, GroupKey, HeadSha, InvalidId, NodeId, RepoId, TriggerId, UserId};
 pub use model_settings::{ApiKey, InvalidModelSettings, ModelSettings};
 pub use repository::Repository;
+pub use settings::UserSettings;
 pub use state_changed::ConversationStateChanged;
 pub use status::{StatusKind, StatusUpdate};
 pub use trigger::{

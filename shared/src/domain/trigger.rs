@@ -49,10 +49,12 @@ pub struct FailedRun {
 
 impl ProactiveConversationRequested {
     /// The event for a group that has just been decided red.
+    /// The event of a group decided red, for `user` (the product user linked to the run's actor).
     pub fn for_group(
         group: &WorkflowRunGroup,
         repository: &Repository,
         head_branch: &str,
+        user: &UserId,
         decided_at: DateTime<Utc>,
     ) -> Self {
         Self {
@@ -68,7 +70,7 @@ impl ProactiveConversationRequested {
                 head_branch: head_branch.to_owned(),
             },
             installation_id: repository.installation_id,
-            user_id: repository.user_id.clone(),
+            user_id: user.clone(),
             failed_runs: group
                 .failed_runs()
                 .map(|run| FailedRun {

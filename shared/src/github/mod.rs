@@ -81,6 +81,10 @@ impl Permission {
         matches!(self, Self::Admin | Self::Maintain | Self::Write)
     }
 
+    pub fn is_admin(self) -> bool {
+        self == Self::Admin
+    }
+
     /// Parses a role or legacy permission name as GitHub spells it (`admin`, `maintain`, `write`,
     /// `triage`, `read`, `none`); custom role names are not known here.
     pub fn parse(raw: &str) -> Option<Self> {
@@ -114,6 +118,8 @@ pub struct PullRequest {
     pub open: bool,
     pub head_sha: String,
     pub head_ref: String,
+    /// Who opened it.
+    pub author: Option<ApiActor>,
 }
 
 /// How to clone a repository: its clone URL, and the token that reads it (`None`: anonymous). The

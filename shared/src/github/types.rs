@@ -37,10 +37,13 @@ pub struct ApiWorkflowRun {
     pub head_repository: Option<ApiHeadRepository>,
 }
 
-/// A GitHub account where only its login is read.
-#[derive(Debug, Clone, Deserialize)]
+/// A GitHub account: its login, its id (what identity providers link), its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ApiActor {
     pub login: String,
+    /// Absent only in hand-made payloads; GitHub always sends it.
+    #[serde(default)]
+    pub id: Option<u64>,
     /// `User`, `Bot` or `Organization`.
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -152,6 +155,8 @@ pub(super) struct ApiPullRequest {
     number: u64,
     state: String,
     head: ApiBranch,
+    #[serde(default)]
+    user: Option<ApiActor>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +173,7 @@ impl From<ApiPullRequest> for PullRequest {
             open: pr.state == "open",
             head_sha: pr.head.sha,
             head_ref: pr.head.name,
+            author: pr.user,
         }
     }
 }

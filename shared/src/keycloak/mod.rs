@@ -13,6 +13,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::config::{self, ConfigError};
 use crate::http_client::{ErrorAnswer, is_transient_status};
 use crate::retry::{Retrier, Retryable, Verdict};
 use crate::secret::Secret;
@@ -28,9 +29,29 @@ pub struct KeycloakConfig {
     /// `view-users` role.
     pub client_id: String,
     pub client_secret: Secret,
+    /// `KEYCLOAK_GITHUB_IDP_ALIAS`: the alias of the realm's GitHub identity provider (`github`).
+    pub github_idp_alias: String,
 }
 
 impl KeycloakConfig {
+    /// The configuration from `KEYCLOAK_*`; `None` when `KEYCLOAK_SERVER_URL` is unset.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        let Some(server_url) = config::var("KEYCLOAK_SERVER_URL") else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            server_url: reqwest::Url::parse(&server_url).map_err(|e| ConfigError::Invalid {
+                name: "KEYCLOAK_SERVER_URL",
+                reason: e.to_string(),
+            })?,
+            realm: config::required("KEYCLOAK_REALM_NAME")?,
+            client_id: config::required("KEYCLOAK_CLIENT_ID")?,
+            client_secret: Secret::new(config::required("KEYCLOAK_CLIENT_SECRET")?),
+            github_idp_alias: config::var("KEYCLOAK_GITHUB_IDP_ALIAS")
+                .unwrap_or_else(|| "github".into()),
+        }))
+    }
+
     /// The server URL with `segments` appended, each one escaped.
     fn url(&self, segments: &[&str]) -> reqwest::Url {
         let mut url = self.server_url.clone();
@@ -112,6 +133,11 @@ struct FederatedIdentity {
     user_name: String,
 }
 
+#[derive(Deserialize)]
+struct UserId {
+    id: String,
+}
+
 pub struct KeycloakClient {
     http: reqwest::Client,
     config: KeycloakConfig,
@@ -151,28 +177,52 @@ impl KeycloakClient {
             .await
     }
 
+    /// The id of the user linked to the GitHub account `github_user_id` through the realm's GitHub
+    /// identity provider; `None` when no user is.
+    pub async fn user_linked_to_github(
+        &self,
+        github_user_id: u64,
+    ) -> Result<Option<String>, KeycloakError> {
+        let realm = self.config.realm.as_str();
+        let account = github_user_id.to_string();
+        let query = [
+            ("idpAlias", self.config.github_idp_alias.as_str()),
+            ("idpUserId", account.as_str()),
+            ("exact", "true"),
+            ("briefRepresentation", "true"),
+            ("max", "2"),
+        ];
+        let path = ["admin", "realms", realm, "users"];
+        let found = self
+            .retrier
+            .run(|| self.get_json::<Vec<UserId>>(&path, &query))
+            .await?
+            .unwrap_or_default();
+        Ok(found.into_iter().next().map(|user| user.id))
+    }
+
     async fn user_once(&self, id: &str) -> Result<Option<KeycloakUser>, KeycloakError> {
         let realm = self.config.realm.as_str();
         let Some(user) = self
-            .get_json::<UserRepresentation>(&["admin", "realms", realm, "users", id])
+            .get_json::<UserRepresentation>(&["admin", "realms", realm, "users", id], &[])
             .await?
         else {
             return Ok(None);
         };
         let identities = self
-            .get_json::<Vec<FederatedIdentity>>(&[
-                "admin",
-                "realms",
-                realm,
-                "users",
-                id,
-                "federated-identity",
-            ])
+            .get_json::<Vec<FederatedIdentity>>(
+                &["admin", "realms", realm, "users", id, "federated-identity"],
+                &[],
+            )
             .await?
             .unwrap_or_default();
         let github_login = identities
             .into_iter()
-            .find(|identity| identity.identity_provider.eq_ignore_ascii_case("github"))
+            .find(|identity| {
+                identity
+                    .identity_provider
+                    .eq_ignore_ascii_case(&self.config.github_idp_alias)
+            })
             .map(|identity| identity.user_name);
         Ok(Some(KeycloakUser {
             id: user.id,
@@ -186,8 +236,12 @@ impl KeycloakClient {
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         segments: &[&str],
+        query: &[(&str, &str)],
     ) -> Result<Option<T>, KeycloakError> {
-        let url = self.config.url(segments);
+        let mut url = self.config.url(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let mut refused = None;
         loop {
             let token = self

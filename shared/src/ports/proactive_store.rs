@@ -1,5 +1,5 @@
-//! The proactive store port: the repository registry, workflow-run groups, processed delivery ids and
-//! the trigger outbox. Adapters: `adapters::dynamo::ProactiveTable` and
+//! The proactive store port: the repository registry, users' settings, workflow-run groups, processed
+//! delivery ids and the trigger outbox. Adapters: `adapters::dynamo::ProactiveTable` and
 //! `adapters::embedded::EmbeddedProactiveStore`; both pass the contract suite in
 //! `tests/src/contract/proactive_store.rs` (run by `tests/tests/stores/proactive_store_{dynamo,embedded}.rs`).
 
@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::domain::{DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, WorkflowRunGroup};
+use crate::domain::{
+    DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, UserId, UserSettings, WorkflowRunGroup,
+};
 
 /// The condition a group write is made under: optimistic concurrency on the version read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,15 @@ pub trait ProactiveStore: Send + Sync {
 
     /// Resolves `owner/name` (case-insensitively) to the registered repository's id.
     async fn get_repo_id(&self, owner: &str, name: &str) -> Result<Option<RepoId>, StoreError>;
+
+    /// A user's settings (the defaults when they never chose).
+    async fn get_user_settings(&self, user: &UserId) -> Result<UserSettings, StoreError>;
+
+    async fn put_user_settings(
+        &self,
+        user: &UserId,
+        settings: &UserSettings,
+    ) -> Result<(), StoreError>;
 
     async fn is_delivery_processed(&self, id: &DeliveryId) -> Result<bool, StoreError>;
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use crate::domain::{
     GroupKey, GroupState, OutboxEntry, ProactiveConversationRequested, Repository, RunTally,
-    WorkflowRun, WorkflowRunGroup,
+    UserId, WorkflowRun, WorkflowRunGroup,
 };
 use crate::github::{GitHubClient, GitHubError, RepoRef};
 use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
@@ -41,6 +41,8 @@ pub enum DecisionError {
 /// One run to record, with what the event needs besides the group.
 pub struct RunDelivery<'a> {
     pub repository: &'a Repository,
+    /// Who a conversation it triggers is for.
+    pub owner: &'a UserId,
     pub key: GroupKey,
     pub head_branch: &'a str,
     pub run: WorkflowRun,
@@ -117,6 +119,7 @@ fn decide(
         &group,
         delivery.repository,
         delivery.head_branch,
+        delivery.owner,
         now,
     );
     (group, Some(OutboxEntry { event }))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use shared::domain::{
     DeliveryId, GroupKey, GroupState, HeadSha, OutboxEntry, ProactiveConversationRequested, RepoId,
-    Repository, RunStatus, UserId, WorkflowRun, WorkflowRunGroup,
+    Repository, RunStatus, UserId, UserSettings, WorkflowRun, WorkflowRunGroup,
 };
 use shared::ports::{Expected, ProactiveStore, WriteOutcome};
 use tokio::task::JoinSet;
@@ -23,6 +23,7 @@ macro_rules! proactive_store_contract {
             $make,
             [
                 registry_round_trip,
+                user_settings_round_trip,
                 repo_lookup_ignores_case,
                 renaming_a_repository_moves_its_lookup,
                 removed_repository_no_longer_resolves,
@@ -113,7 +114,13 @@ fn triggered(
         id: group.key.repo_id.clone(),
         ..repository(0, "octo", "hello")
     };
-    let event = ProactiveConversationRequested::for_group(&decided, &owner, "fix-ci", decided_at);
+    let event = ProactiveConversationRequested::for_group(
+        &decided,
+        &owner,
+        "fix-ci",
+        &owner.user_id,
+        decided_at,
+    );
     (decided, OutboxEntry { event })
 }
 
@@ -252,6 +259,29 @@ pub async fn removing_a_repository_keeps_a_name_another_has_taken(store: Store) 
         store.get_repository(&second.id).await.unwrap(),
         Some(second)
     );
+}
+
+pub async fn user_settings_round_trip(store: Store) {
+    let (alice, bob) = (crate::user_id("alice"), crate::user_id("bob"));
+    assert_eq!(
+        store.get_user_settings(&alice).await.unwrap(),
+        UserSettings::default(),
+        "a user who never chose has the defaults"
+    );
+    let off = UserSettings {
+        proactive_conversations: Some(false),
+    };
+    store.put_user_settings(&alice, &off).await.unwrap();
+    assert_eq!(store.get_user_settings(&alice).await.unwrap(), off);
+    assert_eq!(
+        store.get_user_settings(&bob).await.unwrap(),
+        UserSettings::default()
+    );
+    let on = UserSettings {
+        proactive_conversations: Some(true),
+    };
+    store.put_user_settings(&alice, &on).await.unwrap();
+    assert_eq!(store.get_user_settings(&alice).await.unwrap(), on);
 }
 
 pub async fn delivery_is_processed_until_it_expires(store: Store) {

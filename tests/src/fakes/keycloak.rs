@@ -1,6 +1,8 @@
 //! A fake Keycloak: the client-credentials grant of one confidential client (short-lived tokens; a 401
 //! for an expired or unknown token), `GET /admin/realms/{realm}/users/{id}` (404 for an unknown user),
-//! `.../federated-identity`, and an outage switch (503 on everything). It counts token grants and the
+//! `.../federated-identity`, the users search by identity-provider link (`?idpAlias=&idpUserId=`),
+//! and an outage switch (503 on everything). A linked GitHub identity's user id is the one the GitHub
+//! fake gives its login ([`account_id`]). It counts token grants and the
 //! most user lookups it served at once.
 
 use std::collections::HashMap;
@@ -8,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +18,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::github::account_id;
 use super::server::Served;
 
 /// A user as the fake stores it.
@@ -73,6 +76,7 @@ impl KeycloakFake {
         });
         let router = Router::new()
             .route("/realms/{realm}/protocol/openid-connect/token", post(token))
+            .route("/admin/realms/{realm}/users", get(search_users))
             .route("/admin/realms/{realm}/users/{id}", get(user))
             .route(
                 "/admin/realms/{realm}/users/{id}/federated-identity",
@@ -285,8 +289,47 @@ async fn federated_identity(
         .github
         .iter()
         .map(|login| {
-            json!({"identityProvider": "github", "userId": format!("gh-{login}"), "userName": login})
+            json!({"identityProvider": GITHUB_ALIAS, "userId": account_id(login).to_string(), "userName": login})
         })
         .collect();
     Ok(Json(identities).into_response())
+}
+
+/// The alias of the realm's GitHub identity provider.
+const GITHUB_ALIAS: &str = "github";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserSearch {
+    idp_alias: Option<String>,
+    idp_user_id: Option<String>,
+}
+
+/// `GET .../users?idpAlias=&idpUserId=`: the users linked to that identity (brief representations).
+async fn search_users(
+    State(state): State<Arc<FakeState>>,
+    Path(realm): Path<String>,
+    Query(search): Query<UserSearch>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    admit(&state, &realm, &headers)?;
+    let (Some(alias), Some(linked)) = (search.idp_alias, search.idp_user_id) else {
+        return Err(Refusal::Error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the fake searches by idpAlias and idpUserId only",
+        ));
+    };
+    let found: Vec<_> = lock(&state.users)
+        .values()
+        .filter(|user| {
+            alias == GITHUB_ALIAS
+                && user
+                    .github
+                    .as_deref()
+                    .is_some_and(|login| account_id(login).to_string() == linked)
+        })
+        .map(|user| json!({"id": user.id, "username": user.username, "enabled": true}))
+        .collect();
+    Ok(Json(found).into_response())
 }

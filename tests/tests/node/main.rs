@@ -11,5 +11,6 @@ mod lifecycle;
 mod llm;
 mod openhands;
 mod rest;
+mod settings;
 mod socketio;
 mod starter;

@@ -12,7 +12,7 @@ use e2e::socketio::{ConnectOptions, SocketClient, is_state, message_action};
 use e2e::trigger_world::{self, Run, TriggerWorld, lifecycle};
 use serde_json::{Value, json};
 use shared::adapters::embedded::{EmbeddedDb, EmbeddedProactiveStore};
-use shared::domain::{HeadSha, ProactiveConversationRequested, content_text};
+use shared::domain::{ConversationId, HeadSha, ProactiveConversationRequested, content_text};
 use shared::github::{GitHubAuth, GitHubClient, GitHubConfig};
 
 use super::starter::{PR, REPO};
@@ -609,9 +609,22 @@ async fn a_red_pr_goes_from_the_webhook_to_an_agent_in_the_checkout() {
     assert_eq!(triggers.len(), 1, "one trigger for the red commit");
     let request: ProactiveConversationRequested =
         serde_json::from_value(triggers[0].clone()).expect("the trigger's shape");
+    assert_eq!(
+        request.user_id.as_str(),
+        trigger_world::OWNER,
+        "the user linked to the run's actor"
+    );
     // The webhook read GitHub anonymously; the node's starter writes (the PR comment) with a token.
     world.github.require_token(CLONE_TOKEN);
     red.agent_works_in_the_checkout(&request).await;
+    // The App's installer (the repository's registrant) does not see it.
+    let conversation = ConversationId::for_trigger(&request.trigger_id);
+    let installer = token("github:21031067");
+    let path = format!("/api/conversations/{conversation}");
+    assert_eq!(
+        red.node.get(&path, Some(&installer)).await.0,
+        reqwest::StatusCode::NOT_FOUND
+    );
     red.node.stop().await;
 }
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use e2e::fakes::github::{
     FakeGitHub, FakePullRequest, FakeRun, Fault, FaultRule, Presented, RequestRecord,
-    TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM,
+    TEST_APP_PRIVATE_KEY_PEM, TEST_APP_PUBLIC_KEY_PEM, account_id,
 };
 use shared::config::ConfigError;
 use shared::domain::{HeadSha, RunStatus};
 use shared::github::{
-    ClientOptions, CommentOutcome, GitHubAuth, GitHubClient, GitHubConfig, GitHubError, Permission,
-    PullRequest, RepoRef,
+    ApiActor, ClientOptions, CommentOutcome, GitHubAuth, GitHubClient, GitHubConfig, GitHubError,
+    Permission, PullRequest, RepoRef,
 };
 
 const REPO: &str = "octo-org/octo-repo";
@@ -247,7 +247,12 @@ async fn looks_pull_requests_up_by_number_and_by_head() {
             number: 2,
             open: true,
             head_sha: head.as_str().into(),
-            head_ref: "changes".into()
+            head_ref: "changes".into(),
+            author: Some(ApiActor {
+                login: "octo-org".into(),
+                id: Some(account_id("octo-org")),
+                kind: Some("User".into()),
+            }),
         }
     );
     assert!(

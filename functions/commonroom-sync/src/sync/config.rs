@@ -49,12 +49,8 @@ impl SyncConfig {
     /// (`force_dry_run`, or `DRY_RUN=true`).
     pub fn from_env(force_dry_run: bool) -> Result<Self, ConfigError> {
         let dry_run = force_dry_run || flag("DRY_RUN", false)?;
-        let keycloak = KeycloakConfig {
-            server_url: url("KEYCLOAK_SERVER_URL", &required("KEYCLOAK_SERVER_URL")?)?,
-            realm: required("KEYCLOAK_REALM_NAME")?,
-            client_id: required("KEYCLOAK_CLIENT_ID")?,
-            client_secret: Secret::new(required("KEYCLOAK_CLIENT_SECRET")?),
-        };
+        let keycloak =
+            KeycloakConfig::from_env()?.ok_or(ConfigError::Missing("KEYCLOAK_SERVER_URL"))?;
         let common_room = match (var("COMMON_ROOM_API_KEY"), dry_run) {
             (None, true) => None,
             (key, _) => Some(CommonRoomConfig {

@@ -1,16 +1,19 @@
 //! The REST API (JSON in and out):
 //! - [`conversations`]: `/api/conversations` and its sub-resources, for users.
+//! - [`settings`]: `/api/settings` and `/api/repositories/{owner}/{name}/settings`: where proactive
+//!   conversations are wanted.
 //! - [`internal`]: `POST /internal/proactive`, for EventBridge.
 //! - [`probes`]: `/health`, `/ready`, `/metrics`.
 
 pub(crate) mod conversations;
 pub(crate) mod internal;
 pub(crate) mod probes;
+pub(crate) mod settings;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use shared::ports::coordination::Liveness;
 use shared::ports::{ConversationStore, EventStore};
 
@@ -37,6 +40,7 @@ pub(crate) struct ApiContext {
     pub agent_label: String,
     /// Serves the whole of a relayed event that was stored cut.
     pub runtime: Arc<dyn AgentRuntime>,
+    pub settings: settings::SettingsContext,
     pub metrics: Arc<Metrics>,
 }
 
@@ -54,6 +58,11 @@ pub(crate) fn routes(api: Api) -> Router {
             post(conversations::create).get(conversations::list),
         )
         .route("/api/conversations/{id}", get(conversations::get))
+        .route("/api/settings", get(settings::get).patch(settings::update))
+        .route(
+            "/api/repositories/{owner}/{name}/settings",
+            patch(settings::update_repository),
+        )
         .route(
             "/api/conversations/{id}/events",
             get(conversations::events).post(conversations::send_action),

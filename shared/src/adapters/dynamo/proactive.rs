@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | repository | `REPO#<repo id>` | `REPO` | `id`, `owner`, `name`, `installation_id`?, `account`, `user_id`, `proactive_enabled`, `lookup_name` |
 //! | repository name | `REPO_NAME#<owner/name, lower case>` | `REPO_NAME` | `repo_id` |
+//! | user settings | `USER#<user id>` | `SETTINGS` | `settings` (JSON `{proactive_conversations?}`) |
 //! | processed delivery | `DELIVERY#<delivery id>` | `DELIVERY` | `expires_at` |
 //! | workflow-run group | `GROUP#<repo id>#<pr>#<head sha>` | `GROUP` | `repo_id`, `pr_number`, `head_sha`, `runs` (JSON), `version`, `state`, `created_at`, `last_updated_at`, `expires_at`, `group_kind` = `GROUP`; while a trigger is unpublished: `outbox` (JSON), `outbox_pk` = `OUTBOX`, `outbox_sk` = `<decided_at>#<group key>` |
 //!
@@ -31,16 +32,21 @@ use super::item::{
     string, unavailable, unbuilt,
 };
 use super::{IndexSpec, Projected, TableSpec, query_up_to};
-use crate::domain::{DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, WorkflowRunGroup};
+use crate::domain::{
+    DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, UserId, UserSettings, WorkflowRunGroup,
+};
 use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
 
 const REPOSITORY: &str = "REPO";
 const REPOSITORY_NAME: &str = "REPO_NAME";
 const DELIVERY: &str = "DELIVERY";
+const USER: &str = "USER";
+const SETTINGS: &str = "SETTINGS";
 const GROUP: &str = "GROUP";
 const OUTBOX: &str = "OUTBOX";
 
 const EXPIRES_AT: &str = "expires_at";
+const SETTINGS_ATTRIBUTE: &str = "settings";
 const REPO_ID: &str = "repo_id";
 const VERSION: &str = "version";
 const LAST_UPDATED_AT: &str = "last_updated_at";
@@ -283,6 +289,10 @@ fn name_key(lookup: &str) -> Item {
     key(format!("{REPOSITORY_NAME}#{lookup}"), REPOSITORY_NAME)
 }
 
+fn settings_key(user: &UserId) -> Item {
+    key(format!("{USER}#{}", user.as_str()), SETTINGS)
+}
+
 fn delivery_key(id: &DeliveryId) -> Item {
     key(format!("{DELIVERY}#{}", id.as_str()), DELIVERY)
 }
@@ -389,6 +399,30 @@ impl ProactiveStore for ProactiveTable {
                 .map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn get_user_settings(&self, user: &UserId) -> Result<UserSettings, StoreError> {
+        match self.get(settings_key(user)).await? {
+            Some(stored) => Fields::of("user settings", &stored).json(SETTINGS_ATTRIBUTE),
+            None => Ok(UserSettings::default()),
+        }
+    }
+
+    async fn put_user_settings(
+        &self,
+        user: &UserId,
+        settings: &UserSettings,
+    ) -> Result<(), StoreError> {
+        let mut stored = settings_key(user);
+        stored.insert(SETTINGS_ATTRIBUTE.into(), json(settings)?);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(stored))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &e))?;
+        Ok(())
     }
 
     async fn is_delivery_processed(&self, id: &DeliveryId) -> Result<bool, StoreError> {

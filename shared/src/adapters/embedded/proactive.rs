@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{EmbeddedDb, corrupt, unavailable};
-use crate::domain::{DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, WorkflowRunGroup};
+use crate::domain::{
+    DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, UserId, UserSettings, WorkflowRunGroup,
+};
 use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
 
 const SCHEMA: &str = "
@@ -15,6 +17,10 @@ CREATE TABLE IF NOT EXISTS repositories (
     id          TEXT PRIMARY KEY,
     lookup_name TEXT NOT NULL UNIQUE,
     body        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_settings (
+    user_id TEXT PRIMARY KEY,
+    body    TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS processed_deliveries (
     id         TEXT PRIMARY KEY,
@@ -116,6 +122,45 @@ impl ProactiveStore for EmbeddedProactiveStore {
             .await?;
         id.map(|raw| RepoId::try_from(raw).map_err(corrupt))
             .transpose()
+    }
+
+    async fn get_user_settings(&self, user: &UserId) -> Result<UserSettings, StoreError> {
+        let user = user.as_str().to_owned();
+        let body: Option<String> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT body FROM user_settings WHERE user_id = ?1",
+                    [user],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(body
+            .as_deref()
+            .map(from_json)
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    async fn put_user_settings(
+        &self,
+        user: &UserId,
+        settings: &UserSettings,
+    ) -> Result<(), StoreError> {
+        let (user, body) = (user.as_str().to_owned(), to_json(settings)?);
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT OR REPLACE INTO user_settings (user_id, body) VALUES (?1, ?2)",
+                    params![user, body],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn is_delivery_processed(&self, id: &DeliveryId) -> Result<bool, StoreError> {

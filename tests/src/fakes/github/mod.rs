@@ -60,6 +60,18 @@ impl FakeJob {
 use state::State;
 
 /// The test App's private key (PKCS#1 PEM, the form GitHub hands out).
+/// The id the fake gives the account `login`: the samples' actor keeps its real one, every other
+/// login a stable one derived from it (FNV-1a), so that a test can link it in an identity provider.
+pub fn account_id(login: &str) -> u64 {
+    if login == "Codertocat" {
+        return 21_031_067;
+    }
+    let hash = login.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    100_000_000 + hash % 100_000_000
+}
+
 pub const TEST_APP_PRIVATE_KEY_PEM: &str = include_str!("github-app-test-key.pem");
 /// Its public key, which the fake verifies App JWTs with.
 pub const TEST_APP_PUBLIC_KEY_PEM: &str = include_str!("github-app-test-key.pub.pem");

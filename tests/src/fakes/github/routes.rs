@@ -626,7 +626,10 @@ fn user_json(login: &str) -> Value {
     } else {
         "User"
     };
-    json!({"login": login, "type": kind, "html_url": format!("https://github.com/{login}")})
+    json!({
+        "login": login, "id": super::account_id(login), "type": kind,
+        "html_url": format!("https://github.com/{login}"),
+    })
 }
 
 fn repo_json(base: &str, repo: &Repo) -> Value {
