@@ -118,7 +118,7 @@ impl ConversationNode {
         ));
         let rooms = Arc::new(socket::rooms::Rooms::default());
         let settings = SettingsContext {
-            store: deps.proactive,
+            store: Arc::clone(&deps.proactive),
             links: deps.links,
             github: deps.github.clone(),
             proactive_default: config.proactive_default,
@@ -128,6 +128,7 @@ impl ConversationNode {
             conversations: Arc::clone(&deps.conversations),
             github: deps.github,
             public_url: config.public_url.clone(),
+            comments: deps.proactive,
         });
         let api = Arc::new(ApiContext {
             lifecycle: Arc::clone(&lifecycle),

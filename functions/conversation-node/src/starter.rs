@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
@@ -18,19 +19,27 @@ use shared::domain::{
     ProactiveConversationRequested, UserAction,
 };
 use shared::github::{CommentOutcome, FailedJob, GitHubClient, GitHubError, RepoRef};
-use shared::ports::{ConversationStore, StoreError};
+use shared::ports::{CommentClaim, ConversationStore, ProactiveStore, StoreError};
 
 use crate::lifecycle::{Created, Lifecycle, LifecycleError};
 
 /// What the starter needs: the conversations (to find a redelivery's), the lifecycle (to create and
-/// start), and GitHub with the address users open conversations at (for the PR comment).
+/// start), and GitHub with the address users open conversations at, and the claims that keep the PR
+/// comment one (for the PR comment).
 pub(crate) struct Starter {
     pub lifecycle: Arc<Lifecycle>,
     pub conversations: Arc<dyn ConversationStore>,
     /// `None`: no PR comment.
     pub github: Option<GitHubClient>,
     pub public_url: String,
+    pub comments: Arc<dyn ProactiveStore>,
 }
+
+/// How long a starter that claimed a PR's comment may take to create it before another may.
+const COMMENT_CLAIM: Duration = Duration::from_secs(60);
+/// How long a starter waits for another one creating the PR's comment, and how often it looks.
+const COMMENT_WAIT: Duration = Duration::from_secs(20);
+const COMMENT_POLL: Duration = Duration::from_millis(250);
 
 /// Per failed run, how many failed jobs the first message quotes the log of.
 const JOBS_PER_RUN: usize = 3;
@@ -62,6 +71,8 @@ pub enum StarterError {
     GitHub(#[from] GitHubError),
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
+    #[error("another delivery of the trigger is still creating the PR comment: retry")]
+    CommentBusy,
 }
 
 impl From<StoreError> for StarterError {
@@ -262,16 +273,8 @@ impl Starter {
                 None
             }
             Some(github) => {
-                let repo = RepoRef {
-                    owner: &request.repository.owner,
-                    name: &request.repository.name,
-                    installation_id: request.installation_id,
-                };
                 let body = comment_body(&request.failed_runs, &self.public_url, id.as_str());
-                let outcome = github
-                    .upsert_pr_comment(repo, request.pull_request.number, COMMENT_MARKER, &body)
-                    .await?;
-                Some(outcome)
+                Some(self.comment(github, request, &body).await?)
             }
         };
         Ok(StarterOutcome {
@@ -279,6 +282,61 @@ impl Starter {
             created,
             comment,
         })
+    }
+}
+
+impl Starter {
+    /// Creates the PR's one comment, or edits it. Concurrent starters (an API destination retries a
+    /// call still running after 5 s) claim its creation first: one creates, the others wait for its
+    /// id and edit; a claim whose holder died lapses.
+    async fn comment(
+        &self,
+        github: &GitHubClient,
+        request: &ProactiveConversationRequested,
+        body: &str,
+    ) -> Result<CommentOutcome, StarterError> {
+        let repo = RepoRef {
+            owner: &request.repository.owner,
+            name: &request.repository.name,
+            installation_id: request.installation_id,
+        };
+        let (repo_id, pr) = (&request.repository.id, request.pull_request.number);
+        let deadline = tokio::time::Instant::now() + COMMENT_WAIT;
+        loop {
+            let until = Utc::now() + COMMENT_CLAIM;
+            match self.comments.claim_pr_comment(repo_id, pr, until).await? {
+                CommentClaim::Recorded(id) => match github.edit_comment(repo, id, body).await {
+                    Ok(()) => return Ok(CommentOutcome::Updated { id }),
+                    // Deleted on GitHub: made again below.
+                    Err(GitHubError::Status { status: 404, .. }) => {}
+                    Err(error) => return Err(error.into()),
+                },
+                CommentClaim::Taken if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(COMMENT_POLL).await;
+                    continue;
+                }
+                CommentClaim::Taken => return Err(StarterError::CommentBusy),
+                CommentClaim::Won => {}
+            }
+            // Found by its marker when an earlier holder created it without recording it.
+            let outcome = match github
+                .upsert_pr_comment(repo, pr, COMMENT_MARKER, body)
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    // The caller's retry (or another delivery) claims it again at once.
+                    if let Err(release) = self.comments.release_pr_comment(repo_id, pr).await {
+                        tracing::warn!(reason = %release, "cannot release the PR comment's claim");
+                    }
+                    return Err(error.into());
+                }
+            };
+            self.comments
+                .record_pr_comment(repo_id, pr, outcome.id())
+                .await?;
+            return Ok(outcome);
+        }
     }
 }
 

@@ -188,8 +188,7 @@ impl GitHubClient {
         let mut attempt = 1;
         loop {
             if let Some(id) = self.find_comment(repo, number, marker).await? {
-                let url = self.repo_url(repo, &["issues", "comments", &id.to_string()]);
-                self.send(repo, Call::patch(&url, &payload)).await?;
+                self.edit_comment(repo, id, &body).await?;
                 return Ok(CommentOutcome::Updated { id });
             }
             let url = self.repo_url(repo, &["issues", &number.to_string(), "comments"]);
@@ -208,6 +207,19 @@ impl GitHubClient {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Replaces the body of comment `id` (an issue's or a pull request's).
+    pub async fn edit_comment(
+        &self,
+        repo: RepoRef<'_>,
+        id: u64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let url = self.repo_url(repo, &["issues", "comments", &id.to_string()]);
+        self.send(repo, Call::patch(&url, &json!({ "body": body })))
+            .await?;
+        Ok(())
     }
 
     /// The first (oldest) comment of the PR holding `marker`, reading no further pages than needed.

@@ -145,6 +145,14 @@ pub enum CommentOutcome {
     Updated { id: u64 },
 }
 
+impl CommentOutcome {
+    pub fn id(self) -> u64 {
+        match self {
+            Self::Created { id } | Self::Updated { id } => id,
+        }
+    }
+}
+
 /// Which repository a call is about, and which installation's token to use for it.
 #[derive(Debug, Clone, Copy)]
 pub struct RepoRef<'a> {

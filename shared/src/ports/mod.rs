@@ -14,6 +14,6 @@ pub use conversation_store::ConversationStore;
 pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};
 pub use event_store::EventStore;
-pub use proactive_store::{Expected, ProactiveStore, WriteOutcome};
+pub use proactive_store::{CommentClaim, Expected, ProactiveStore, WriteOutcome};
 pub use store_error::StoreError;
 pub use sync_state::{Advance, SyncStateStore};

@@ -30,6 +30,17 @@ pub enum WriteOutcome {
     Conflict,
 }
 
+/// Who writes a pull request's one comment ([`ProactiveStore::claim_pr_comment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentClaim {
+    /// This caller creates it, then records its id; until then (or the claim lapses) others wait.
+    Won,
+    /// The comment exists: edit it.
+    Recorded(u64),
+    /// Another caller is creating it.
+    Taken,
+}
+
 #[async_trait]
 pub trait ProactiveStore: Send + Sync {
     /// Adds or replaces a repository in the registry.
@@ -49,6 +60,26 @@ pub trait ProactiveStore: Send + Sync {
         &self,
         user: &UserId,
         settings: &UserSettings,
+    ) -> Result<(), StoreError>;
+
+    /// Claims the creation of PR `pr`'s comment in `repo` until `until`, atomically: one caller wins
+    /// while no comment is recorded and no live claim holds; the others learn which case holds.
+    async fn claim_pr_comment(
+        &self,
+        repo: &RepoId,
+        pr: u64,
+        until: DateTime<Utc>,
+    ) -> Result<CommentClaim, StoreError>;
+
+    /// Gives a won claim up (its winner failed to create the comment): the next caller wins.
+    async fn release_pr_comment(&self, repo: &RepoId, pr: u64) -> Result<(), StoreError>;
+
+    /// Records the comment the claim's winner created.
+    async fn record_pr_comment(
+        &self,
+        repo: &RepoId,
+        pr: u64,
+        comment_id: u64,
     ) -> Result<(), StoreError>;
 
     async fn is_delivery_processed(&self, id: &DeliveryId) -> Result<bool, StoreError>;

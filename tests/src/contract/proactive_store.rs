@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use futures::future::join_all;
 use shared::domain::{
     DeliveryId, GroupKey, GroupState, HeadSha, OutboxEntry, ProactiveConversationRequested, RepoId,
     Repository, RunStatus, UserId, UserSettings, WorkflowRun, WorkflowRunGroup,
 };
-use shared::ports::{Expected, ProactiveStore, WriteOutcome};
+use shared::ports::{CommentClaim, Expected, ProactiveStore, WriteOutcome};
 use tokio::task::JoinSet;
 
 /// Every case of this suite as a test of one adapter; `$make` is an async fn returning a fresh,
@@ -24,6 +25,8 @@ macro_rules! proactive_store_contract {
             [
                 registry_round_trip,
                 user_settings_round_trip,
+                one_caller_claims_a_prs_comment_until_it_is_recorded,
+                a_lapsed_or_released_comment_claim_is_taken_over,
                 repo_lookup_ignores_case,
                 renaming_a_repository_moves_its_lookup,
                 removed_repository_no_longer_resolves,
@@ -282,6 +285,63 @@ pub async fn user_settings_round_trip(store: Store) {
     };
     store.put_user_settings(&alice, &on).await.unwrap();
     assert_eq!(store.get_user_settings(&alice).await.unwrap(), on);
+}
+
+pub async fn one_caller_claims_a_prs_comment_until_it_is_recorded(store: Store) {
+    let (repo, until) = (RepoId::from_github(7), now() + TimeDelta::minutes(1));
+    let claims = join_all((0..20).map(|_| store.claim_pr_comment(&repo, 3, until))).await;
+    let won = claims
+        .iter()
+        .filter(|claim| *claim.as_ref().unwrap() == CommentClaim::Won)
+        .count();
+    assert_eq!(won, 1, "one winner among concurrent claims: {claims:?}");
+    assert!(
+        claims
+            .iter()
+            .all(|claim| matches!(claim, Ok(CommentClaim::Won | CommentClaim::Taken)))
+    );
+    assert_eq!(
+        store.claim_pr_comment(&repo, 4, until).await.unwrap(),
+        CommentClaim::Won,
+        "another PR's comment is claimed apart"
+    );
+    store.record_pr_comment(&repo, 3, 9_001).await.unwrap();
+    assert_eq!(
+        store.claim_pr_comment(&repo, 3, until).await.unwrap(),
+        CommentClaim::Recorded(9_001)
+    );
+}
+
+pub async fn a_lapsed_or_released_comment_claim_is_taken_over(store: Store) {
+    let repo = RepoId::from_github(8);
+    let lapsed = now() - TimeDelta::seconds(1);
+    assert_eq!(
+        store.claim_pr_comment(&repo, 1, lapsed).await.unwrap(),
+        CommentClaim::Won
+    );
+    let until = now() + TimeDelta::minutes(1);
+    assert_eq!(
+        store.claim_pr_comment(&repo, 1, until).await.unwrap(),
+        CommentClaim::Won,
+        "a winner that never recorded lost its claim when it lapsed"
+    );
+    assert_eq!(
+        store.claim_pr_comment(&repo, 1, until).await.unwrap(),
+        CommentClaim::Taken
+    );
+    store.release_pr_comment(&repo, 1).await.unwrap();
+    assert_eq!(
+        store.claim_pr_comment(&repo, 1, until).await.unwrap(),
+        CommentClaim::Won,
+        "a released claim is free"
+    );
+    store.record_pr_comment(&repo, 1, 77).await.unwrap();
+    store.release_pr_comment(&repo, 1).await.unwrap();
+    assert_eq!(
+        store.claim_pr_comment(&repo, 1, until).await.unwrap(),
+        CommentClaim::Recorded(77),
+        "a recorded comment is never released"
+    );
 }
 
 pub async fn delivery_is_processed_until_it_expires(store: Store) {

@@ -162,6 +162,25 @@ async fn the_same_trigger_twice_makes_one_conversation_and_one_edited_comment() 
     assert_eq!(events.iter().filter(|e| e["source"] == "user").count(), 1);
 }
 
+/// EventBridge's API destination gives up on a call after 5 s and calls again while the first still
+/// runs: the second waits for the first's comment and edits it. One comment, one conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_during_a_slow_comment_edits_it_and_never_makes_a_second() {
+    let (github, node) = world().await;
+    github.inject(FaultRule::next(1, Fault::Slow { millis: 6_000 }).on("POST", "/comments"));
+    let request = envelope(&trigger(&sha('b')));
+    let (first, retry) = tokio::join!(deliver(&node, &request), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        deliver(&node, &request).await
+    });
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(retry.0, StatusCode::OK, "{}", retry.1);
+    assert_eq!(first.1["comment"], "created");
+    assert_eq!(retry.1["comment"], "updated");
+    assert_eq!(first.1["conversation_id"], retry.1["conversation_id"]);
+    assert_eq!(github.comments(REPO, PR).len(), 1, "one comment");
+}
+
 /// The first message of the trigger's conversation.
 async fn first_message(node: &TestNode, id: &str) -> String {
     let user = token(USER);

@@ -47,6 +47,7 @@ pub(crate) async fn proactive(
             }
             StarterError::GitHub(error) => ApiError::BadGateway(format!("GitHub: {error}")),
             StarterError::Lifecycle(error) => ApiError::Unavailable(error.to_string()),
+            error @ StarterError::CommentBusy => ApiError::Unavailable(error.to_string()),
         })?;
     let comment = match outcome.comment {
         Some(CommentOutcome::Created { .. }) => "created",

@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | repository | `REPO#<repo id>` | `REPO` | `id`, `owner`, `name`, `installation_id`?, `account`, `user_id`, `proactive_enabled`, `lookup_name` |
 //! | repository name | `REPO_NAME#<owner/name, lower case>` | `REPO_NAME` | `repo_id` |
+//! | PR comment | `COMMENT#<repo id>#<pr>` | `COMMENT` | `claimed_until` (epoch ms), `comment_id`? |
 //! | user settings | `USER#<user id>` | `SETTINGS` | `settings` (JSON `{proactive_conversations?}`) |
 //! | processed delivery | `DELIVERY#<delivery id>` | `DELIVERY` | `expires_at` |
 //! | workflow-run group | `GROUP#<repo id>#<pr>#<head sha>` | `GROUP` | `repo_id`, `pr_number`, `head_sha`, `runs` (JSON), `version`, `state`, `created_at`, `last_updated_at`, `expires_at`, `group_kind` = `GROUP`; while a trigger is unpublished: `outbox` (JSON), `outbox_pk` = `OUTBOX`, `outbox_sk` = `<decided_at>#<group key>` |
@@ -35,12 +36,15 @@ use super::{IndexSpec, Projected, TableSpec, query_up_to};
 use crate::domain::{
     DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, UserId, UserSettings, WorkflowRunGroup,
 };
-use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
+use crate::ports::{CommentClaim, Expected, ProactiveStore, StoreError, WriteOutcome};
 
 const REPOSITORY: &str = "REPO";
 const REPOSITORY_NAME: &str = "REPO_NAME";
 const DELIVERY: &str = "DELIVERY";
 const USER: &str = "USER";
+const COMMENT: &str = "COMMENT";
+const CLAIMED_UNTIL: &str = "claimed_until";
+const COMMENT_ID: &str = "comment_id";
 const SETTINGS: &str = "SETTINGS";
 const GROUP: &str = "GROUP";
 const OUTBOX: &str = "OUTBOX";
@@ -289,6 +293,10 @@ fn name_key(lookup: &str) -> Item {
     key(format!("{REPOSITORY_NAME}#{lookup}"), REPOSITORY_NAME)
 }
 
+fn comment_key(repo: &RepoId, pr: u64) -> Item {
+    key(format!("{COMMENT}#{}#{pr}", repo.as_str()), COMMENT)
+}
+
 fn settings_key(user: &UserId) -> Item {
     key(format!("{USER}#{}", user.as_str()), SETTINGS)
 }
@@ -419,6 +427,77 @@ impl ProactiveStore for ProactiveTable {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(stored))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn claim_pr_comment(
+        &self,
+        repo: &RepoId,
+        pr: u64,
+        until: DateTime<Utc>,
+    ) -> Result<CommentClaim, StoreError> {
+        let mut claim = comment_key(repo, pr);
+        claim.insert(CLAIMED_UNTIL.into(), number(until.timestamp_millis()));
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(claim))
+            .condition_expression(
+                "attribute_not_exists(#pk) OR (attribute_not_exists(#id) AND #until < :now)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#id", COMMENT_ID)
+            .expression_attribute_names("#until", CLAIMED_UNTIL)
+            .expression_attribute_values(":now", number(Utc::now().timestamp_millis()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => return Ok(CommentClaim::Won),
+            Err(error) if is_conditional_failure(&error) => {}
+            Err(error) => return Err(unavailable("PutItem", &error)),
+        }
+        let recorded = match self.get(comment_key(repo, pr)).await? {
+            Some(stored) => Fields::of("PR comment", &stored).opt_number(COMMENT_ID)?,
+            None => None,
+        };
+        Ok(recorded.map_or(CommentClaim::Taken, CommentClaim::Recorded))
+    }
+
+    async fn release_pr_comment(&self, repo: &RepoId, pr: u64) -> Result<(), StoreError> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(comment_key(repo, pr)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", COMMENT_ID)
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            // A comment is recorded: nothing to give up.
+            Err(error) if is_conditional_failure(&error) => Ok(()),
+            Err(error) => Err(unavailable("DeleteItem", &error)),
+        }
+    }
+
+    async fn record_pr_comment(
+        &self,
+        repo: &RepoId,
+        pr: u64,
+        comment_id: u64,
+    ) -> Result<(), StoreError> {
+        let mut recorded = comment_key(repo, pr);
+        recorded.insert(CLAIMED_UNTIL.into(), number(0));
+        recorded.insert(COMMENT_ID.into(), number(comment_id));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(recorded))
             .send()
             .await
             .map_err(|e| unavailable("PutItem", &e))?;

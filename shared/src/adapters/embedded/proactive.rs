@@ -10,7 +10,7 @@ use super::db::{EmbeddedDb, corrupt, unavailable};
 use crate::domain::{
     DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, UserId, UserSettings, WorkflowRunGroup,
 };
-use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
+use crate::ports::{CommentClaim, Expected, ProactiveStore, StoreError, WriteOutcome};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS repositories (
@@ -21,6 +21,13 @@ CREATE TABLE IF NOT EXISTS repositories (
 CREATE TABLE IF NOT EXISTS user_settings (
     user_id TEXT PRIMARY KEY,
     body    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pr_comments (
+    repo_id       TEXT NOT NULL,
+    pr            INTEGER NOT NULL,
+    comment_id    INTEGER,
+    claimed_until INTEGER NOT NULL,
+    PRIMARY KEY (repo_id, pr)
 );
 CREATE TABLE IF NOT EXISTS processed_deliveries (
     id         TEXT PRIMARY KEY,
@@ -156,6 +163,80 @@ impl ProactiveStore for EmbeddedProactiveStore {
                 conn.execute(
                     "INSERT OR REPLACE INTO user_settings (user_id, body) VALUES (?1, ?2)",
                     params![user, body],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn claim_pr_comment(
+        &self,
+        repo: &RepoId,
+        pr: u64,
+        until: DateTime<Utc>,
+    ) -> Result<CommentClaim, StoreError> {
+        let (repo, pr) = (repo.as_str().to_owned(), pr as i64);
+        let (now, until) = (Utc::now().timestamp_millis(), until.timestamp_millis());
+        self.db
+            .run(move |conn| {
+                // One statement: a new claim, or a lapsed one taken over, never a recorded comment.
+                let won = conn
+                    .execute(
+                        "INSERT INTO pr_comments (repo_id, pr, comment_id, claimed_until)
+                         VALUES (?1, ?2, NULL, ?3)
+                         ON CONFLICT (repo_id, pr) DO UPDATE SET claimed_until = excluded.claimed_until
+                         WHERE comment_id IS NULL AND claimed_until < ?4",
+                        params![repo, pr, until, now],
+                    )
+                    .map_err(unavailable)?;
+                if won == 1 {
+                    return Ok(CommentClaim::Won);
+                }
+                let recorded: Option<i64> = conn
+                    .query_row(
+                        "SELECT comment_id FROM pr_comments WHERE repo_id = ?1 AND pr = ?2",
+                        params![repo, pr],
+                        |row| row.get(0),
+                    )
+                    .map_err(unavailable)?;
+                Ok(match recorded {
+                    Some(id) => CommentClaim::Recorded(id as u64),
+                    None => CommentClaim::Taken,
+                })
+            })
+            .await
+    }
+
+    async fn release_pr_comment(&self, repo: &RepoId, pr: u64) -> Result<(), StoreError> {
+        let (repo, pr) = (repo.as_str().to_owned(), pr as i64);
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "UPDATE pr_comments SET claimed_until = 0
+                     WHERE repo_id = ?1 AND pr = ?2 AND comment_id IS NULL",
+                    params![repo, pr],
+                )
+                .map_err(unavailable)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn record_pr_comment(
+        &self,
+        repo: &RepoId,
+        pr: u64,
+        comment_id: u64,
+    ) -> Result<(), StoreError> {
+        let (repo, pr, id) = (repo.as_str().to_owned(), pr as i64, comment_id as i64);
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT INTO pr_comments (repo_id, pr, comment_id, claimed_until)
+                     VALUES (?1, ?2, ?3, 0)
+                     ON CONFLICT (repo_id, pr) DO UPDATE SET comment_id = excluded.comment_id",
+                    params![repo, pr, id],
                 )
                 .map_err(unavailable)?;
                 Ok(())

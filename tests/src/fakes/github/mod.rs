@@ -192,6 +192,8 @@ pub enum Fault {
     ServerError(u16),
     /// Does the work, then answers 502 as a gateway that lost the answer would.
     LostAnswer,
+    /// Waits this long, then does the work and answers (a slow GitHub).
+    Slow { millis: u64 },
 }
 
 /// Which requests a fault hits, and how many times.

@@ -159,6 +159,9 @@ async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Nex
         ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
     } else {
         request.extensions_mut().insert(record.credential);
+        if let Some(Fault::Slow { millis }) = fault {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        }
         let answer = next.run(request).await;
         if fault == Some(Fault::LostAnswer) {
             ApiError::new(StatusCode::BAD_GATEWAY, "Server Error").into_response()
@@ -172,7 +175,7 @@ async fn gate(State(shared): State<Arc<Shared>>, mut request: Request, next: Nex
     response
 }
 
-/// The answer a fault replaces the endpoint's with; `LostAnswer` lets the endpoint run first.
+/// The answer a fault replaces the endpoint's with; `LostAnswer` and `Slow` let the endpoint run.
 fn fault_answer(fault: Fault) -> Option<Response> {
     let header = |value: u64| HeaderValue::from(value);
     Some(match fault {
@@ -204,7 +207,7 @@ fn fault_answer(fault: Fault) -> Option<Response> {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             ApiError::new(status, "Server Error").into_response()
         }
-        Fault::LostAnswer => return None,
+        Fault::LostAnswer | Fault::Slow { .. } => return None,
     })
 }
 
