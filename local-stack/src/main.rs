@@ -10,6 +10,7 @@
 //! Its own crate: it composes the functions' libraries (the node, the webhook, the sync, the cleanup)
 //! as AWS wires the functions, and nothing of it ships in a function.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let webhook = WebhookService::new(
         Arc::clone(&store),
         Arc::clone(&published),
-        github,
+        github.clone(),
         AccountLinks::from_env()?,
         webhook_settings,
     );
@@ -74,7 +75,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(sync) = periodic_sync(&backend, db.as_ref(), &mut aws).await? {
         loops.spawn(sync);
     }
-    loops.spawn(periodic_cleanup(store, published)?);
+    let (daily, reconcile) = periodic_cleanup(store, published, github)?;
+    loops.spawn(daily);
+    loops.spawn(reconcile);
 
     let app = node.router().merge(webhook::router(webhook));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", node_config.port))
@@ -198,21 +201,41 @@ async fn start_conversation(node: &NodeHandle, config: &NodeConfig, event: &BusE
 fn periodic_cleanup(
     store: Arc<dyn ProactiveStore>,
     bus: Arc<dyn EventBus>,
-) -> anyhow::Result<impl std::future::Future<Output = ()> + use<>> {
+    github: GitHubClient,
+) -> anyhow::Result<(
+    impl Future<Output = ()> + use<>,
+    impl Future<Output = ()> + use<>,
+)> {
     let every = Duration::from_secs(config::parsed("CLEANUP_INTERVAL_SECONDS", 3600u64)?.max(1));
+    let reconcile_every =
+        Duration::from_secs(config::parsed("PROACTIVE_RECONCILE_INTERVAL_SECONDS", 300u64)?.max(1));
     let options = CleanupOptions::from_env()?;
-    let cleanup = Cleanup::new(store, Some(bus));
-    println!("  cleanup:   every {}s", every.as_secs());
-    Ok(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            ticks.tick().await;
-            match cleanup.run(&options).await {
-                Ok(summary) => summary.log(),
-                Err(CleanupError::StepsFailed(summary)) => summary.log(),
-            }
+    let reconcile_options = CleanupOptions {
+        reconcile_only: true,
+        ..options.clone()
+    };
+    let cleanup = Cleanup::new(store, Some(bus)).with_github(github);
+    println!(
+        "  cleanup:   every {}s; stuck triggers reconciled every {}s",
+        every.as_secs(),
+        reconcile_every.as_secs()
+    );
+    Ok((
+        cleanup_every(cleanup.clone(), options, every),
+        cleanup_every(cleanup, reconcile_options, reconcile_every),
+    ))
+}
+
+/// One cleanup pass with `options` every `every`, starting after the first interval.
+async fn cleanup_every(cleanup: Cleanup, options: CleanupOptions, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        match cleanup.run(&options).await {
+            Ok(summary) => summary.log(),
+            Err(CleanupError::StepsFailed(summary)) => summary.log(),
         }
-    })
+    }
 }
 
 /// The Common Room sync every `SYNC_INTERVAL_SECONDS` (default 300), when Keycloak is configured;

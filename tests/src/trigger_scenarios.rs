@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use cleanup::{Cleanup, CleanupOptions};
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::json;
 use shared::adapters::eventbridge::EventBridgeBus;
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::domain::{GroupState, RepoId, UserId, UserSettings};
-use shared::github::Permission;
+use shared::github::{GitHubAuth, GitHubClient, GitHubConfig, Permission};
 use shared::keycloak::{KeycloakClient, KeycloakConfig};
 use shared::ports::EventBus;
 use shared::proactive::{AccountLinks, republish_pending};
@@ -20,11 +21,11 @@ use shared::retry::{Retrier, RetryPolicy};
 use shared::secret::Secret;
 use webhook::{BotRuns, WebhookAnswer, WebhookSettings};
 
-use crate::fakes::github::FakePullRequest;
+use crate::fakes::github::{FakePullRequest, FakeRun, Fault, FaultRule};
 use crate::fakes::keycloak::{FakeUser, KeycloakFake};
 use crate::trigger_world::{
-    ACTOR, BRANCH, Delivery, OWNER, REPO, REPO_GITHUB_ID, Run, TriggerWorld, delivery, lifecycle,
-    sha, shuffled_with_repeats, triggered_count,
+    ACTOR, BRANCH, Delivery, OWNER, REPO, REPO_GITHUB_ID, Run, TriggerWorld, at, delivery,
+    lifecycle, sha, shuffled_with_repeats, triggered_count,
 };
 
 pub use crate::trigger_world::Store;
@@ -46,6 +47,7 @@ macro_rules! trigger_scenarios {
             the_trigger_is_for_the_user_keycloak_links_to_the_actor,
             an_unlinked_actor_gets_no_conversation,
             a_user_or_repository_that_turned_it_off_gets_no_trigger,
+            a_deciding_delivery_github_failed_is_triggered_by_the_reconciliation,
             a_rerun_that_turns_red_after_green_triggers_once,
             a_failed_publish_stays_in_the_outbox_and_is_republished_once,
         ]);
@@ -383,6 +385,73 @@ pub async fn a_user_or_repository_that_turned_it_off_gets_no_trigger(store: Stor
     let on = completion("on-again", run(&head, 1, "build"), "failure", 31);
     assert_eq!(triggered_count(&[world.send(&on).await]), 1);
     assert_eq!(world.triggers().await.len(), 1);
+}
+
+/// GitHub fails the deciding delivery (502 on every call): no trigger, and GitHub never redelivers.
+/// The reconciliation (its wait set to zero) re-checks the group with GitHub and triggers once.
+pub async fn a_deciding_delivery_github_failed_is_triggered_by_the_reconciliation(store: Store) {
+    let mut world = TriggerWorld::new(Arc::clone(&store)).await;
+    let head = sha("lost-delivery");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    let mut deliveries = lifecycle(run(&head, 1, "build"), "failure");
+    let deciding = deliveries.pop().expect("the completion");
+    for delivery in &deliveries {
+        assert_eq!(world.send(delivery).await.status, StatusCode::ACCEPTED);
+    }
+    world
+        .github
+        .inject(FaultRule::next(1_000, Fault::ServerError(502)));
+    let answer = world.send(&deciding).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        answer.body
+    );
+    assert!(world.triggers().await.is_empty());
+    world.github.clear_faults();
+    let mut failed = FakeRun::completed(1, "build", &head, "failure");
+    failed.head_branch = BRANCH.into();
+    failed.updated_at = at(100);
+    world.github.put_run(REPO, failed);
+
+    let github = GitHubClient::new(GitHubConfig {
+        api_url: world.github.url().to_owned(),
+        auth: GitHubAuth::Anonymous,
+    })
+    .unwrap();
+    let cleanup =
+        Cleanup::new(Arc::clone(&store), Some(Arc::new(world.bus.clone()))).with_github(github);
+    let options = CleanupOptions {
+        reconcile_only: true,
+        reconcile_after: Duration::ZERO,
+        ..CleanupOptions::default()
+    };
+    let summary = cleanup.run(&options).await.expect("a clean pass");
+    let reconciled = summary.reconcile.report().expect("the step ran");
+    assert_eq!(
+        (reconciled.triggered, reconciled.published),
+        (1, 1),
+        "{summary:?}"
+    );
+    let triggers = world.triggers().await;
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(
+        triggers[0]["user_id"], OWNER,
+        "the owner the deliveries recorded"
+    );
+    assert_eq!(
+        world.group_state(PR, &head).await,
+        Some(GroupState::Triggered)
+    );
+
+    let again = cleanup.run(&options).await.expect("a clean pass");
+    assert_eq!(
+        again.reconcile.report().unwrap().checked,
+        0,
+        "a decided group is left alone"
+    );
+    assert!(world.triggers().await.is_empty(), "never twice");
 }
 
 pub async fn a_rerun_that_turns_red_after_green_triggers_once(store: Store) {

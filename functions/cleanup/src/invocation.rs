@@ -40,6 +40,15 @@ pub struct Overrides {
     /// than this many minutes ago (default: 10).
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub running_grace_minutes: Option<u64>,
+    /// Only re-check stuck workflow-run groups with GitHub and re-publish stuck triggers (the
+    /// frequent schedule's pass).
+    #[arg(long)]
+    #[serde(deserialize_with = "true_if_set")]
+    pub reconcile_only: bool,
+    /// Re-check groups still collecting this many minutes after their last update (default:
+    /// PROACTIVE_RECONCILE_AFTER_MINUTES, 10).
+    #[arg(long, value_name = "MINUTES")]
+    pub reconcile_after_minutes: Option<u64>,
 }
 
 fn true_if_set<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
@@ -106,6 +115,10 @@ impl Overrides {
         if let Some(grace) = self.running_grace_minutes {
             options.running_grace = minutes(grace);
         }
+        if let Some(after) = self.reconcile_after_minutes {
+            options.reconcile_after = minutes(after);
+        }
+        options.reconcile_only |= self.reconcile_only;
         options
     }
 }
@@ -138,6 +151,7 @@ mod tests {
             outbox_grace_minutes: Some(15),
             node_silence_minutes: Some(20),
             running_grace_minutes: Some(30),
+            ..Overrides::default()
         };
         assert_eq!(
             Overrides::from_event(sample("scheduler-dry-run.json")).unwrap(),
@@ -159,6 +173,23 @@ mod tests {
         assert_eq!(options.outbox_grace.as_secs(), 15 * 60);
         assert_eq!(options.node_silence.as_secs(), 20 * 60);
         assert_eq!(options.running_grace.as_secs(), 30 * 60);
+    }
+
+    #[test]
+    fn the_frequent_schedules_input_asks_for_the_reconciliation_only() {
+        let overrides = Overrides::from_event(sample("scheduler-reconcile.json")).unwrap();
+        let options = overrides.apply(&CleanupOptions::default());
+        assert!(options.reconcile_only);
+        assert_eq!(
+            options.reconcile_after.as_secs(),
+            10 * 60,
+            "the configured wait"
+        );
+        let sooner =
+            Overrides::from_event(json!({"reconcile_only": true, "reconcile_after_minutes": 0}))
+                .unwrap()
+                .apply(&CleanupOptions::default());
+        assert!(sooner.reconcile_after.is_zero());
     }
 
     #[test]

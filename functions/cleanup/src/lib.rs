@@ -2,6 +2,8 @@
 //! Lambda) or from the command line.
 //!
 //! Each step lives in its own module and reports into one [`CleanupSummary`], in this order:
+//! - `reconcile`: re-checks with GitHub the workflow-run groups still collecting well after their
+//!   last delivery, deciding (and publishing) the triggers a lost delivery would have;
 //! - `outbox`: re-publishes decided triggers whose publish failed, once a grace period has left the
 //!   decision path time to publish its own;
 //! - `retention`: deletes workflow-run groups last updated before the retention window (DynamoDB's TTL
@@ -10,7 +12,8 @@
 //!   Redis state nobody is left to free;
 //! - `stale_running`: marks stopped the conversations recorded as running that no live node runs.
 //!
-//! The two cluster steps need the cluster's Redis (`REDIS_URL`); without it they are skipped: a
+//! A `reconcile_only` pass (the frequent schedule's) runs the first two steps only. The reconciliation
+//! needs GitHub and the bus; the two cluster steps need the cluster's Redis (`REDIS_URL`); without it they are skipped: a
 //! standalone node's cluster lives in its own process and leaves nothing behind.
 //!
 //! A step that fails does not stop the others; the pass then ends in [`CleanupError::StepsFailed`],
@@ -20,6 +23,7 @@ mod dead_nodes;
 mod invocation;
 mod options;
 mod outbox;
+mod reconcile;
 mod retention;
 mod stale_running;
 mod summary;
@@ -28,14 +32,26 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use shared::config::{BusBackend, StoreBackend};
+use shared::github::{GitHubClient, GitHubConfig};
 use shared::ports::{ClusterJanitor, ConversationStore, EventBus, ProactiveStore};
 use shared::wiring::{self, AwsContext, WiringError};
 
 pub use invocation::{InvocationError, Overrides};
 pub use options::CleanupOptions;
 pub use summary::{
-    CleanupSummary, DeadNodesReport, OutboxReport, RetentionReport, StaleRunningReport, StepOutcome,
+    CleanupSummary, DeadNodesReport, OutboxReport, ReconcileReport, RetentionReport,
+    StaleRunningReport, StepOutcome,
 };
+
+/// Why the daily steps are skipped in the frequent pass.
+const RECONCILE_ONLY: &str = "a reconcile-only pass";
+
+/// A daily step in the frequent pass.
+fn skipped<T>() -> StepOutcome<T> {
+    StepOutcome::Skipped {
+        reason: RECONCILE_ONLY.into(),
+    }
+}
 
 /// Why the cluster steps are skipped.
 const NO_CLUSTER: &str = "no cluster Redis is configured (REDIS_URL)";
@@ -54,6 +70,8 @@ pub enum CleanupError {
 pub struct Cleanup {
     store: Arc<dyn ProactiveStore>,
     bus: Option<Arc<dyn EventBus>>,
+    /// What the reconciliation asks about a commit's runs (`None`: the step is skipped).
+    github: Option<GitHubClient>,
     cluster: Option<ClusterPorts>,
 }
 
@@ -69,8 +87,15 @@ impl Cleanup {
         Self {
             store,
             bus,
+            github: None,
             cluster: None,
         }
+    }
+
+    /// This cleanup with the reconciliation, asking `github`.
+    pub fn with_github(mut self, github: GitHubClient) -> Self {
+        self.github = Some(github);
+        self
     }
 
     /// This cleanup with the cluster steps.
@@ -79,8 +104,8 @@ impl Cleanup {
         self
     }
 
-    /// The configured stores, the EventBridge bus when `EVENT_BUS_NAME` is set, and the cluster's Redis
-    /// when `REDIS_URL` is.
+    /// The configured stores, the EventBridge bus when `EVENT_BUS_NAME` is set, GitHub (`GITHUB_*`),
+    /// and the cluster's Redis when `REDIS_URL` is.
     pub async fn from_env() -> Result<Self, WiringError> {
         let mut aws = AwsContext::default();
         let backend = StoreBackend::from_env();
@@ -93,7 +118,8 @@ impl Cleanup {
                 Some(wiring::event_bus(&eventbridge, &Default::default(), &mut aws).await)
             }
         };
-        let cleanup = Self::new(store, bus);
+        let github = GitHubClient::new(GitHubConfig::from_env()?)?;
+        let cleanup = Self::new(store, bus).with_github(github);
         let Some(janitor) = wiring::cluster_janitor() else {
             return Ok(cleanup);
         };
@@ -107,8 +133,16 @@ impl Cleanup {
     /// Runs every step once. `Ok` only when no step failed; the summary is in both cases.
     pub async fn run(&self, options: &CleanupOptions) -> Result<CleanupSummary, CleanupError> {
         let started_at = Utc::now();
-        // The outbox first: a trigger whose group is past retention is still published before the
-        // group (and its outbox entry with it) is deleted.
+        let reconcile = reconcile::run(
+            self.store.as_ref(),
+            self.github.as_ref(),
+            self.bus.as_deref(),
+            options,
+            started_at,
+        )
+        .await;
+        // The outbox before retention: a trigger whose group is past retention is still published
+        // before the group (and its outbox entry with it) is deleted.
         let outbox = outbox::run(
             self.store.as_ref(),
             self.bus.as_deref(),
@@ -116,20 +150,26 @@ impl Cleanup {
             started_at,
         )
         .await;
-        let retention = retention::run(self.store.as_ref(), options, started_at).await;
-        let cluster = self.cluster.as_ref();
-        // Dead nodes first: their leases gone, their conversations no longer count as live.
-        let dead_nodes = dead_nodes::run(cluster.map(|c| c.janitor.as_ref()), options).await;
-        let stale_running = stale_running::run(
-            cluster.map(|c| (c.conversations.as_ref(), c.janitor.as_ref())),
-            options,
-            started_at,
-        )
-        .await;
+        let (retention, dead_nodes, stale_running) = if options.reconcile_only {
+            (skipped(), skipped(), skipped())
+        } else {
+            let retention = retention::run(self.store.as_ref(), options, started_at).await;
+            let cluster = self.cluster.as_ref();
+            // Dead nodes first: their leases gone, their conversations no longer count as live.
+            let dead_nodes = dead_nodes::run(cluster.map(|c| c.janitor.as_ref()), options).await;
+            let stale_running = stale_running::run(
+                cluster.map(|c| (c.conversations.as_ref(), c.janitor.as_ref())),
+                options,
+                started_at,
+            )
+            .await;
+            (retention, dead_nodes, stale_running)
+        };
         let summary = CleanupSummary {
             dry_run: options.dry_run,
             started_at,
             finished_at: Utc::now(),
+            reconcile,
             outbox,
             retention,
             dead_nodes,

@@ -25,6 +25,14 @@ pub(crate) const DEFAULT_RUNNING_GRACE: Duration = Duration::from_secs(10 * 60);
 /// How many running conversations one read of the store (and one lease check) covers.
 pub(crate) const DEFAULT_RUNNING_BATCH: usize = 100;
 
+/// How long a group may go on collecting after its last update before the reconciliation asks GitHub
+/// about it (`PROACTIVE_RECONCILE_AFTER_MINUTES`).
+pub(crate) const DEFAULT_RECONCILE_AFTER: Duration = Duration::from_secs(10 * 60);
+/// Groups quiet for longer than this are not re-checked (a day: CI runs that long are rare).
+pub(crate) const DEFAULT_RECONCILE_WITHIN: Duration = Duration::from_secs(DAY);
+/// The most groups one pass re-checks; the rest wait for the next pass, oldest first.
+pub(crate) const DEFAULT_RECONCILE_BATCH: usize = 100;
+
 const DAY: u64 = 24 * 3600;
 const MINUTE: u64 = 60;
 
@@ -39,6 +47,11 @@ pub struct CleanupOptions {
     pub node_silence: Duration,
     pub running_grace: Duration,
     pub running_batch: usize,
+    pub reconcile_after: Duration,
+    pub reconcile_within: Duration,
+    pub reconcile_batch: usize,
+    /// Only the frequent steps: the reconciliation and the outbox (the 5-minute schedule).
+    pub reconcile_only: bool,
 }
 
 impl Default for CleanupOptions {
@@ -51,12 +64,17 @@ impl Default for CleanupOptions {
             node_silence: DEFAULT_NODE_SILENCE,
             running_grace: DEFAULT_RUNNING_GRACE,
             running_batch: DEFAULT_RUNNING_BATCH,
+            reconcile_after: DEFAULT_RECONCILE_AFTER,
+            reconcile_within: DEFAULT_RECONCILE_WITHIN,
+            reconcile_batch: DEFAULT_RECONCILE_BATCH,
+            reconcile_only: false,
         }
     }
 }
 
 impl CleanupOptions {
     /// `PROACTIVE_RETENTION_DAYS` (default 30), `CLEANUP_OUTBOX_GRACE_MINUTES` (default 5),
+    /// `PROACTIVE_RECONCILE_AFTER_MINUTES` (default 10),
     /// `CLEANUP_NODE_SILENCE_MINUTES` and `CLEANUP_RUNNING_GRACE_MINUTES` (default 10, at least 1),
     /// `CLEANUP_DRY_RUN` (default false).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -68,6 +86,10 @@ impl CleanupOptions {
             node_silence: minutes("CLEANUP_NODE_SILENCE_MINUTES", DEFAULT_NODE_SILENCE)?,
             running_grace: minutes("CLEANUP_RUNNING_GRACE_MINUTES", DEFAULT_RUNNING_GRACE)?,
             running_batch: DEFAULT_RUNNING_BATCH,
+            reconcile_after: minutes("PROACTIVE_RECONCILE_AFTER_MINUTES", DEFAULT_RECONCILE_AFTER)?,
+            reconcile_within: DEFAULT_RECONCILE_WITHIN,
+            reconcile_batch: DEFAULT_RECONCILE_BATCH,
+            reconcile_only: false,
         };
         for (name, value) in [
             ("CLEANUP_NODE_SILENCE_MINUTES", options.node_silence),

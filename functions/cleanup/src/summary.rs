@@ -65,6 +65,20 @@ pub struct OutboxReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub after_seconds: u64,
+    /// Groups still collecting whose last update is before this instant are re-checked.
+    pub updated_before: DateTime<Utc>,
+    /// Groups re-checked (at most one batch).
+    pub checked: usize,
+    /// Of those, decided red now.
+    pub triggered: usize,
+    pub published: usize,
+    /// Groups that could not be re-checked, and publishes that failed (left in the outbox).
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadNodesReport {
     /// Nodes whose last heartbeat is older than this are dead.
     pub silence_seconds: u64,
@@ -95,6 +109,7 @@ pub struct CleanupSummary {
     pub dry_run: bool,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    pub reconcile: StepOutcome<ReconcileReport>,
     pub outbox: StepOutcome<OutboxReport>,
     pub retention: StepOutcome<RetentionReport>,
     pub dead_nodes: StepOutcome<DeadNodesReport>,
@@ -107,7 +122,13 @@ impl CleanupSummary {
     pub fn failed_steps(&self) -> Vec<&'static str> {
         let outbox_failed =
             self.outbox.failed() || self.outbox.report().is_some_and(|report| report.failed > 0);
+        let reconcile_failed = self.reconcile.failed()
+            || self
+                .reconcile
+                .report()
+                .is_some_and(|report| report.failed > 0);
         [
+            ("reconcile", reconcile_failed),
             ("outbox", outbox_failed),
             ("retention", self.retention.failed()),
             ("dead_nodes", self.dead_nodes.failed()),
@@ -121,6 +142,7 @@ impl CleanupSummary {
     /// Writes the summary as one log line whose fields mirror the JSON (`outbox.due`, `retention.groups`, ...), so
     /// that a log query can read every count without parsing a nested document.
     pub fn log(&self) {
+        let reconcile = self.reconcile.report();
         let retention = self.retention.report();
         let outbox = self.outbox.report();
         let dead_nodes = self.dead_nodes.report();
@@ -129,6 +151,13 @@ impl CleanupSummary {
             dry_run = self.dry_run,
             started_at = %self.started_at.to_rfc3339(),
             finished_at = %self.finished_at.to_rfc3339(),
+            reconcile.status = self.reconcile.status(),
+            reconcile.note = self.reconcile.note(),
+            reconcile.after_seconds = reconcile.map(|r| r.after_seconds),
+            reconcile.checked = reconcile.map(|r| r.checked),
+            reconcile.triggered = reconcile.map(|r| r.triggered),
+            reconcile.published = reconcile.map(|r| r.published),
+            reconcile.failed = reconcile.map(|r| r.failed),
             outbox.status = self.outbox.status(),
             outbox.note = self.outbox.note(),
             outbox.grace_seconds = outbox.map(|r| r.grace_seconds),

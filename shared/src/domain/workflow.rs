@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::GroupKey;
+use super::ids::{GroupKey, UserId};
 
 /// What the trigger decision needs to know of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,10 +95,16 @@ pub struct WorkflowRunGroup {
     pub state: GroupState,
     pub created_at: DateTime<Utc>,
     pub last_updated_at: DateTime<Utc>,
+    /// What a trigger decided without a delivery (the reconciliation) needs: whose conversation it
+    /// starts and the PR's branch, as the last delivery recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_branch: Option<String>,
 }
 
 /// Counts of a group's runs, for answers and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RunTally {
     pub total: usize,
     pub pending: usize,
@@ -114,6 +120,8 @@ impl WorkflowRunGroup {
             state: GroupState::Collecting,
             created_at: now,
             last_updated_at: now,
+            owner: None,
+            head_branch: None,
         }
     }
 

@@ -116,6 +116,15 @@ pub trait ProactiveStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
 
+    /// Groups still collecting whose last update lies between `after` and `before`, oldest first, at
+    /// most `limit` (the reconciliation re-checks them with GitHub).
+    async fn collecting_groups_updated_between(
+        &self,
+        after: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRunGroup>, StoreError>;
+
     /// Clears the outbox entry of a group once its event is published (no-op when already clear).
     async fn clear_outbox(&self, key: &GroupKey) -> Result<(), StoreError>;
 

@@ -70,7 +70,12 @@ pub async fn store_workflow_information(
             }
             None => (first_snapshot(github, &delivery).await?, Expected::Absent),
         };
-        let (group, outbox) = decide(group, &delivery);
+        let (group, outbox) = decide(
+            group,
+            delivery.repository,
+            delivery.owner,
+            delivery.head_branch,
+        );
         match store.save_group(&group, expected, outbox.as_ref()).await? {
             WriteOutcome::Written => {
                 return Ok(match outbox {
@@ -104,23 +109,75 @@ async fn first_snapshot(
     Ok(group)
 }
 
-/// Stamps the write and, when the group is red, marks it triggered with its outbox entry.
+/// Stamps the write (with whose conversation a trigger starts, and on which branch) and, when the
+/// group is red, marks it triggered with its outbox entry.
 fn decide(
     mut group: WorkflowRunGroup,
-    delivery: &RunDelivery<'_>,
+    repository: &Repository,
+    owner: &UserId,
+    head_branch: &str,
 ) -> (WorkflowRunGroup, Option<OutboxEntry>) {
     let now = Utc::now();
     group.last_updated_at = now;
+    group.owner = Some(owner.clone());
+    group.head_branch = Some(head_branch.to_owned());
     if !group.is_red() {
         return (group, None);
     }
     group.state = GroupState::Triggered;
-    let event = ProactiveConversationRequested::for_group(
-        &group,
-        delivery.repository,
-        delivery.head_branch,
-        delivery.owner,
-        now,
-    );
+    let event =
+        ProactiveConversationRequested::for_group(&group, repository, head_branch, owner, now);
     (group, Some(OutboxEntry { event }))
+}
+
+/// Re-checks a group still collecting against GitHub (a delivery that failed, or never came, may have
+/// been the deciding one): every run GitHub knows for the commit is merged through the same
+/// conditional write, which decides exactly as a delivery would. A group no delivery recorded an
+/// owner for is left alone.
+pub async fn reconcile_group(
+    store: &dyn ProactiveStore,
+    github: &GitHubClient,
+    repository: &Repository,
+    key: &GroupKey,
+) -> Result<Decision, DecisionError> {
+    let known = github
+        .workflow_runs_for_commit(RepoRef::from(repository), &key.head_sha)
+        .await?;
+    for attempt in 0..CONFLICTS.max_attempts {
+        let Some(mut group) = store.get_group(key).await? else {
+            return Ok(Decision::Collecting(RunTally::default()));
+        };
+        if group.state == GroupState::Triggered {
+            return Ok(Decision::AlreadyTriggered);
+        }
+        let (Some(owner), Some(branch)) = (group.owner.clone(), group.head_branch.clone()) else {
+            return Ok(Decision::Collecting(group.tally()));
+        };
+        // Every run merged (not `any`: it would stop at the first change).
+        let mut changed = false;
+        for run in &known {
+            changed |= group.merge(run.clone());
+        }
+        if !changed {
+            return Ok(Decision::Collecting(group.tally()));
+        }
+        let read_version = group.version;
+        group.version += 1;
+        let (group, outbox) = decide(group, repository, &owner, &branch);
+        let written = store
+            .save_group(&group, Expected::Version(read_version), outbox.as_ref())
+            .await?;
+        match written {
+            WriteOutcome::Written => {
+                return Ok(match outbox {
+                    Some(entry) => Decision::Triggered(Box::new(entry)),
+                    None => Decision::Collecting(group.tally()),
+                });
+            }
+            WriteOutcome::Conflict => {
+                tokio::time::sleep(CONFLICTS.wait_before(attempt, None)).await
+            }
+        }
+    }
+    Err(DecisionError::Contention(CONFLICTS.max_attempts))
 }

@@ -5,7 +5,9 @@ mod decision;
 mod outbox;
 mod owners;
 
-pub use decision::{Decision, DecisionError, RunDelivery, store_workflow_information};
+pub use decision::{
+    Decision, DecisionError, RunDelivery, reconcile_group, store_workflow_information,
+};
 pub use outbox::{
     PublishError, RepublishReport, publish_trigger, republish_pending, trigger_event,
 };

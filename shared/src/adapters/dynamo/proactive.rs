@@ -7,11 +7,13 @@
 //! | PR comment | `COMMENT#<repo id>#<pr>` | `COMMENT` | `claimed_until` (epoch ms), `comment_id`? |
 //! | user settings | `USER#<user id>` | `SETTINGS` | `settings` (JSON `{proactive_conversations?}`) |
 //! | processed delivery | `DELIVERY#<delivery id>` | `DELIVERY` | `expires_at` |
-//! | workflow-run group | `GROUP#<repo id>#<pr>#<head sha>` | `GROUP` | `repo_id`, `pr_number`, `head_sha`, `runs` (JSON), `version`, `state`, `created_at`, `last_updated_at`, `expires_at`, `group_kind` = `GROUP`; while a trigger is unpublished: `outbox` (JSON), `outbox_pk` = `OUTBOX`, `outbox_sk` = `<decided_at>#<group key>` |
+//! | workflow-run group | `GROUP#<repo id>#<pr>#<head sha>` | `GROUP` | `repo_id`, `pr_number`, `head_sha`, `runs` (JSON), `version`, `state`, `created_at`, `last_updated_at`, `expires_at`, `group_kind` = `GROUP`, `owner`?, `head_branch`?; while collecting: `collecting_kind` = `COLLECTING`; while a trigger is unpublished: `outbox` (JSON), `outbox_pk` = `OUTBOX`, `outbox_sk` = `<decided_at>#<group key>` |
 //!
 //! Global secondary indexes, both sparse (only items carrying their keys appear):
 //! - `groups_by_update` (`group_kind`, `last_updated_at`), keys only: retention finds old groups by query.
 //! - `outbox_by_decision` (`outbox_pk`, `outbox_sk`), with `outbox`: pending triggers, oldest first.
+//! - `collecting_by_update` (`collecting_kind`, `last_updated_at`), whole items: groups still
+//!   collecting, for the reconciliation.
 //!
 //! TTL attribute: `expires_at` (epoch seconds) on deliveries and groups. TTL deletes lag by up to two
 //! days, so reads check `expires_at` themselves and retention deletes groups explicitly.
@@ -34,7 +36,8 @@ use super::item::{
 };
 use super::{IndexSpec, Projected, TableSpec, query_up_to};
 use crate::domain::{
-    DeliveryId, GroupKey, OutboxEntry, RepoId, Repository, UserId, UserSettings, WorkflowRunGroup,
+    DeliveryId, GroupKey, GroupState, OutboxEntry, RepoId, Repository, UserId, UserSettings,
+    WorkflowRunGroup,
 };
 use crate::ports::{CommentClaim, Expected, ProactiveStore, StoreError, WriteOutcome};
 
@@ -55,12 +58,15 @@ const REPO_ID: &str = "repo_id";
 const VERSION: &str = "version";
 const LAST_UPDATED_AT: &str = "last_updated_at";
 const GROUP_KIND: &str = "group_kind";
+const COLLECTING_KIND: &str = "collecting_kind";
+const COLLECTING: &str = "COLLECTING";
 const OUTBOX_EVENT: &str = "outbox";
 const OUTBOX_PK: &str = "outbox_pk";
 const OUTBOX_SK: &str = "outbox_sk";
 
 const RETENTION_INDEX: &str = "groups_by_update";
 const OUTBOX_INDEX: &str = "outbox_by_decision";
+const COLLECTING_INDEX: &str = "collecting_by_update";
 
 /// How long a group lives by TTL when no other value is given: the default retention window. TTL is a
 /// backstop behind `delete_groups_updated_before`; set it to the deployment's retention.
@@ -82,6 +88,12 @@ pub(super) fn table_spec(name: &str) -> TableSpec<'_> {
             partition: OUTBOX_PK,
             sort: OUTBOX_SK,
             projected: Projected::Include(&[OUTBOX_EVENT]),
+        },
+        IndexSpec {
+            name: COLLECTING_INDEX,
+            partition: COLLECTING_KIND,
+            sort: LAST_UPDATED_AT,
+            projected: Projected::All,
         },
     ];
     TableSpec {
@@ -262,6 +274,15 @@ impl ProactiveTable {
             ),
             (GROUP_KIND, string(GROUP)),
         ];
+        if group.state == GroupState::Collecting {
+            attributes.push((COLLECTING_KIND, string(COLLECTING)));
+        }
+        if let Some(owner) = &group.owner {
+            attributes.push(("owner", string(owner.as_str())));
+        }
+        if let Some(branch) = &group.head_branch {
+            attributes.push(("head_branch", string(branch.as_str())));
+        }
         if let Some(entry) = outbox {
             let decided_at = sortable_time(entry.event.decided_at);
             attributes.extend([
@@ -355,6 +376,8 @@ fn decode_group(stored: &Item) -> Result<WorkflowRunGroup, StoreError> {
         state: fields.parsed("state")?,
         created_at: fields.time("created_at")?,
         last_updated_at: fields.time(LAST_UPDATED_AT)?,
+        owner: fields.opt_parsed("owner")?,
+        head_branch: fields.opt_string("head_branch")?.map(str::to_owned),
     })
 }
 
@@ -547,7 +570,13 @@ impl ProactiveStore for ProactiveTable {
         expected: Expected,
         outbox: Option<&OutboxEntry>,
     ) -> Result<WriteOutcome, StoreError> {
-        let (update, mut names, mut values) = set_expression(self.group_attributes(group, outbox)?);
+        let (mut update, mut names, mut values) =
+            set_expression(self.group_attributes(group, outbox)?);
+        // A decided group leaves the reconciliation's index.
+        if group.state == GroupState::Triggered {
+            update.push_str(" REMOVE #collecting");
+            names.insert("#collecting".into(), COLLECTING_KIND.into());
+        }
         let condition = match expected {
             Expected::Absent => {
                 names.insert("#pk".into(), PK.into());
@@ -642,6 +671,31 @@ impl ProactiveStore for ProactiveTable {
             .await?
             .iter()
             .map(|found| Fields::of("outbox", found).json(OUTBOX_EVENT))
+            .collect()
+    }
+
+    async fn collecting_groups_updated_between(
+        &self,
+        after: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRunGroup>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(COLLECTING_INDEX)
+            .key_condition_expression("#kind = :collecting AND #updated BETWEEN :after AND :before")
+            .expression_attribute_names("#kind", COLLECTING_KIND)
+            .expression_attribute_names("#updated", LAST_UPDATED_AT)
+            .expression_attribute_values(":collecting", string(COLLECTING))
+            .expression_attribute_values(":after", string(sortable_time(after)))
+            .expression_attribute_values(":before", string(sortable_time(before)))
+            .scan_index_forward(true);
+        query_up_to(query, limit)
+            .await?
+            .iter()
+            .map(decode_group)
             .collect()
     }
 

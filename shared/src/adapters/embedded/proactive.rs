@@ -410,6 +410,34 @@ impl ProactiveStore for EmbeddedProactiveStore {
         rows.iter().map(|raw| from_json(raw)).collect()
     }
 
+    async fn collecting_groups_updated_between(
+        &self,
+        after: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRunGroup>, StoreError> {
+        let (after, before) = (after.timestamp_millis(), before.timestamp_millis());
+        let limit = limit as i64;
+        let rows: Vec<String> = self
+            .db
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT body FROM workflow_run_groups
+                         WHERE last_updated_at BETWEEN ?1 AND ?2
+                           AND json_extract(body, '$.state') = 'collecting'
+                         ORDER BY last_updated_at LIMIT ?3",
+                    )
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params![after, before, limit], |row| row.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)
+            })
+            .await?;
+        rows.iter().map(|raw| from_json(raw)).collect()
+    }
+
     async fn clear_outbox(&self, key: &GroupKey) -> Result<(), StoreError> {
         let key = key.to_string();
         self.db

@@ -416,6 +416,11 @@ impl FakeGitHub {
         self.shared.lock().faults.push(rule);
     }
 
+    /// Removes every fault still pending: GitHub is well again.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     /// Every request answered so far, in order.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.lock().log.clone()
