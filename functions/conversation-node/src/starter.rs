@@ -21,7 +21,7 @@ use shared::domain::{
 use shared::github::{CommentOutcome, FailedJob, GitHubClient, GitHubError, RepoRef};
 use shared::ports::{CommentClaim, ConversationStore, ProactiveStore, StoreError};
 
-use crate::lifecycle::{Created, Lifecycle, LifecycleError};
+use crate::lifecycle::{Created, Lifecycle, LifecycleError, Started};
 
 /// What the starter needs: the conversations (to find a redelivery's), the lifecycle (to create and
 /// start), and GitHub with the address users open conversations at, and the claims that keep the PR
@@ -41,6 +41,8 @@ const COMMENT_CLAIM: Duration = Duration::from_secs(60);
 const COMMENT_WAIT: Duration = Duration::from_secs(20);
 const COMMENT_POLL: Duration = Duration::from_millis(250);
 
+/// How many of a user's newest conversations are searched for the PR's running one.
+const RECENT_CONVERSATIONS: usize = 50;
 /// Per failed run, how many failed jobs the first message quotes the log of.
 const JOBS_PER_RUN: usize = 3;
 /// The lines of a failed job's log the first message quotes (its end: where the failure is).
@@ -57,8 +59,11 @@ pub(crate) const COMMENT_HEADING: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StarterOutcome {
     pub conversation_id: ConversationId,
-    /// `false` when the trigger's conversation existed already (a redelivery).
+    /// `false` when the trigger's conversation existed already (a redelivery), or when the trigger
+    /// went into the PR's running conversation.
     pub created: bool,
+    /// The trigger went into the PR's running conversation (`conversation_id`) as a message.
+    pub followed: bool,
     /// `None` when no GitHub client is configured.
     pub comment: Option<CommentOutcome>,
 }
@@ -89,10 +94,12 @@ fn first_paragraph(request: &ProactiveConversationRequested) -> String {
         .map(|run| run.name.as_str())
         .collect();
     format!(
-        "Please fix the failing workflows on PR #{number} at branch `{branch}` of {owner}/{name}: {runs}. \
-         Find out why they fail from the evidence below, fix the code, and push the fix to the branch.",
+        "Please fix the failing workflows on PR #{number} at branch `{branch}` (commit {commit}) of \
+         {owner}/{name}: {runs}. Find out why they fail from the evidence below, fix the code, and \
+         push the fix to the branch.",
         number = request.pull_request.number,
         branch = request.pull_request.head_branch,
+        commit = request.pull_request.head_sha.as_str(),
         owner = request.repository.owner,
         name = request.repository.name,
         runs = names.join(", "),
@@ -227,9 +234,33 @@ impl Starter {
         &self,
         request: &ProactiveConversationRequested,
     ) -> Result<StarterOutcome, StarterError> {
-        let id = ConversationId::for_trigger(&request.trigger_id);
-        let created = match self.conversations.get_conversation(&id).await? {
+        let own = ConversationId::for_trigger(&request.trigger_id);
+        let mut id = own.clone();
+        let mut followed = false;
+        let created = match self.conversations.get_conversation(&own).await? {
             Some(_) => false,
+            // One running conversation per PR: a red commit of a PR whose conversation still runs
+            // (the agent's own fix, say) goes into it as a message, once per trigger.
+            None if let Some(running) = self.running_for_pull_request(request).await? => {
+                let message = first_message(self.github.as_ref(), request).await;
+                let retry_key = request.trigger_id.as_str();
+                let delivered = self
+                    .lifecycle
+                    .deliver(
+                        &running,
+                        &request.user_id,
+                        UserAction::message(&message),
+                        Some(retry_key),
+                    )
+                    .await?;
+                if delivered == Started::LimitReached {
+                    return Err(StarterError::LimitReached);
+                }
+                tracing::info!(conversation_id = %running, trigger_id = %request.trigger_id, "a new red commit went into the PR's running conversation");
+                id = running;
+                followed = true;
+                false
+            }
             None => {
                 let now = Utc::now();
                 let repository =
@@ -280,8 +311,33 @@ impl Starter {
         Ok(StarterOutcome {
             conversation_id: id,
             created,
+            followed,
             comment,
         })
+    }
+
+    /// The running proactive conversation of the request's pull request, started by an earlier
+    /// trigger (a user runs few conversations: their newest are read).
+    async fn running_for_pull_request(
+        &self,
+        request: &ProactiveConversationRequested,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        let repository = format!("{}/{}", request.repository.owner, request.repository.name);
+        let conversations = self
+            .conversations
+            .list_user_conversations(&request.user_id, RECENT_CONVERSATIONS)
+            .await?;
+        Ok(conversations
+            .into_iter()
+            .find(|conversation| {
+                conversation.status == ConversationStatus::Running
+                    && conversation.trigger_id.is_some()
+                    && conversation.checkout.as_ref().is_some_and(|checkout| {
+                        checkout.pull_request == request.pull_request.number
+                            && checkout.repository.eq_ignore_ascii_case(&repository)
+                    })
+            })
+            .map(|conversation| conversation.id))
     }
 }
 

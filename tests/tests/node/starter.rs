@@ -269,19 +269,68 @@ async fn a_log_github_fails_to_give_is_named_and_the_conversation_starts() {
     );
 }
 
+/// One running conversation per PR: a new red commit (the agent's own fix, say) goes into the PR's
+/// running conversation as a message, once however often it is delivered; once that conversation is
+/// stopped, the next red commit gets a conversation of its own, linked in the same comment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_red_commit_links_its_own_conversation_in_the_same_comment() {
+async fn a_new_red_commit_goes_into_the_prs_running_conversation() {
     let (github, node) = world().await;
+    let user = token(USER);
     let (_, first) = deliver(&node, &envelope(&trigger(&sha('a')))).await;
-    let (status, second) = deliver(&node, &envelope(&trigger(&sha('b')))).await;
+    let running = first["conversation_id"].as_str().unwrap().to_owned();
+    first_message(&node, &running).await;
+
+    let next = envelope(&trigger(&sha('b')));
+    for _ in 0..2 {
+        let (status, second) = deliver(&node, &next).await;
+        assert_eq!(status, StatusCode::OK, "{second}");
+        assert_eq!(second["conversation_id"], running.as_str());
+        assert_eq!(
+            (second["created"].clone(), second["followed"].clone()),
+            (json!(false), json!(true))
+        );
+        assert_eq!(second["comment"], "updated");
+    }
+    let events = node
+        .wait_for_events(&user, &running, |events| {
+            events.iter().filter(|e| is_agent_message(e)).count() >= 2
+        })
+        .await;
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|e| e["source"] == "user")
+        .filter_map(|e| e["args"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        messages.len(),
+        2,
+        "the new failure once, however often delivered: {messages:?}"
+    );
+    assert!(messages[1].contains(sha('b').as_str()), "{}", messages[1]);
+    let (_, listed) = node.get("/api/conversations", Some(&user)).await;
+    assert_eq!(
+        listed["results"].as_array().unwrap().len(),
+        1,
+        "no second conversation"
+    );
+
+    let (status, _) = node
+        .post(
+            &format!("/api/conversations/{running}/stop"),
+            Some(&user),
+            &json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_ne!(first["conversation_id"], second["conversation_id"]);
-    assert_eq!(second["comment"], "updated");
+    let (status, third) = deliver(&node, &envelope(&trigger(&sha('c')))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(third["created"], true);
+    assert_ne!(third["conversation_id"], running.as_str());
     let comments = github.comments(REPO, PR);
     assert_eq!(comments.len(), 1);
     let link = format!(
         "/conversations/{}",
-        second["conversation_id"].as_str().unwrap()
+        third["conversation_id"].as_str().unwrap()
     );
     assert!(comments[0].body.contains(&link));
 }

@@ -58,6 +58,7 @@ pub(crate) async fn proactive(
         "status": "ok",
         "conversation_id": outcome.conversation_id,
         "created": outcome.created,
+        "followed": outcome.followed,
         "comment": comment,
     })))
 }
