@@ -76,19 +76,32 @@ pub async fn store_workflow_information(
             delivery.owner,
             delivery.head_branch,
         );
-        match store.save_group(&group, expected, outbox.as_ref()).await? {
-            WriteOutcome::Written => {
-                return Ok(match outbox {
-                    Some(entry) => Decision::Triggered(Box::new(entry)),
-                    None => Decision::Collecting(group.tally()),
-                });
-            }
-            WriteOutcome::Conflict => {
-                tokio::time::sleep(CONFLICTS.wait_before(attempt, None)).await
-            }
+        if let Some(decision) = write(store, &group, outbox, expected, attempt).await? {
+            return Ok(decision);
         }
     }
     Err(DecisionError::Contention(CONFLICTS.max_attempts))
+}
+
+/// Writes a decided `group` (with its outbox entry when it turned red) if `expected` still holds: the
+/// decision, or `None` after a conflict, once the wait before the next attempt is over.
+async fn write(
+    store: &dyn ProactiveStore,
+    group: &WorkflowRunGroup,
+    outbox: Option<OutboxEntry>,
+    expected: Expected,
+    attempt: u32,
+) -> Result<Option<Decision>, StoreError> {
+    match store.save_group(group, expected, outbox.as_ref()).await? {
+        WriteOutcome::Written => Ok(Some(match outbox {
+            Some(entry) => Decision::Triggered(Box::new(entry)),
+            None => Decision::Collecting(group.tally()),
+        })),
+        WriteOutcome::Conflict => {
+            tokio::time::sleep(CONFLICTS.wait_before(attempt, None)).await;
+            Ok(None)
+        }
+    }
 }
 
 /// A new group: every run GitHub knows for the commit (fetched outside any transaction), plus this one.
@@ -164,19 +177,9 @@ pub async fn reconcile_group(
         let read_version = group.version;
         group.version += 1;
         let (group, outbox) = decide(group, repository, &owner, &branch);
-        let written = store
-            .save_group(&group, Expected::Version(read_version), outbox.as_ref())
-            .await?;
-        match written {
-            WriteOutcome::Written => {
-                return Ok(match outbox {
-                    Some(entry) => Decision::Triggered(Box::new(entry)),
-                    None => Decision::Collecting(group.tally()),
-                });
-            }
-            WriteOutcome::Conflict => {
-                tokio::time::sleep(CONFLICTS.wait_before(attempt, None)).await
-            }
+        let expected = Expected::Version(read_version);
+        if let Some(decision) = write(store, &group, outbox, expected, attempt).await? {
+            return Ok(decision);
         }
     }
     Err(DecisionError::Contention(CONFLICTS.max_attempts))
