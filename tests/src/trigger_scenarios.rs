@@ -48,6 +48,7 @@ macro_rules! trigger_scenarios {
             an_unlinked_actor_gets_no_conversation,
             a_user_or_repository_that_turned_it_off_gets_no_trigger,
             a_deciding_delivery_github_failed_is_triggered_by_the_reconciliation,
+            after_the_trigger_each_change_of_outcome_is_one_follow_up,
             a_rerun_that_turns_red_after_green_triggers_once,
             a_failed_publish_stays_in_the_outbox_and_is_republished_once,
         ]);
@@ -452,6 +453,73 @@ pub async fn a_deciding_delivery_github_failed_is_triggered_by_the_reconciliatio
         "a decided group is left alone"
     );
     assert!(world.triggers().await.is_empty(), "never twice");
+}
+
+/// After the trigger the group follows the commit's re-runs: green again is one follow-up, a failure
+/// after that another; repeats and stale deliveries add none.
+pub async fn after_the_trigger_each_change_of_outcome_is_one_follow_up(store: Store) {
+    let mut world = TriggerWorld::new(store).await;
+    let head = sha("follow-up");
+    world.open_pr_with_runs(PR, &head, &[(1, "build")]);
+    let build = run(&head, 1, "build");
+    fail(&world, build).await;
+    let trigger = world.triggers().await;
+    assert_eq!(
+        (trigger.len(), trigger[0]["sequence"].clone()),
+        (1, json!(0))
+    );
+
+    let rerun = |id: &str, action, conclusion, attempt, second| {
+        delivery(id, build, action, conclusion, attempt, second)
+    };
+    assert_eq!(
+        world
+            .send(&rerun("r2-req", "requested", None, 2, 50))
+            .await
+            .status,
+        202
+    );
+    assert!(
+        world.triggers().await.is_empty(),
+        "pending again: nothing to tell"
+    );
+    let green = rerun("r2-done", "completed", Some("success"), 2, 52);
+    let answer = world.send(&green).await;
+    assert_eq!(
+        answer.body["pull_requests"][0]["follow_up"], 1,
+        "{:?}",
+        answer.body
+    );
+    let told = world.triggers().await;
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        (told[0]["sequence"].clone(), told[0]["outcome"].clone()),
+        (json!(1), json!("green"))
+    );
+    assert_eq!(told[0]["trigger_id"], trigger[0]["trigger_id"]);
+    assert_eq!(told[0]["failed_runs"], json!([]));
+    let repeated = Delivery {
+        id: "r2-done-again".into(),
+        ..green
+    };
+    world.send(&repeated).await;
+    world
+        .send(&rerun("stale", "completed", Some("failure"), 1, 3))
+        .await;
+    assert!(
+        world.triggers().await.is_empty(),
+        "repeats and stale states tell nothing"
+    );
+
+    world
+        .send(&rerun("r3-done", "completed", Some("failure"), 3, 60))
+        .await;
+    let told = world.triggers().await;
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        (told[0]["sequence"].clone(), told[0]["outcome"].clone()),
+        (json!(2), json!("red"))
+    );
 }
 
 pub async fn a_rerun_that_turns_red_after_green_triggers_once(store: Store) {

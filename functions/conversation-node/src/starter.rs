@@ -15,7 +15,7 @@ use futures::future::join_all;
 use shared::domain::trigger::FailedRun;
 use shared::domain::user_action::MAX_MESSAGE_BYTES;
 use shared::domain::{
-    AgentState, Checkout, Conversation, ConversationId, ConversationStatus,
+    AgentState, Checkout, Conversation, ConversationId, ConversationStatus, Outcome,
     ProactiveConversationRequested, UserAction,
 };
 use shared::github::{CommentOutcome, FailedJob, GitHubClient, GitHubError, RepoRef};
@@ -214,6 +214,16 @@ fn fence_for(text: &str) -> String {
     "`".repeat(longest.max(2) + 1)
 }
 
+/// The PR comment once a re-run turned the commit green.
+pub(crate) fn green_comment_body(public_url: &str, commit: &str, conversation: &str) -> String {
+    format!(
+        "The failing workflows pass now at commit {commit} after a re-run.\n\n\
+         The conversation that was fixing them: {public_url}/conversations/{conversation}\n\n\
+         <sub>Proactive conversations can be turned off in your settings: {public_url}/settings</sub>\n\n\
+         {COMMENT_MARKER}"
+    )
+}
+
 /// The PR comment: the failed runs, the conversation, and where to turn these conversations off.
 pub(crate) fn comment_body(failed: &[FailedRun], public_url: &str, conversation: &str) -> String {
     let mut body = format!("{COMMENT_HEADING}\n\n");
@@ -235,27 +245,28 @@ impl Starter {
         request: &ProactiveConversationRequested,
     ) -> Result<StarterOutcome, StarterError> {
         let own = ConversationId::for_trigger(&request.trigger_id);
+        let existing = self.conversations.get_conversation(&own).await?;
+        if request.outcome == Outcome::Green {
+            return self.all_green(request, existing.as_ref()).await;
+        }
         let mut id = own.clone();
         let mut followed = false;
-        let created = match self.conversations.get_conversation(&own).await? {
-            Some(_) => false,
+        let created = match existing {
+            // The trigger, redelivered.
+            Some(_) if request.sequence == 0 => false,
+            // A failure after a re-run went green: into the trigger's conversation (restarted if
+            // it had stopped).
+            Some(_) => {
+                let message = first_message(self.github.as_ref(), request).await;
+                self.deliver_once(&own, request, &message).await?;
+                followed = true;
+                false
+            }
             // One running conversation per PR: a red commit of a PR whose conversation still runs
             // (the agent's own fix, say) goes into it as a message, once per trigger.
             None if let Some(running) = self.running_for_pull_request(request).await? => {
                 let message = first_message(self.github.as_ref(), request).await;
-                let retry_key = request.trigger_id.as_str();
-                let delivered = self
-                    .lifecycle
-                    .deliver(
-                        &running,
-                        &request.user_id,
-                        UserAction::message(&message),
-                        Some(retry_key),
-                    )
-                    .await?;
-                if delivered == Started::LimitReached {
-                    return Err(StarterError::LimitReached);
-                }
+                self.deliver_once(&running, request, &message).await?;
                 tracing::info!(conversation_id = %running, trigger_id = %request.trigger_id, "a new red commit went into the PR's running conversation");
                 id = running;
                 followed = true;
@@ -312,6 +323,70 @@ impl Starter {
             conversation_id: id,
             created,
             followed,
+            comment,
+        })
+    }
+
+    /// Hands `conversation` the request's news as a user message, once per (trigger, sequence)
+    /// however often the request is delivered.
+    async fn deliver_once(
+        &self,
+        conversation: &ConversationId,
+        request: &ProactiveConversationRequested,
+        message: &str,
+    ) -> Result<(), StarterError> {
+        let retry_key = format!("{}#{}", request.trigger_id, request.sequence);
+        let delivered = self
+            .lifecycle
+            .deliver(
+                conversation,
+                &request.user_id,
+                UserAction::message(message),
+                Some(&retry_key),
+            )
+            .await?;
+        if delivered == Started::LimitReached {
+            return Err(StarterError::LimitReached);
+        }
+        Ok(())
+    }
+
+    /// A re-run turned the triggered commit green: its running conversation is told, and the PR
+    /// comment says so. Nothing starts.
+    async fn all_green(
+        &self,
+        request: &ProactiveConversationRequested,
+        existing: Option<&Conversation>,
+    ) -> Result<StarterOutcome, StarterError> {
+        let told = match existing {
+            Some(conversation) if conversation.status == ConversationStatus::Running => {
+                Some(conversation.id.clone())
+            }
+            Some(_) => None,
+            None => self.running_for_pull_request(request).await?,
+        };
+        let commit = request.pull_request.head_sha.as_str();
+        if let Some(conversation) = &told {
+            let message = format!(
+                "The workflows of PR #{} pass now at commit {commit}: a re-run went green. Nothing is \
+                 left to fix for them unless I ask for more.",
+                request.pull_request.number
+            );
+            self.deliver_once(conversation, request, &message).await?;
+        }
+        let conversation_id =
+            told.unwrap_or_else(|| ConversationId::for_trigger(&request.trigger_id));
+        let comment = match &self.github {
+            Some(github) => {
+                let body = green_comment_body(&self.public_url, commit, conversation_id.as_str());
+                Some(self.comment(github, request, &body).await?)
+            }
+            None => None,
+        };
+        Ok(StarterOutcome {
+            conversation_id,
+            created: false,
+            followed: true,
             comment,
         })
     }

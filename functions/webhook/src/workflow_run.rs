@@ -10,7 +10,7 @@ use crate::names;
 use crate::payload::WorkflowRunEvent;
 use crate::service::WebhookService;
 use crate::settings::BotRuns;
-use shared::domain::{GroupKey, HeadSha, Repository, UserId, WorkflowRun};
+use shared::domain::{GroupKey, HeadSha, OutboxEntry, Repository, UserId, WorkflowRun};
 use shared::github::{ApiActor, GitHubError, PullRequest, RepoRef};
 use shared::proactive::{
     Decision, DecisionError, GitHubAccount, PublishError, RunDelivery, publish_trigger,
@@ -335,25 +335,29 @@ fn recorded_run(event: &WorkflowRunEvent) -> WorkflowRun {
     event.workflow_run.clone().into_domain_as(completed)
 }
 
-/// One PR's line of the answer. A decided trigger is published here; when that fails, the entry stays
-/// in the outbox (the decision is durable) for the cleanup function to re-publish.
+/// One PR's line of the answer. A decided trigger (or follow-up) is published here; when that fails,
+/// the entry stays in the outbox (the decision is durable) for the cleanup function to re-publish.
 async fn summary(service: &WebhookService, number: u64, decision: Decision) -> Result<Value, Stop> {
     Ok(match decision {
         Decision::Triggered(entry) => {
-            let trigger_id = entry.event.trigger_id.to_string();
-            match publish_trigger(service.store.as_ref(), service.bus.as_ref(), &entry).await {
-                Ok(()) => {}
-                Err(PublishError::Bus(error)) => {
-                    warn!(%error, trigger_id, "trigger publish failed; left in the outbox");
-                    return Err(Stop::PublishFailed(trigger_id));
-                }
-                // Published; the lingering entry may be re-published once, which consumers drop by trigger id.
-                Err(error @ PublishError::Clear(_)) => {
-                    warn!(%error, trigger_id, "outbox entry not cleared")
-                }
-            }
+            let trigger_id = publish(service, &entry).await?;
             info!(pr = number, trigger_id, "proactive conversation triggered");
             json!({ "number": number, "state": "triggered", "triggered": true, "trigger_id": trigger_id })
+        }
+        Decision::FollowUp(entry) => {
+            let trigger_id = publish(service, &entry).await?;
+            let (sequence, outcome) = (entry.event.sequence, entry.event.outcome);
+            info!(
+                pr = number,
+                trigger_id,
+                sequence,
+                ?outcome,
+                "the triggered commit's outcome changed"
+            );
+            json!({
+                "number": number, "state": "triggered", "triggered": false,
+                "trigger_id": trigger_id, "follow_up": sequence, "outcome": outcome,
+            })
         }
         Decision::AlreadyTriggered => {
             json!({ "number": number, "state": "triggered", "triggered": false })
@@ -363,4 +367,22 @@ async fn summary(service: &WebhookService, number: u64, decision: Decision) -> R
             "runs": tally.total, "pending": tally.pending, "failed": tally.failed,
         }),
     })
+}
+
+/// Publishes a decided entry; its trigger id.
+async fn publish(service: &WebhookService, entry: &OutboxEntry) -> Result<String, Stop> {
+    let trigger_id = entry.event.trigger_id.to_string();
+    match publish_trigger(service.store.as_ref(), service.bus.as_ref(), entry).await {
+        Ok(()) => {}
+        Err(PublishError::Bus(error)) => {
+            warn!(%error, trigger_id, "trigger publish failed; left in the outbox");
+            return Err(Stop::PublishFailed(trigger_id));
+        }
+        // Published; the lingering entry may be re-published once, which consumers drop by
+        // (trigger id, sequence).
+        Err(error @ PublishError::Clear(_)) => {
+            warn!(%error, trigger_id, "outbox entry not cleared")
+        }
+    }
+    Ok(trigger_id)
 }

@@ -31,4 +31,4 @@ pub use trigger::{
     OutboxEntry, ProactiveConversationRequested, TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE,
 };
 pub use user_action::{InvalidAction, UserAction};
-pub use workflow::{GroupState, RunStatus, RunTally, WorkflowRun, WorkflowRunGroup};
+pub use workflow::{GroupState, Outcome, RunStatus, RunTally, WorkflowRun, WorkflowRunGroup};

@@ -1,4 +1,5 @@
-//! `ProactiveConversationRequested`: the event published once per red (repository, PR, head commit).
+//! `ProactiveConversationRequested`: the event published once per red (repository, PR, head commit),
+//! then once per later change of the commit's outcome (a re-run that went green, a failure after it).
 //! Its JSON schema is `events/schemas/ProactiveConversationRequested.schema.json`.
 
 use chrono::{DateTime, Utc};
@@ -6,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{GroupKey, HeadSha, RepoId, TriggerId, UserId};
 use super::repository::Repository;
-use super::workflow::WorkflowRunGroup;
+use super::workflow::{Outcome, WorkflowRunGroup};
 
 /// EventBridge `source` of the events the webhook publishes.
 pub const TRIGGER_SOURCE: &str = "proactive.github";
@@ -23,6 +24,13 @@ pub struct ProactiveConversationRequested {
     pub failed_runs: Vec<FailedRun>,
     pub run_count: usize,
     pub decided_at: DateTime<Utc>,
+    /// 0 for the trigger, then one more per follow-up. Consumers deduplicate on
+    /// (`trigger_id`, `sequence`).
+    #[serde(default)]
+    pub sequence: u32,
+    /// `red` (the trigger, or a failure after a re-run went green) or `green` (the runs pass now).
+    #[serde(default)]
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +56,8 @@ pub struct FailedRun {
 }
 
 impl ProactiveConversationRequested {
-    /// The event for a group that has just been decided red.
-    /// The event of a group decided red, for `user` (the product user linked to the run's actor).
+    /// The event of a group just decided (red: the trigger, or a follow-up at `group.sequence`), for
+    /// `user` (the product user linked to the run's actor).
     pub fn for_group(
         group: &WorkflowRunGroup,
         repository: &Repository,
@@ -82,6 +90,8 @@ impl ProactiveConversationRequested {
                 .collect(),
             run_count: group.runs.len(),
             decided_at,
+            sequence: group.sequence,
+            outcome: group.outcome().unwrap_or_default(),
         }
     }
 

@@ -61,6 +61,15 @@ impl WorkflowRun {
     }
 }
 
+/// What a finished commit's runs say: one failed (`red`), or all passed (`green`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Red,
+    Green,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupState {
@@ -101,6 +110,12 @@ pub struct WorkflowRunGroup {
     pub owner: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_branch: Option<String>,
+    /// After the trigger: the outcome the last published event told (red at the trigger), and that
+    /// event's sequence (0: the trigger). A re-run that changes the outcome is the next event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<Outcome>,
+    #[serde(default)]
+    pub sequence: u32,
 }
 
 /// Counts of a group's runs, for answers and logs.
@@ -122,6 +137,8 @@ impl WorkflowRunGroup {
             last_updated_at: now,
             owner: None,
             head_branch: None,
+            told: None,
+            sequence: 0,
         }
     }
 
@@ -150,6 +167,16 @@ impl WorkflowRunGroup {
     pub fn is_red(&self) -> bool {
         let tally = self.tally();
         tally.pending == 0 && tally.failed > 0
+    }
+
+    /// The outcome of the commit's runs once none is pending.
+    pub fn outcome(&self) -> Option<Outcome> {
+        let tally = self.tally();
+        match (tally.pending, tally.failed) {
+            (0, 0) => Some(Outcome::Green),
+            (0, _) => Some(Outcome::Red),
+            _ => None,
+        }
     }
 
     pub fn failed_runs(&self) -> impl Iterator<Item = &WorkflowRun> {

@@ -125,8 +125,9 @@ pub trait ProactiveStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<WorkflowRunGroup>, StoreError>;
 
-    /// Clears the outbox entry of a group once its event is published (no-op when already clear).
-    async fn clear_outbox(&self, key: &GroupKey) -> Result<(), StoreError>;
+    /// Clears a group's outbox entry once its event is published: only this entry (a later one that
+    /// replaced it stays); a no-op when already clear.
+    async fn clear_outbox(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
 
     /// Deletes groups whose `last_updated_at` is older than `retention`; returns how many.
     async fn clean_old_convos(&self, retention: Duration) -> Result<u64, StoreError> {

@@ -2,13 +2,14 @@
 //! atomically, whether this delivery is the one that turns the group red. Exactly one delivery per
 //! (repository, PR, head commit) ever gets `Decision::Triggered`, whatever the order, repetition or
 //! concurrency of deliveries: every write is conditional on the version read, and the write that sets
-//! `triggered` also records the outbox entry.
+//! `triggered` also records the outbox entry. After the trigger the group follows the commit's re-runs
+//! the same way: each change of its outcome (green again, red after that) is one `Decision::FollowUp`.
 
 use chrono::Utc;
 
 use crate::domain::{
-    GroupKey, GroupState, OutboxEntry, ProactiveConversationRequested, Repository, RunTally,
-    UserId, WorkflowRun, WorkflowRunGroup,
+    GroupKey, GroupState, OutboxEntry, Outcome, ProactiveConversationRequested, Repository,
+    RunTally, UserId, WorkflowRun, WorkflowRunGroup,
 };
 use crate::github::{GitHubClient, GitHubError, RepoRef};
 use crate::ports::{Expected, ProactiveStore, StoreError, WriteOutcome};
@@ -22,8 +23,11 @@ const CONFLICTS: RetryPolicy = RetryPolicy::WRITE_CONFLICT;
 pub enum Decision {
     /// This delivery turned the group red: the caller publishes the entry, then clears it.
     Triggered(Box<OutboxEntry>),
-    /// The group had triggered already: nothing was written.
+    /// The group had triggered already; the outcome did not change.
     AlreadyTriggered,
+    /// After the trigger, this delivery changed the commit's outcome (a re-run): the caller publishes
+    /// the entry (`sequence` > 0) as it would a trigger.
+    FollowUp(Box<OutboxEntry>),
     /// Still collecting (something pending, or nothing failed).
     Collecting(RunTally),
 }
@@ -56,13 +60,13 @@ pub async fn store_workflow_information(
 ) -> Result<Decision, DecisionError> {
     for attempt in 0..CONFLICTS.max_attempts {
         let (group, expected) = match store.get_group(&delivery.key).await? {
-            Some(group) if group.state == GroupState::Triggered => {
-                return Ok(Decision::AlreadyTriggered);
-            }
             Some(mut group) => {
                 if !group.merge(delivery.run.clone()) {
                     // Nothing new: the decision cannot have changed, so there is nothing to write.
-                    return Ok(Decision::Collecting(group.tally()));
+                    return Ok(match group.state {
+                        GroupState::Triggered => Decision::AlreadyTriggered,
+                        GroupState::Collecting => Decision::Collecting(group.tally()),
+                    });
                 }
                 let read_version = group.version;
                 group.version += 1;
@@ -94,7 +98,9 @@ async fn write(
 ) -> Result<Option<Decision>, StoreError> {
     match store.save_group(group, expected, outbox.as_ref()).await? {
         WriteOutcome::Written => Ok(Some(match outbox {
+            Some(entry) if entry.event.sequence > 0 => Decision::FollowUp(Box::new(entry)),
             Some(entry) => Decision::Triggered(Box::new(entry)),
+            None if group.state == GroupState::Triggered => Decision::AlreadyTriggered,
             None => Decision::Collecting(group.tally()),
         })),
         WriteOutcome::Conflict => {
@@ -123,7 +129,8 @@ async fn first_snapshot(
 }
 
 /// Stamps the write (with whose conversation a trigger starts, and on which branch) and, when the
-/// group is red, marks it triggered with its outbox entry.
+/// group is red, marks it triggered with its outbox entry; after the trigger, a changed outcome is a
+/// follow-up entry.
 fn decide(
     mut group: WorkflowRunGroup,
     repository: &Repository,
@@ -134,10 +141,19 @@ fn decide(
     group.last_updated_at = now;
     group.owner = Some(owner.clone());
     group.head_branch = Some(head_branch.to_owned());
-    if !group.is_red() {
-        return (group, None);
+    match (group.state, group.outcome()) {
+        (GroupState::Collecting, Some(Outcome::Red)) => {
+            group.state = GroupState::Triggered;
+            group.told = Some(Outcome::Red);
+            group.sequence = 0;
+        }
+        // Groups triggered before outcomes were kept told red.
+        (GroupState::Triggered, Some(outcome)) if outcome != group.told.unwrap_or_default() => {
+            group.told = Some(outcome);
+            group.sequence += 1;
+        }
+        _ => return (group, None),
     }
-    group.state = GroupState::Triggered;
     let event =
         ProactiveConversationRequested::for_group(&group, repository, head_branch, owner, now);
     (group, Some(OutboxEntry { event }))

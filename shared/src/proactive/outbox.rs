@@ -27,7 +27,7 @@ pub async fn publish_trigger(
     entry: &OutboxEntry,
 ) -> Result<(), PublishError> {
     bus.publish(&trigger_event(entry)).await?;
-    store.clear_outbox(&entry.key()).await?;
+    store.clear_outbox(entry).await?;
     Ok(())
 }
 

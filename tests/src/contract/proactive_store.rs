@@ -39,6 +39,7 @@ macro_rules! proactive_store_contract {
                 a_conflicting_write_leaves_no_outbox,
                 pending_outbox_is_oldest_first_within_limit_and_cutoff,
                 cleared_outbox_is_no_longer_pending,
+                clearing_an_entry_keeps_a_later_one_in_its_place,
                 outbox_survives_later_group_writes,
                 retention_deletes_exactly_the_groups_updated_before_the_cutoff,
                 counting_stale_groups_changes_nothing,
@@ -558,19 +559,47 @@ pub async fn cleared_outbox_is_no_longer_pending(store: Store) {
         now() - TimeDelta::minutes(1),
     )
     .await;
-    store.clear_outbox(&first.key()).await.unwrap();
+    store.clear_outbox(&first).await.unwrap();
     assert_eq!(pending(&store, later, 10).await, vec![second.clone()]);
     // Clearing is idempotent, keeps the group, and never creates a group that is not there.
-    store.clear_outbox(&first.key()).await.unwrap();
+    store.clear_outbox(&first).await.unwrap();
     let stored = store
         .get_group(&first.key())
         .await
         .unwrap()
         .expect("the group stays");
     assert_eq!(stored.state, GroupState::Triggered);
-    store.clear_outbox(&group_key(3)).await.unwrap();
+    let (_, absent) = triggered(&group(group_key(3), now()), now());
+    store.clear_outbox(&absent).await.unwrap();
     assert_eq!(store.get_group(&group_key(3)).await.unwrap(), None);
     assert_eq!(pending(&store, later, 10).await, vec![second]);
+}
+
+/// A follow-up decided while the trigger's entry was unpublished takes its place; clearing the trigger's
+/// (its publish done) leaves the follow-up's.
+pub async fn clearing_an_entry_keeps_a_later_one_in_its_place(store: Store) {
+    let created = group(group_key(1), now() - TimeDelta::minutes(3));
+    create(&store, &created).await;
+    let first = trigger(&store, &created, now() - TimeDelta::minutes(2)).await;
+    let decided = store.get_group(&created.key).await.unwrap().unwrap();
+    let (mut follow_up, mut later) = triggered(&decided, now() - TimeDelta::minutes(1));
+    follow_up.sequence = 1;
+    later.event.sequence = 1;
+    let written = store
+        .save_group(&follow_up, Expected::Version(decided.version), Some(&later))
+        .await
+        .unwrap();
+    assert_eq!(written, WriteOutcome::Written);
+    let soon = now() + TimeDelta::hours(1);
+    assert_eq!(pending(&store, soon, 10).await, vec![later.clone()]);
+    store.clear_outbox(&first).await.unwrap();
+    assert_eq!(
+        pending(&store, soon, 10).await,
+        vec![later.clone()],
+        "the later entry stays"
+    );
+    store.clear_outbox(&later).await.unwrap();
+    assert!(pending(&store, soon, 10).await.is_empty());
 }
 
 pub async fn outbox_survives_later_group_writes(store: Store) {

@@ -10,7 +10,7 @@ use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::domain::trigger::{FailedRun, TriggerPullRequest, TriggerRepository};
-use shared::domain::{GroupKey, HeadSha, ProactiveConversationRequested, RepoId};
+use shared::domain::{GroupKey, HeadSha, Outcome, ProactiveConversationRequested, RepoId};
 use shared::github::{ClientOptions, GitHubAuth, GitHubClient, GitHubConfig};
 
 pub(crate) const REPO: &str = "octo-org/widgets";
@@ -60,6 +60,8 @@ pub(crate) fn trigger(head: &HeadSha) -> ProactiveConversationRequested {
         ],
         run_count: 3,
         decided_at: Utc::now(),
+        sequence: 0,
+        outcome: Outcome::Red,
     }
 }
 
@@ -179,6 +181,74 @@ async fn a_retry_during_a_slow_comment_edits_it_and_never_makes_a_second() {
     assert_eq!(retry.1["comment"], "updated");
     assert_eq!(first.1["conversation_id"], retry.1["conversation_id"]);
     assert_eq!(github.comments(REPO, PR).len(), 1, "one comment");
+}
+
+/// Follow-ups of a trigger: green again tells the conversation and says so in the comment; a failure
+/// after that goes into the same conversation, once however often delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triggers_follow_ups_reach_its_conversation_and_comment() {
+    let (github, node) = world().await;
+    let user = token(USER);
+    let red = trigger(&sha('d'));
+    let (_, first) = deliver(&node, &envelope(&red)).await;
+    let id = first["conversation_id"].as_str().unwrap().to_owned();
+    first_message(&node, &id).await;
+
+    let green = ProactiveConversationRequested {
+        sequence: 1,
+        outcome: Outcome::Green,
+        failed_runs: Vec::new(),
+        ..red.clone()
+    };
+    let (status, answer) = deliver(&node, &envelope(&green)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (
+            answer["conversation_id"].as_str(),
+            answer["followed"].clone()
+        ),
+        (Some(id.as_str()), json!(true))
+    );
+    let comments = github.comments(REPO, PR);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("pass now"),
+        "{}",
+        comments[0].body
+    );
+    assert!(comments[0].body.contains(&format!("/conversations/{id}")));
+
+    let again = ProactiveConversationRequested {
+        sequence: 2,
+        ..red.clone()
+    };
+    for _ in 0..2 {
+        let (status, answer) = deliver(&node, &envelope(&again)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["conversation_id"], id.as_str());
+    }
+    let events = node
+        .wait_for_events(&user, &id, |events| {
+            events.iter().filter(|e| is_agent_message(e)).count() >= 3
+        })
+        .await;
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|e| e["source"] == "user")
+        .filter_map(|e| e["args"]["content"].as_str())
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[1].contains("pass now"), "{}", messages[1]);
+    assert!(
+        messages[2].contains("Please fix the failing workflows"),
+        "{}",
+        messages[2]
+    );
+    assert!(
+        github.comments(REPO, PR)[0]
+            .body
+            .contains("[CI / unit tests]")
+    );
 }
 
 /// The first message of the trigger's conversation.

@@ -31,8 +31,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWrite
 use chrono::{DateTime, Utc};
 
 use super::item::{
-    Fields, Item, PK, SK, is_conditional_failure, json, number, set_expression, sortable_time,
-    string, unavailable, unbuilt,
+    Fields, Item, PK, SK, enum_name, is_conditional_failure, json, number, set_expression,
+    sortable_time, string, unavailable, unbuilt,
 };
 use super::{IndexSpec, Projected, TableSpec, query_up_to};
 use crate::domain::{
@@ -283,12 +283,15 @@ impl ProactiveTable {
         if let Some(branch) = &group.head_branch {
             attributes.push(("head_branch", string(branch.as_str())));
         }
+        if let Some(told) = group.told {
+            attributes.push(("told", string(enum_name(&told)?)));
+            attributes.push(("sequence", number(group.sequence)));
+        }
         if let Some(entry) = outbox {
-            let decided_at = sortable_time(entry.event.decided_at);
             attributes.extend([
                 (OUTBOX_EVENT, json(entry)?),
                 (OUTBOX_PK, string(OUTBOX)),
-                (OUTBOX_SK, string(format!("{decided_at}#{}", group.key))),
+                (OUTBOX_SK, string(outbox_sort_key(entry))),
             ]);
         }
         Ok(attributes)
@@ -312,6 +315,11 @@ fn repository_key(id: &RepoId) -> Item {
 
 fn name_key(lookup: &str) -> Item {
     key(format!("{REPOSITORY_NAME}#{lookup}"), REPOSITORY_NAME)
+}
+
+/// `<decided_at>#<group key>`: the outbox index's order, and which entry a clear may remove.
+fn outbox_sort_key(entry: &OutboxEntry) -> String {
+    format!("{}#{}", sortable_time(entry.event.decided_at), entry.key())
 }
 
 fn comment_key(repo: &RepoId, pr: u64) -> Item {
@@ -378,6 +386,8 @@ fn decode_group(stored: &Item) -> Result<WorkflowRunGroup, StoreError> {
         last_updated_at: fields.time(LAST_UPDATED_AT)?,
         owner: fields.opt_parsed("owner")?,
         head_branch: fields.opt_string("head_branch")?.map(str::to_owned),
+        told: fields.opt_parsed("told")?,
+        sequence: fields.opt_number("sequence")?.unwrap_or(0),
     })
 }
 
@@ -699,21 +709,22 @@ impl ProactiveStore for ProactiveTable {
             .collect()
     }
 
-    async fn clear_outbox(&self, key: &GroupKey) -> Result<(), StoreError> {
+    async fn clear_outbox(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         let cleared = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(group_key(key)))
+            .set_key(Some(group_key(&entry.key())))
             .update_expression("REMOVE #event, #outbox, #decided")
-            // Without it, an update of a deleted group would create a stub item.
-            .condition_expression("attribute_exists(#pk)")
+            // Only this entry: a later follow-up in its place stays. (And without `attribute_exists`
+            // implied, an update of a deleted group would create a stub item.)
+            .condition_expression("#decided = :decided")
             .set_expression_attribute_names(Some(HashMap::from([
                 ("#event".to_owned(), OUTBOX_EVENT.to_owned()),
                 ("#outbox".to_owned(), OUTBOX_PK.to_owned()),
                 ("#decided".to_owned(), OUTBOX_SK.to_owned()),
-                ("#pk".to_owned(), PK.to_owned()),
             ])))
+            .expression_attribute_values(":decided", string(outbox_sort_key(entry)))
             .send()
             .await;
         match cleared {

@@ -438,14 +438,16 @@ impl ProactiveStore for EmbeddedProactiveStore {
         rows.iter().map(|raw| from_json(raw)).collect()
     }
 
-    async fn clear_outbox(&self, key: &GroupKey) -> Result<(), StoreError> {
-        let key = key.to_string();
+    async fn clear_outbox(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let key = entry.key().to_string();
+        let decided_at = entry.event.decided_at.timestamp_millis();
         self.db
             .run(move |conn| {
+                // Only this entry: a later follow-up in its place stays.
                 conn.execute(
                     "UPDATE workflow_run_groups SET outbox = NULL, outbox_decided_at = NULL
-                     WHERE group_key = ?1",
-                    [key],
+                     WHERE group_key = ?1 AND outbox_decided_at = ?2",
+                    params![key, decided_at],
                 )
                 .map_err(unavailable)?;
                 Ok(())
