@@ -3,11 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use cleanup::{Cleanup, CleanupOptions};
+use e2e::fakes::github::FakeRun;
 use e2e::moto;
 use e2e::trigger_world::{
-    Delivery, Run, TriggerWorld, delivery, lifecycle, sha, shuffled_with_repeats, triggered_count,
+    BRANCH, Delivery, REPO, Run, TriggerWorld, at, delivery, lifecycle, sha, shuffled_with_repeats,
+    triggered_count,
 };
 use futures::stream::{self, StreamExt};
 use rand::Rng;
@@ -239,11 +243,17 @@ async fn bursts(backend: Backend, sizes: &Sizes) {
     );
 }
 
-/// A commit of a pull request with its runs and their conclusions.
+/// A commit of a pull request with its runs and their conclusions, and the conclusion of a second
+/// attempt of each failed run when it was re-run after the first.
 struct Commit {
     pr: u64,
     head: String,
     runs: Vec<(u64, String, &'static str)>,
+    rerun: Option<&'static str>,
+}
+
+fn fails(conclusion: &str) -> bool {
+    matches!(conclusion, "failure" | "timed_out")
 }
 
 impl Commit {
@@ -262,12 +272,13 @@ impl Commit {
             pr: index + 1,
             head: sha(&format!("commit-{index}")),
             runs,
+            rerun: None,
         }
     }
 
     fn random(index: u64, rng: &mut impl Rng) -> Self {
         let count = rng.random_range(1..=6);
-        let runs = (0..count)
+        let runs: Vec<(u64, String, &'static str)> = (0..count)
             .map(|r| {
                 let conclusion = match rng.random_range(0..10) {
                     0 => "failure",
@@ -279,17 +290,52 @@ impl Commit {
                 (index * 100 + r + 1, format!("wf-{r}"), conclusion)
             })
             .collect();
+        let red = runs.iter().any(|(_, _, conclusion)| fails(conclusion));
+        // Half the red commits have their failed runs re-run: mostly to green, sometimes red again.
+        let rerun = (red && rng.random_bool(0.5)).then(|| {
+            if rng.random_range(0..4) == 0 {
+                "failure"
+            } else {
+                "success"
+            }
+        });
         Self {
             pr: index + 1,
             head: sha(&format!("random-{index}")),
             runs,
+            rerun,
         }
     }
 
     fn is_red(&self) -> bool {
+        self.runs.iter().any(|(_, _, c)| fails(c))
+    }
+
+    /// Whether the runs' last attempts leave the commit red.
+    fn ends_red(&self) -> bool {
+        self.last_attempts()
+            .any(|(_, _, conclusion, _)| fails(conclusion))
+    }
+
+    /// Each run's last attempt: (id, name, conclusion, attempt).
+    fn last_attempts(&self) -> impl Iterator<Item = (u64, &str, &'static str, u32)> {
         self.runs
             .iter()
-            .any(|(_, _, c)| matches!(*c, "failure" | "timed_out"))
+            .map(|(id, name, conclusion)| match self.rerun {
+                Some(again) if fails(conclusion) => (*id, name.as_str(), again, 2),
+                _ => (*id, name.as_str(), *conclusion, 1),
+            })
+    }
+
+    /// What GitHub lists once every run finished: the last attempts, stamped as their deliveries are.
+    fn finish_on_github(&self, world: &TriggerWorld) {
+        for (id, name, conclusion, attempt) in self.last_attempts() {
+            let mut run = FakeRun::completed(id, name, &self.head, conclusion);
+            run.head_branch = BRANCH.into();
+            run.run_attempt = attempt;
+            run.updated_at = at(completed_second(id, attempt));
+            world.github.put_run(REPO, run);
+        }
     }
 
     fn open(&self, world: &TriggerWorld) {
@@ -302,28 +348,52 @@ impl Commit {
     }
 
     fn deliveries(&self) -> Vec<Delivery> {
-        self.runs
+        let run = |id, name| Run {
+            pr: self.pr,
+            head: &self.head,
+            id,
+            name,
+        };
+        let first = self
+            .runs
             .iter()
-            .flat_map(|(id, name, conclusion)| {
-                lifecycle(
-                    Run {
-                        pr: self.pr,
-                        head: &self.head,
-                        id: *id,
-                        name,
-                    },
-                    conclusion,
-                )
-            })
-            .collect()
+            .flat_map(|(id, name, conclusion)| lifecycle(run(*id, name), conclusion));
+        let again = self
+            .last_attempts()
+            .filter(|attempt| attempt.3 == 2)
+            .flat_map(|(id, name, conclusion, _)| {
+                let key = |step: &str| format!("{}-{id}-rerun-{step}", self.head);
+                let second = completed_second(id, 2);
+                [
+                    delivery(&key("req"), run(id, name), "requested", None, 2, second - 1),
+                    delivery(
+                        &key("done"),
+                        run(id, name),
+                        "completed",
+                        Some(conclusion),
+                        2,
+                        second,
+                    ),
+                ]
+            });
+        first.chain(again).collect()
     }
 }
 
+/// When a run's attempt completed, as its `completed` delivery says (`lifecycle` stamps attempt 1).
+fn completed_second(id: u64, attempt: u32) -> u32 {
+    let base = (id as u32 % 100_000) * 10;
+    if attempt == 1 { base + 3 } else { base + 8 }
+}
+
 /// R1: at least `target` randomized deliveries (duplicated, redelivered, reordered, concurrent) over
-/// many commits: every red commit triggers exactly once, no other commit triggers.
+/// many commits, half the red ones re-run after their first attempt, while the reconciliation re-checks
+/// stuck groups against GitHub (which shows every run finished from half-way on): every commit that
+/// ends red is told red, no event is told twice, each commit's events count up from 0 alternating red
+/// and green, and the last one tells how the commit ends.
 async fn exactly_once(backend: Backend, target: usize) {
     let (store, _dir) = fresh_store(backend).await;
-    let mut world = TriggerWorld::new(store).await;
+    let mut world = TriggerWorld::new(Arc::clone(&store)).await;
     let mut rng = rand::rng();
     let (mut commits, mut deliveries) = (Vec::new(), Vec::new());
     while deliveries.len() < target {
@@ -336,45 +406,105 @@ async fn exactly_once(backend: Backend, target: usize) {
     }
     use rand::seq::SliceRandom;
     deliveries.shuffle(&mut rng);
+    let github = GitHubClient::new(GitHubConfig {
+        api_url: world.github.url().to_owned(),
+        auth: GitHubAuth::Anonymous,
+    })
+    .expect("GitHub client");
+    let reconciliation =
+        Cleanup::new(Arc::clone(&store), Some(Arc::new(world.bus.clone()))).with_github(github);
+    let options = CleanupOptions {
+        reconcile_only: true,
+        reconcile_after: Duration::ZERO,
+        reconcile_batch: 10_000,
+        ..CleanupOptions::default()
+    };
 
     let started = Instant::now();
-    let failures = stream::iter(deliveries.iter())
+    let (first_half, second_half) = deliveries.split_at(deliveries.len() / 2);
+    let mut failures = send_all(&world, first_half).await;
+    for commit in &commits {
+        commit.finish_on_github(&world);
+    }
+    // The second half races reconciliation passes that see every run finished on GitHub.
+    let sent = AtomicBool::new(false);
+    let sending = async {
+        let failed = send_all(&world, second_half).await;
+        sent.store(true, Ordering::SeqCst);
+        failed
+    };
+    let racing = async {
+        let (mut passes, mut decided, mut failed_passes) = (0, 0, 0);
+        while !sent.load(Ordering::SeqCst) {
+            match reconciliation.run(&options).await {
+                Ok(summary) => decided += summary.reconcile.report().map_or(0, |r| r.triggered),
+                Err(_) => failed_passes += 1,
+            }
+            passes += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (passes, decided, failed_passes)
+    };
+    let (second_failures, (passes, mut reconciled, failed_passes)) = tokio::join!(sending, racing);
+    failures += second_failures;
+    let last = reconciliation
+        .run(&options)
+        .await
+        .expect("a last reconciliation");
+    reconciled += last.reconcile.report().map_or(0, |r| r.triggered);
+    let wall = started.elapsed();
+
+    let mut told: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    for event in world.triggers_within(Duration::from_millis(500)).await {
+        let head = event["pull_request"]["head_sha"]
+            .as_str()
+            .unwrap_or_default();
+        let sequence = event["sequence"].as_u64().unwrap_or_default();
+        let outcome = event["outcome"].as_str().unwrap_or_default().to_owned();
+        told.entry(head.to_owned())
+            .or_default()
+            .push((sequence, outcome));
+    }
+    let (mut missed, mut duplicated, mut wrong) = (0, 0, 0);
+    for commit in &commits {
+        let mut events = told.remove(&commit.head).unwrap_or_default();
+        events.sort();
+        let all = events.len();
+        events.dedup_by_key(|(sequence, _)| *sequence);
+        duplicated += all - events.len();
+        let in_order = events.iter().enumerate().all(|(n, (sequence, outcome))| {
+            *sequence == n as u64 && outcome == if n % 2 == 0 { "red" } else { "green" }
+        });
+        let last = events.last().map(|(_, outcome)| outcome.as_str());
+        match (commit.ends_red(), last) {
+            (true, Some("red")) | (false, None | Some("green")) if in_order => {}
+            (true, None) => missed += 1,
+            _ => wrong += 1,
+        }
+    }
+    let reruns = commits.iter().filter(|c| c.rerun.is_some()).count();
+    println!(
+        "R1 {} deliveries over {} commits ({} red, {reruns} re-run) with {passes} racing \
+         reconciliation passes ({reconciled} triggers decided by them, {failed_passes} failed) in \
+         {:.1} s: missed {missed}, duplicated {duplicated}, wrong {wrong}, failed answers {failures}",
+        deliveries.len(),
+        commits.len(),
+        commits.iter().filter(|c| c.is_red()).count(),
+        wall.as_secs_f64()
+    );
+    assert_eq!(
+        (missed, duplicated, wrong, failures, failed_passes),
+        (0, 0, 0, 0, 0),
+        "R1 violated"
+    );
+}
+
+/// Sends `deliveries`, 64 at a time; how many were not answered 2xx.
+async fn send_all(world: &TriggerWorld, deliveries: &[Delivery]) -> usize {
+    stream::iter(deliveries)
         .map(|d| world.send(d))
         .buffer_unordered(64)
         .filter(|answer| futures::future::ready(!answer.status.is_success()))
         .count()
-        .await;
-    let wall = started.elapsed();
-
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for event in world.triggers_within(Duration::from_millis(500)).await {
-        *seen
-            .entry(
-                event["pull_request"]["head_sha"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
-            .or_default() += 1;
-    }
-    let red: Vec<&Commit> = commits.iter().filter(|c| c.is_red()).collect();
-    let missed = red.iter().filter(|c| !seen.contains_key(&c.head)).count();
-    let duplicated: usize = seen.values().map(|n| n - 1).sum();
-    let wrong = commits
-        .iter()
-        .filter(|c| !c.is_red() && seen.contains_key(&c.head))
-        .count();
-    println!(
-        "R1 {} deliveries over {} commits ({} red) in {:.1} s: missed {missed}, duplicated {duplicated}, \
-         green commits triggered {wrong}, failed answers {failures}",
-        deliveries.len(),
-        commits.len(),
-        red.len(),
-        wall.as_secs_f64()
-    );
-    assert_eq!(
-        (missed, duplicated, wrong, failures),
-        (0, 0, 0, 0),
-        "R1 violated"
-    );
+        .await
 }
