@@ -36,7 +36,7 @@ fn trigger_benchmarks_run_and_stay_exactly_once() {
         );
     }
     assert_eq!(
-        out.matches("missed 0, duplicated 0, green commits triggered 0, failed answers 0")
+        out.matches("missed 0, duplicated 0, wrong 0, failed answers 0")
             .count(),
         2,
         "{out}"
