@@ -33,6 +33,12 @@ pub const APP_ID: u64 = 29_310;
 pub const PR_NUMBER: u64 = 2;
 pub const HEAD_SHA: &str = "3484a3fb816e0859fd6e1cea078d76385ff50625";
 pub const HEAD_BRANCH: &str = "changes";
+
+/// A sample's (or the seed's) text with its head commit [`HEAD_SHA`] replaced by `commit`: a local
+/// repository's, so that the flow can check it out.
+pub fn at_commit(text: &str, commit: &str) -> String {
+    text.replace(HEAD_SHA, commit)
+}
 /// The pull request's author and the runs' triggering actor.
 pub const ACTOR: &str = "Codertocat";
 

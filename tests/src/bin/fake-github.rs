@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use e2e::fakes::github::{FakeGitHub, Seed, TEST_APP_PUBLIC_KEY_PEM};
+use e2e::webhook_samples::{NAME, OWNER};
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Parser)]
@@ -26,6 +27,10 @@ struct Args {
     /// `tests/src/fakes/github/github-app-test-key.pem`; the seed's `installation_id`s are its installations.
     #[arg(long)]
     app_id: Option<u64>,
+    /// Serves the git repository in this directory as the seeded repository's clone, its `HEAD`
+    /// standing in for the samples' head commit (send the samples with `send-webhook --commit`).
+    #[arg(long, value_name = "DIR")]
+    repository: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -34,14 +39,21 @@ async fn main() -> anyhow::Result<()> {
     let fake = FakeGitHub::start_on(SocketAddr::from(([127, 0, 0, 1], args.port)))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    let checkout = args.repository.as_deref().map(local_head).transpose()?;
     if let Some(path) = &args.seed {
-        let seed = Seed::load(path).map_err(anyhow::Error::msg)?;
+        let commit = checkout.as_ref().map(|(_, commit)| commit.as_str());
+        let seed = Seed::load_at(path, commit).map_err(anyhow::Error::msg)?;
         fake.apply_seed(&seed).map_err(anyhow::Error::msg)?;
         println!(
             "seeded from {} ({} repositories)",
             path.display(),
             seed.repositories.len()
         );
+    }
+    if let Some((url, commit)) = &checkout {
+        let repository = format!("{OWNER}/{NAME}");
+        fake.set_clone_url(&repository, url);
+        println!("{repository} clones from {url}, its pull request at {commit}");
     }
     if let Some(token) = &args.token {
         fake.require_token(token);
@@ -68,4 +80,22 @@ async fn main() -> anyhow::Result<()> {
             },
         }
     }
+}
+
+/// A local repository's `file://` URL and its `HEAD` commit.
+fn local_head(dir: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let dir = std::path::absolute(dir)?;
+    let head = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .context("running git")?;
+    anyhow::ensure!(
+        head.status.success(),
+        "{} is not a git repository with a commit",
+        dir.display()
+    );
+    let commit = String::from_utf8(head.stdout)?.trim().to_owned();
+    Ok((format!("file://{}", dir.display()), commit))
 }

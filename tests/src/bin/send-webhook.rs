@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use e2e::webhook_samples::LOCAL_WEBHOOK_SECRET;
+use e2e::webhook_samples::{LOCAL_WEBHOOK_SECRET, at_commit};
 use e2e::webhook_sender::{read_delivery, send};
 
 #[derive(Parser)]
@@ -25,6 +25,10 @@ struct Args {
     /// The delivery id; default a fresh UUID, so that resending is not a duplicate.
     #[arg(long)]
     delivery: Option<String>,
+    /// Sends the sample about this commit instead of its own (a local repository's, as the fake
+    /// GitHub's `--commit`).
+    #[arg(long)]
+    commit: Option<String>,
     /// An API Gateway v2 request (`events/webhook/*.json`) or a raw GitHub payload.
     file: PathBuf,
 }
@@ -32,8 +36,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let file =
+    let mut file =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    if let Some(commit) = &args.commit {
+        file = at_commit(&String::from_utf8_lossy(&file), commit).into_bytes();
+    }
     let mut delivery = read_delivery(&file, args.event.as_deref())
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("reading {}", args.file.display()))?;

@@ -42,7 +42,17 @@ pub struct SeedRepository {
 
 impl Seed {
     pub fn load(path: &Path) -> Result<Self, String> {
+        Self::load_at(path, None)
+    }
+
+    /// The seed of `path`, its samples' head commit replaced by `commit` when given (a local
+    /// repository's, which the fake then serves as the repository's clone).
+    pub fn load_at(path: &Path, commit: Option<&str>) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = match commit {
+            Some(commit) => crate::webhook_samples::at_commit(&text, commit),
+            None => text,
+        };
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
