@@ -95,8 +95,8 @@ fn first_paragraph(request: &ProactiveConversationRequested) -> String {
         .collect();
     format!(
         "Please fix the failing workflows on PR #{number} at branch `{branch}` (commit {commit}) of \
-         {owner}/{name}: {runs}. Find out why they fail from the evidence below, fix the code, and \
-         push the fix to the branch.",
+         {owner}/{name}: {runs}. Find out why they fail from the evidence below and fix the code in \
+         the workspace (a checkout of that commit), then say what you changed.",
         number = request.pull_request.number,
         branch = request.pull_request.head_branch,
         commit = request.pull_request.head_sha.as_str(),
