@@ -188,7 +188,6 @@ async fn a_retry_during_a_slow_comment_edits_it_and_never_makes_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_triggers_follow_ups_reach_its_conversation_and_comment() {
     let (github, node) = world().await;
-    let user = token(USER);
     let red = trigger(&sha('d'));
     let (_, first) = deliver(&node, &envelope(&red)).await;
     let id = first["conversation_id"].as_str().unwrap().to_owned();
@@ -227,16 +226,7 @@ async fn a_triggers_follow_ups_reach_its_conversation_and_comment() {
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["conversation_id"], id.as_str());
     }
-    let events = node
-        .wait_for_events(&user, &id, |events| {
-            events.iter().filter(|e| is_agent_message(e)).count() >= 3
-        })
-        .await;
-    let messages: Vec<&str> = events
-        .iter()
-        .filter(|e| e["source"] == "user")
-        .filter_map(|e| e["args"]["content"].as_str())
-        .collect();
+    let messages = user_messages(&node, &id, 3).await;
     assert_eq!(messages.len(), 3, "{messages:?}");
     assert!(messages[1].contains("pass now"), "{}", messages[1]);
     assert!(
@@ -253,16 +243,22 @@ async fn a_triggers_follow_ups_reach_its_conversation_and_comment() {
 
 /// The first message of the trigger's conversation.
 async fn first_message(node: &TestNode, id: &str) -> String {
-    let user = token(USER);
+    user_messages(node, id, 1).await.swap_remove(0)
+}
+
+/// The user messages of conversation `id`, once its agent answered `answers` messages.
+async fn user_messages(node: &TestNode, id: &str, answers: usize) -> Vec<String> {
     let events = node
-        .wait_for_events(&user, id, |events| events.iter().any(is_agent_message))
+        .wait_for_events(&token(USER), id, |events| {
+            events.iter().filter(|e| is_agent_message(e)).count() >= answers
+        })
         .await;
     events
         .iter()
-        .find(|e| e["source"] == "user")
-        .and_then(|e| e["args"]["content"].as_str())
-        .expect("a first message")
-        .to_owned()
+        .filter(|e| e["source"] == "user")
+        .filter_map(|e| e["args"]["content"].as_str())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The first message holds the evidence: each failed run's failed jobs, the steps they failed at, and
@@ -361,16 +357,7 @@ async fn a_new_red_commit_goes_into_the_prs_running_conversation() {
         );
         assert_eq!(second["comment"], "updated");
     }
-    let events = node
-        .wait_for_events(&user, &running, |events| {
-            events.iter().filter(|e| is_agent_message(e)).count() >= 2
-        })
-        .await;
-    let messages: Vec<&str> = events
-        .iter()
-        .filter(|e| e["source"] == "user")
-        .filter_map(|e| e["args"]["content"].as_str())
-        .collect();
+    let messages = user_messages(&node, &running, 2).await;
     assert_eq!(
         messages.len(),
         2,

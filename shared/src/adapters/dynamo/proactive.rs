@@ -211,16 +211,34 @@ impl ProactiveTable {
     }
 
     /// The retention index's groups last updated before `cutoff` (a sortable time).
-    fn stale_groups(&self, cutoff: &str) -> QueryFluentBuilder {
+    /// A query of one of the table's index partitions (`partition` = `value`), oldest first, whose
+    /// sort key `#sort` (= `sort`) meets `condition`; the caller binds the condition's values.
+    fn index_query(
+        &self,
+        index: &str,
+        (partition, value): (&str, &str),
+        sort: &str,
+        condition: &str,
+    ) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
-            .index_name(RETENTION_INDEX)
-            .key_condition_expression("#kind = :group AND #updated < :cutoff")
-            .expression_attribute_names("#kind", GROUP_KIND)
-            .expression_attribute_names("#updated", LAST_UPDATED_AT)
-            .expression_attribute_values(":group", string(GROUP))
-            .expression_attribute_values(":cutoff", string(cutoff))
+            .index_name(index)
+            .key_condition_expression(format!("#partition = :partition AND {condition}"))
+            .expression_attribute_names("#partition", partition)
+            .expression_attribute_names("#sort", sort)
+            .expression_attribute_values(":partition", string(value))
+            .scan_index_forward(true)
+    }
+
+    fn stale_groups(&self, cutoff: &str) -> QueryFluentBuilder {
+        self.index_query(
+            RETENTION_INDEX,
+            (GROUP_KIND, GROUP),
+            LAST_UPDATED_AT,
+            "#sort < :cutoff",
+        )
+        .expression_attribute_values(":cutoff", string(cutoff))
     }
 
     async fn delete_group_if_stale(
@@ -667,16 +685,13 @@ impl ProactiveStore for ProactiveTable {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         // `<decided_at>#<key>` < `<decided_before>` exactly when decided_at < decided_before.
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OUTBOX_INDEX)
-            .key_condition_expression("#outbox = :outbox AND #decided < :before")
-            .expression_attribute_names("#outbox", OUTBOX_PK)
-            .expression_attribute_names("#decided", OUTBOX_SK)
-            .expression_attribute_values(":outbox", string(OUTBOX))
-            .expression_attribute_values(":before", string(sortable_time(decided_before)))
-            .scan_index_forward(true);
+            .index_query(
+                OUTBOX_INDEX,
+                (OUTBOX_PK, OUTBOX),
+                OUTBOX_SK,
+                "#sort < :before",
+            )
+            .expression_attribute_values(":before", string(sortable_time(decided_before)));
         query_up_to(query, limit)
             .await?
             .iter()
@@ -691,17 +706,14 @@ impl ProactiveStore for ProactiveTable {
         limit: usize,
     ) -> Result<Vec<WorkflowRunGroup>, StoreError> {
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(COLLECTING_INDEX)
-            .key_condition_expression("#kind = :collecting AND #updated BETWEEN :after AND :before")
-            .expression_attribute_names("#kind", COLLECTING_KIND)
-            .expression_attribute_names("#updated", LAST_UPDATED_AT)
-            .expression_attribute_values(":collecting", string(COLLECTING))
+            .index_query(
+                COLLECTING_INDEX,
+                (COLLECTING_KIND, COLLECTING),
+                LAST_UPDATED_AT,
+                "#sort BETWEEN :after AND :before",
+            )
             .expression_attribute_values(":after", string(sortable_time(after)))
-            .expression_attribute_values(":before", string(sortable_time(before)))
-            .scan_index_forward(true);
+            .expression_attribute_values(":before", string(sortable_time(before)));
         query_up_to(query, limit)
             .await?
             .iter()
