@@ -4,6 +4,8 @@
 //! (a failed publish stays in the outbox for the outbox step). Groups older than
 //! `reconcile_within` are left to retention; one batch per pass, oldest first.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use shared::github::GitHubClient;
 use shared::ports::{EventBus, ProactiveStore};
@@ -55,19 +57,26 @@ pub(crate) async fn run(
     if options.dry_run {
         return StepOutcome::Done(report);
     }
+    // A repository's stuck groups (its PRs' commits) share one read of it.
+    let mut repositories = HashMap::new();
     for group in groups {
         let key = &group.key;
-        let repository = match store.get_repository(&key.repo_id).await {
-            Ok(Some(repository)) => repository,
-            // Uninstalled since: retention takes the group.
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::warn!(%error, group = %key, "cannot read the group's repository");
-                report.failed += 1;
-                continue;
-            }
+        let repository = match repositories.get(&key.repo_id) {
+            Some(known) => known,
+            None => match store.get_repository(&key.repo_id).await {
+                Ok(read) => repositories.entry(key.repo_id.clone()).or_insert(read),
+                Err(error) => {
+                    tracing::warn!(%error, group = %key, "cannot read the group's repository");
+                    report.failed += 1;
+                    continue;
+                }
+            },
         };
-        let entry = match reconcile_group(store, github, &repository, key).await {
+        // Uninstalled since: retention takes the group.
+        let Some(repository) = repository else {
+            continue;
+        };
+        let entry = match reconcile_group(store, github, repository, key).await {
             Ok(Decision::Triggered(entry)) => entry,
             Ok(_) => continue,
             Err(error) => {

@@ -249,66 +249,27 @@ impl Starter {
         if request.outcome == Outcome::Green {
             return self.all_green(request, existing.as_ref()).await;
         }
-        let mut id = own.clone();
-        let mut followed = false;
-        let created = match existing {
-            // The trigger, redelivered.
-            Some(_) if request.sequence == 0 => false,
-            // A failure after a re-run went green: into the trigger's conversation (restarted if
-            // it had stopped).
-            Some(_) => {
+        // Where a failure goes besides a conversation of its own: the trigger's after a re-run went
+        // green (restarted if it had stopped), or the PR's running one (one per PR: the agent's own
+        // fix going red, say); a redelivered trigger goes nowhere new.
+        let into = match &existing {
+            Some(_) if request.sequence == 0 => None,
+            Some(_) => Some(own.clone()),
+            None => self.running_for_pull_request(request).await?,
+        };
+        let (id, created, followed) = match (existing, into) {
+            (_, Some(conversation)) => {
                 let message = first_message(self.github.as_ref(), request).await;
-                self.deliver_once(&own, request, &message).await?;
-                followed = true;
-                false
+                self.deliver_once(&conversation, request, &message).await?;
+                (conversation, false, true)
             }
-            // One running conversation per PR: a red commit of a PR whose conversation still runs
-            // (the agent's own fix, say) goes into it as a message, once per trigger.
-            None if let Some(running) = self.running_for_pull_request(request).await? => {
-                let message = first_message(self.github.as_ref(), request).await;
-                self.deliver_once(&running, request, &message).await?;
-                tracing::info!(conversation_id = %running, trigger_id = %request.trigger_id, "a new red commit went into the PR's running conversation");
-                id = running;
-                followed = true;
-                false
-            }
-            None => {
-                let now = Utc::now();
-                let repository =
-                    format!("{}/{}", request.repository.owner, request.repository.name);
-                let meta = Conversation {
-                    id: id.clone(),
-                    user_id: request.user_id.clone(),
-                    title: Some(format!(
-                        "Fix failing workflows on PR #{}",
-                        request.pull_request.number
-                    )),
-                    created_at: now,
-                    last_updated_at: now,
-                    status: ConversationStatus::Running,
-                    agent_state: AgentState::Loading,
-                    trigger_id: Some(request.trigger_id.clone()),
-                    repository: Some(repository.clone()),
-                    checkout: Some(Checkout {
-                        repository,
-                        commit: request.pull_request.head_sha.clone(),
-                        pull_request: request.pull_request.number,
-                        installation_id: request.installation_id,
-                    }),
-                    confirmation_mode: false,
-                    model: None,
-                    remote_agent: None,
-                };
-                let message = first_message(self.github.as_ref(), request).await;
-                let message = UserAction::message(&message);
-                match self.lifecycle.create(meta, Some(message)).await? {
-                    Created::Started => true,
-                    Created::Exists => false,
-                    Created::LimitReached => return Err(StarterError::LimitReached),
-                }
+            (Some(_), None) => (own, false, false),
+            (None, None) => {
+                let created = self.create(request, &own).await?;
+                (own, created, false)
             }
         };
-        tracing::info!(conversation_id = %id, trigger_id = %request.trigger_id, created, "proactive conversation");
+        tracing::info!(conversation_id = %id, trigger_id = %request.trigger_id, created, followed, "proactive conversation");
         let comment = match &self.github {
             None => {
                 tracing::warn!(trigger_id = %request.trigger_id, "no GitHub client configured: PR comment skipped");
@@ -325,6 +286,46 @@ impl Starter {
             followed,
             comment,
         })
+    }
+
+    /// Creates the trigger's conversation `id` with its first message; whether it was new.
+    async fn create(
+        &self,
+        request: &ProactiveConversationRequested,
+        id: &ConversationId,
+    ) -> Result<bool, StarterError> {
+        let now = Utc::now();
+        let repository = request.repository.full_name();
+        let meta = Conversation {
+            id: id.clone(),
+            user_id: request.user_id.clone(),
+            title: Some(format!(
+                "Fix failing workflows on PR #{}",
+                request.pull_request.number
+            )),
+            created_at: now,
+            last_updated_at: now,
+            status: ConversationStatus::Running,
+            agent_state: AgentState::Loading,
+            trigger_id: Some(request.trigger_id.clone()),
+            repository: Some(repository.clone()),
+            checkout: Some(Checkout {
+                repository,
+                commit: request.pull_request.head_sha.clone(),
+                pull_request: request.pull_request.number,
+                installation_id: request.installation_id,
+            }),
+            confirmation_mode: false,
+            model: None,
+            remote_agent: None,
+        };
+        let message = first_message(self.github.as_ref(), request).await;
+        let message = UserAction::message(&message);
+        match self.lifecycle.create(meta, Some(message)).await? {
+            Created::Started => Ok(true),
+            Created::Exists => Ok(false),
+            Created::LimitReached => Err(StarterError::LimitReached),
+        }
     }
 
     /// Hands `conversation` the request's news as a user message, once per (trigger, sequence)
@@ -397,7 +398,7 @@ impl Starter {
         &self,
         request: &ProactiveConversationRequested,
     ) -> Result<Option<ConversationId>, StoreError> {
-        let repository = format!("{}/{}", request.repository.owner, request.repository.name);
+        let repository = request.repository.full_name();
         let conversations = self
             .conversations
             .list_user_conversations(&request.user_id, RECENT_CONVERSATIONS)
@@ -414,9 +415,7 @@ impl Starter {
             })
             .map(|conversation| conversation.id))
     }
-}
 
-impl Starter {
     /// Creates the PR's one comment, or edits it. Concurrent starters (an API destination retries a
     /// call still running after 5 s) claim its creation first: one creates, the others wait for its
     /// id and edit; a claim whose holder died lapses.

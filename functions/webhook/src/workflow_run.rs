@@ -101,17 +101,11 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
         Some(actor) if !actor.is_bot() => Some(actor),
         // Before any permission check: GitHub answers 404 for a bot's collaborator permission.
         Some(actor) if service.settings.bot_runs == BotRuns::Skip => {
-            return Err(Stop::Skipped {
-                code: "bot_actor",
-                reason: format!(
-                    "the run's actor `{}` is a bot: no conversation starts for it",
-                    actor.login
-                ),
-            });
+            return Err(bot("the run's actor", actor));
         }
         _ => None,
     };
-    let mut owner = match actor {
+    let owner = match actor {
         Some(actor) => Some(owner_of(service, repo, actor).await?),
         None => None,
     };
@@ -121,24 +115,15 @@ async fn handle(service: &WebhookService, event: &WorkflowRunEvent) -> Result<We
             "no open pull request has this commit as its head".into(),
         ));
     };
-    let owner = match owner.take() {
+    let owner = match owner {
         Some(owner) => owner,
-        None => {
-            let author = first
-                .author
-                .as_ref()
-                .ok_or_else(|| Stop::Ignored("the pull request's author is unknown".into()))?;
-            if author.is_bot() {
-                return Err(Stop::Skipped {
-                    code: "bot_actor",
-                    reason: format!(
-                        "the pull request's author `{}` is a bot: no conversation starts for it",
-                        author.login
-                    ),
-                });
+        None => match first.author.as_ref() {
+            None => return Err(Stop::Ignored("the pull request's author is unknown".into())),
+            Some(author) if author.is_bot() => {
+                return Err(bot("the pull request's author", author));
             }
-            owner_of(service, repo, author).await?
-        }
+            Some(author) => owner_of(service, repo, author).await?,
+        },
     };
 
     let recorded = recorded_run(event);
@@ -229,6 +214,17 @@ async fn registered_repository(
         None => Err(Stop::Ignored(format!(
             "repository `{owner}/{name}` is not registered"
         ))),
+    }
+}
+
+/// A bot behind the run (`whose` account it is): no conversation starts for it.
+fn bot(whose: &str, account: &ApiActor) -> Stop {
+    Stop::Skipped {
+        code: "bot_actor",
+        reason: format!(
+            "{whose} `{}` is a bot: no conversation starts for it",
+            account.login
+        ),
     }
 }
 

@@ -40,6 +40,13 @@ pub struct TriggerRepository {
     pub name: String,
 }
 
+impl TriggerRepository {
+    /// `owner/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriggerPullRequest {
     pub number: u64,

@@ -142,6 +142,18 @@ impl ProactiveTable {
         Ok(output.item)
     }
 
+    /// Writes `item` whole, unconditionally.
+    async fn put_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", &e))?;
+        Ok(())
+    }
+
     fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -474,14 +486,7 @@ impl ProactiveStore for ProactiveTable {
     ) -> Result<(), StoreError> {
         let mut stored = settings_key(user);
         stored.insert(SETTINGS_ATTRIBUTE.into(), json(settings)?);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(stored))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem", &e))?;
-        Ok(())
+        self.put_item(stored).await
     }
 
     async fn claim_pr_comment(
@@ -545,14 +550,7 @@ impl ProactiveStore for ProactiveTable {
         let mut recorded = comment_key(repo, pr);
         recorded.insert(CLAIMED_UNTIL.into(), number(0));
         recorded.insert(COMMENT_ID.into(), number(comment_id));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(recorded))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem", &e))?;
-        Ok(())
+        self.put_item(recorded).await
     }
 
     async fn is_delivery_processed(&self, id: &DeliveryId) -> Result<bool, StoreError> {
@@ -571,14 +569,7 @@ impl ProactiveStore for ProactiveTable {
     ) -> Result<(), StoreError> {
         let mut stored = delivery_key(id);
         stored.insert(EXPIRES_AT.into(), number(expires_at.timestamp()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(stored))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem", &e))?;
-        Ok(())
+        self.put_item(stored).await
     }
 
     async fn get_group(&self, key: &GroupKey) -> Result<Option<WorkflowRunGroup>, StoreError> {
