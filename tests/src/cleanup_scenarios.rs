@@ -401,11 +401,7 @@ pub fn running_conversation(name: &str, updated_at: DateTime<Utc>) -> Conversati
 }
 
 async fn node(redis: &PrivateRedis, prefix: &str, name: &str) -> RedisCoordination {
-    let settings = RedisSettings {
-        url: redis.url(),
-        key_prefix: prefix.to_owned(),
-        lease_ttl: SEEDED_LEASE_TTL,
-    };
+    let settings = RedisSettings::new(&redis.url(), prefix, SEEDED_LEASE_TTL);
     let (node, _incoming) = RedisCoordination::connect(&settings, NodeId::new(name))
         .await
         .expect("connect a node");

@@ -107,6 +107,35 @@ impl NodeProcess {
 
     /// Starts a node and waits until it listens: it may still be waiting for Redis (`/ready` 503).
     pub async fn launch(env: &ClusterEnv) -> Self {
+        Self::launch_with(env, None).await
+    }
+
+    /// Like [`Self::start`], keeping the node's output: its stdout and its log lines (stderr) are
+    /// appended to the file at `log` (created if need be), which outlives the node.
+    pub async fn start_logging_to(env: &ClusterEnv, log: &Path) -> Self {
+        let mut node = Self::launch_with(env, Some(log)).await;
+        node.logged("node started").await;
+        node
+    }
+
+    /// Like [`Self::launch`], keeping the node's output in `log` (see [`Self::start_logging_to`]).
+    pub async fn launch_logging_to(env: &ClusterEnv, log: &Path) -> Self {
+        Self::launch_with(env, Some(log)).await
+    }
+
+    async fn launch_with(env: &ClusterEnv, log: Option<&Path>) -> Self {
+        // Appending, so that the node's stdout and the log lines copied below interleave whole.
+        let mut log = log.map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap_or_else(|error| panic!("the node's log {}: {error}", path.display()))
+        });
+        let stdout = match &log {
+            Some(file) => Stdio::from(file.try_clone().expect("the node's log file")),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(node_binary())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -125,7 +154,7 @@ impl NodeProcess {
             .env("EVENTS_TABLE", &env.tables.events)
             .env("SHUTDOWN_GRACE", "2")
             .envs(env.extra.iter().map(|(name, value)| (*name, value)))
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -137,6 +166,7 @@ impl NodeProcess {
                 .expect("the node logs where it listens")
                 .expect("its logs are readable")
                 .expect("the node runs");
+            copy_line(&mut log, &line);
             let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
             if parsed["fields"]["message"] == "listening" {
                 let field = |name: &str| {
@@ -152,6 +182,7 @@ impl NodeProcess {
         let (sender, messages) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
+                copy_line(&mut log, &line);
                 let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
                 if let Some(message) = parsed["fields"]["message"].as_str() {
                     let _ = sender.send(message.to_owned());
@@ -263,6 +294,15 @@ impl NodeProcess {
             .await
             .expect("the node exits")
             .expect("an exit status")
+    }
+}
+
+/// Appends one of a node's log lines to its log file, if it keeps one: a write per line, unbuffered,
+/// so that what a node logged before it was killed is in the file at once.
+fn copy_line(log: &mut Option<std::fs::File>, line: &str) {
+    if let Some(file) = log {
+        use std::io::Write;
+        let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, Keycloak, Common Room, an OpenAI-compatible model).
 //! - [`node`]: conversation nodes served in the test process; [`socketio`]: the official Socket.IO client.
 //! - [`redis`]: the Redis server of the tests and a key prefix per test.
+//! - [`sentinel`]: a Redis Sentinel deployment of a test's own (primary, replica, 3 sentinels) to fail over.
 //! - [`sync_world`]: the Common Room sync's test world (fakes, users, conversations) and rate benchmark.
 //! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
 //! - [`lambda_tools`]: cargo-lambda (build, the `watch` emulator, invoke), cfn-lint and the SAM CLI.
@@ -25,6 +26,7 @@ pub mod lambda_tools;
 pub mod moto;
 pub mod node;
 pub mod redis;
+pub mod sentinel;
 pub mod socketio;
 pub mod sync_world;
 pub mod trigger_scenarios;

@@ -110,17 +110,20 @@ impl SyncWorld {
                 "SYNC_LEASE_SECONDS",
                 settings.lease_ttl.as_secs().to_string(),
             ),
+            ("SYNC_SETTLE_SECONDS", settings.settle.as_secs().to_string()),
         ]
     }
 }
 
 /// Settings for tests: the given rate, quick retries with enough attempts to ride out the fake's
-/// faults, small pages (so that paging is exercised), a short lease.
+/// faults, small pages (so that paging is exercised), a short lease, a settle of 30 s (conversations
+/// created a minute ago or earlier are sent).
 pub fn test_settings(rate_limit: f64) -> SyncSettings {
     SyncSettings {
         public_url: PUBLIC_URL.into(),
         rate_limit,
         lookback: Duration::from_secs(3600),
+        settle: Duration::from_secs(30),
         retry: RetryPolicy {
             max_attempts: 20,
             initial_backoff: Duration::from_millis(20),

@@ -52,6 +52,12 @@ async fn missing_or_invalid_configuration_fails_at_start_naming_the_variable() {
     assert!(!zero_rate.status.success());
     assert!(stderr(&zero_rate).contains("SYNC_RATE_LIMIT"));
 
+    let mut env = world.env(&test_settings(2.0));
+    env.push(("SYNC_SETTLE_SECONDS", "-5".into()));
+    let negative_settle = run(&env, &dir, &[]).await;
+    assert!(!negative_settle.status.success());
+    assert!(stderr(&negative_settle).contains("SYNC_SETTLE_SECONDS"));
+
     let bad_args = run(
         &world.env(&test_settings(2.0)),
         &dir,

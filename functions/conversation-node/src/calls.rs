@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::domain::{ChatMessage, ConversationId, NodeId};
+use shared::ports::StoreError;
 use shared::ports::coordination::{
     CoordinationError, Destination, NodeMessage, OwnerReply, OwnerRequest,
 };
 use tokio::sync::oneshot;
 
+use crate::agent::Agent;
 use crate::agent::session::LoopContext;
 use crate::sessions::{Control, SessionHandle};
 
@@ -137,14 +139,30 @@ impl OwnerCalls {
                 }
             }
             OwnerRequest::Completion { messages } => OwnerReply::Completion {
-                result: self
-                    .loops
-                    .completions
-                    .complete(&messages, &self.loops.metrics)
-                    .await
-                    .map_err(|error| error.to_string()),
+                result: match self.completions_of(&handle.lease.conversation).await {
+                    Ok(agent) => agent
+                        .complete(&messages, &self.loops.metrics)
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                },
             },
         }
+    }
+
+    /// What answers a conversation's completions: its own model when it chose one (its user's
+    /// messages go to no other), else the node's.
+    async fn completions_of(&self, conversation: &ConversationId) -> Result<Agent, StoreError> {
+        let own = self
+            .loops
+            .conversations
+            .get_conversation(conversation)
+            .await?
+            .and_then(|meta| meta.model);
+        let agent = &self.loops.completions;
+        Ok(own
+            .and_then(|settings| agent.with_settings(&settings))
+            .unwrap_or_else(|| agent.clone()))
     }
 
     /// Answers a request another node sent to this one.
@@ -168,6 +186,12 @@ impl OwnerCalls {
         {
             tracing::warn!(%conversation, reason = %error, "cannot reply to the calling node");
         }
+    }
+
+    /// Whether owners have a model to ask (every node of a cluster runs the same agent): the built-in
+    /// agent has none, and its completions only echo.
+    pub(crate) fn has_model(&self) -> bool {
+        matches!(self.loops.completions, Agent::Model(_))
     }
 
     /// An extra completion through the conversation's model, run on its owner node.

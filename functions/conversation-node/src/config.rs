@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shared::adapters::redis::Keys;
+use shared::adapters::redis::{AckReplicas, Keys, RedisSettings, SentinelSettings};
 use shared::config::{self, BusBackend, ConfigError, StoreBackend};
 use shared::domain::NodeId;
 use shared::ports::coordination::LimitPolicy;
@@ -144,8 +144,9 @@ pub enum AgentServers {
 pub enum CoordinationBackend {
     /// In-process: this node alone.
     Standalone,
-    /// Redis (`REDIS_URL`): a cluster of nodes; every key starts with `key_prefix` (`REDIS_KEY_PREFIX`).
-    Redis { url: String, key_prefix: String },
+    /// Redis (`REDIS_URL`, or the primary `REDIS_SENTINELS` name): a cluster of nodes; see
+    /// [`redis_from_env`] for the settings. Its lease TTL is `LEASE_TTL`.
+    Redis(RedisSettings),
 }
 
 #[derive(Clone)]
@@ -262,12 +263,8 @@ impl NodeConfig {
             timing,
             llm,
             runtime,
-            coordination: match config::var("REDIS_URL") {
-                Some(url) => CoordinationBackend::Redis {
-                    url,
-                    key_prefix: config::var("REDIS_KEY_PREFIX")
-                        .unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned()),
-                },
+            coordination: match redis_from_env(timing.lease_ttl)? {
+                Some(settings) => CoordinationBackend::Redis(settings),
                 None => CoordinationBackend::Standalone,
             },
             store: StoreBackend::from_env(),
@@ -275,6 +272,43 @@ impl NodeConfig {
             proactive_default: shared::proactive::proactive_default_from_env()?,
         })
     }
+}
+
+/// The cluster's Redis, if one is named: `REDIS_URL` (a fixed endpoint), or `REDIS_SENTINELS`
+/// (`host:port,...`) with `REDIS_SENTINEL_MASTER` (default `mymaster`); `REDIS_KEY_PREFIX`;
+/// `REDIS_ACK_REPLICAS` (`auto`: one while the primary has a replica; or a number) within
+/// `REDIS_ACK_TIMEOUT` (1 s); `REDIS_RETENTION` (a day): how long a stopped conversation's keys stay;
+/// `PEER_DEPARTURE_GRACE` (0.5 s): how long a node whose channel lost its subscriber has to beat.
+fn redis_from_env(lease_ttl: Duration) -> Result<Option<RedisSettings>, ConfigError> {
+    let sentinel = config::var("REDIS_SENTINELS").map(|list| SentinelSettings {
+        sentinels: list
+            .split(',')
+            .map(str::trim)
+            .filter(|address| !address.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        master: config::var("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".into()),
+    });
+    let url = match (config::var("REDIS_URL"), &sentinel) {
+        (Some(url), _) => url,
+        (None, Some(_)) => String::new(),
+        (None, None) => return Ok(None),
+    };
+    let key_prefix =
+        config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
+    let mut settings = RedisSettings::new(&url, &key_prefix, lease_ttl);
+    settings.sentinel = sentinel;
+    settings.ack_replicas = match config::var("REDIS_ACK_REPLICAS").as_deref() {
+        None | Some("auto") => AckReplicas::Auto,
+        Some(count) => AckReplicas::Exactly(count.parse().map_err(|_| ConfigError::Invalid {
+            name: "REDIS_ACK_REPLICAS",
+            reason: "expected auto or a number of replicas".into(),
+        })?),
+    };
+    settings.ack_timeout = seconds("REDIS_ACK_TIMEOUT", settings.ack_timeout)?;
+    settings.retention = seconds("REDIS_RETENTION", settings.retention)?;
+    settings.departure_grace = seconds("PEER_DEPARTURE_GRACE", settings.departure_grace)?;
+    Ok(Some(settings))
 }
 
 fn action_rate_from_env() -> Result<ActionRate, ConfigError> {

@@ -47,6 +47,14 @@ impl Dispatcher {
                         let _ = handle.control.try_send(Control::InboxReady);
                     }
                 }
+                Incoming::Node(NodeMessage::HandoversWaiting) => {
+                    if !self.lifecycle.is_shutting_down() {
+                        let lifecycle = Arc::clone(&self.lifecycle);
+                        self.lifecycle
+                            .tasks()
+                            .spawn(async move { lifecycle.take_handed_over(1, true).await });
+                    }
+                }
                 Incoming::Node(NodeMessage::Request {
                     id,
                     reply_to,

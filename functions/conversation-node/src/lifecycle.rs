@@ -3,7 +3,8 @@
 //!   loop; a new conversation's metadata is written only once its lease is claimed;
 //! - user actions go to the inbox, and a message to a conversation nobody runs (re)starts it;
 //! - stops reach the owner wherever it is; with no owner, the metadata is marked stopped here;
-//! - a conversation whose owner died is taken over;
+//! - a conversation whose owner died or left is taken over (a bounded number at once), and the
+//!   conversations a leaving node handed over are taken from the cluster's hand-over list;
 //! - on shutdown every loop hands its conversation over.
 //!
 //! [`Lifecycle`] is what the REST and Socket.IO handlers, the dispatcher, maintenance and the starter
@@ -22,7 +23,7 @@ use shared::ports::coordination::{
     RoomMessage, StopReason,
 };
 use shared::ports::{StoreError, WriteOutcome};
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::agent::session::{LoopContext, Session};
@@ -30,6 +31,10 @@ use crate::calls::{CallError, OwnerCalls};
 use crate::config::Limits;
 use crate::metrics::inc;
 use crate::sessions::{Control, Reservation, Sessions};
+
+/// How many takeovers a node runs at once: a dead node's conversations resume concurrently, without
+/// every one of them reading the stores at the same moment.
+const CONCURRENT_TAKEOVERS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -73,6 +78,7 @@ pub(crate) struct Lifecycle {
     tasks: TaskTracker,
     /// Set once SIGTERM (or the test's shutdown) arrives: no new loops start.
     shutting_down: AtomicBool,
+    takeovers: Arc<Semaphore>,
 }
 
 impl Lifecycle {
@@ -83,6 +89,7 @@ impl Lifecycle {
             limits,
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
+            takeovers: Arc::new(Semaphore::new(CONCURRENT_TAKEOVERS)),
         }
     }
 
@@ -111,10 +118,36 @@ impl Lifecycle {
     pub(crate) fn spawn_take_over(self: &Arc<Self>, conversation: ConversationId) {
         let lifecycle = Arc::clone(self);
         self.tasks.spawn(async move {
+            let Ok(_permit) = lifecycle.takeovers.acquire().await else {
+                return;
+            };
             if let Err(error) = lifecycle.take_over(&conversation).await {
                 tracing::warn!(%conversation, reason = %error, "takeover failed");
             }
         });
+    }
+
+    /// Takes conversations from the cluster's hand-over list, `batch` at a time, until it is empty or
+    /// `once`: a leaving node's notice takes one per notice (each node gets one per conversation, so
+    /// they share the work); a starting node takes what nobody took.
+    pub(crate) async fn take_handed_over(self: &Arc<Self>, batch: usize, once: bool) {
+        while !self.is_shutting_down() {
+            let taken = match self.loops.leases.take_handed_over(batch).await {
+                Ok(taken) => taken,
+                Err(error) => {
+                    tracing::warn!(reason = %error, "the hand-over list could not be read");
+                    return;
+                }
+            };
+            let drained = taken.len() < batch;
+            for conversation in taken {
+                tracing::info!(%conversation, "taking over a handed-over conversation");
+                self.spawn_take_over(conversation);
+            }
+            if once || drained {
+                return;
+            }
+        }
     }
 
     /// Spawns the loop of a claimed conversation.
@@ -178,7 +211,7 @@ impl Lifecycle {
     /// claimed first, so a refused start writes nothing.
     pub(crate) async fn create(
         self: &Arc<Self>,
-        meta: Conversation,
+        mut meta: Conversation,
         first_message: Option<UserAction>,
     ) -> Result<Created, LifecycleError> {
         if self.is_shutting_down() {
@@ -193,7 +226,12 @@ impl Lifecycle {
             ClaimOutcome::LimitReached => return Ok(Created::LimitReached),
             ClaimOutcome::Claimed { lease, evicted } => (lease, evicted),
         };
-        match self.loops.conversations.create_conversation(&meta).await {
+        match self
+            .loops
+            .conversations
+            .create_conversation_now(&mut meta)
+            .await
+        {
             Ok(WriteOutcome::Written) => {}
             Ok(WriteOutcome::Conflict) => {
                 self.loops.leases.release(&lease, LeaseEnd::Stopped).await?;
@@ -279,6 +317,11 @@ impl Lifecycle {
             meta.last_updated_at = Utc::now();
             self.loops.conversations.update_conversation(&meta).await?;
         }
+        // An evicted conversation whose owner is gone stops counting only now.
+        self.loops
+            .leases
+            .forget_stopped(conversation, &meta.user_id)
+            .await?;
         Ok(())
     }
 
@@ -311,19 +354,27 @@ impl Lifecycle {
         }
     }
 
-    /// Takes a conversation over after its owner left, if it is still meant to run.
+    /// Takes a conversation over after its owner left, if it is still meant to run; one that stopped
+    /// meanwhile is forgotten (what a dead owner could not do: leave the running set, retire its keys).
     pub(crate) async fn take_over(
         self: &Arc<Self>,
         conversation: &ConversationId,
     ) -> Result<(), LifecycleError> {
-        if let Some(meta) = self
+        let Some(meta) = self
             .loops
             .conversations
             .get_conversation(conversation)
             .await?
-            && meta.status == ConversationStatus::Running
-        {
+        else {
+            return Ok(());
+        };
+        if meta.status == ConversationStatus::Running {
             self.ensure_running(conversation, &meta.user_id).await?;
+        } else {
+            self.loops
+                .leases
+                .forget_stopped(conversation, &meta.user_id)
+                .await?;
         }
         Ok(())
     }

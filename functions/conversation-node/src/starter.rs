@@ -294,6 +294,7 @@ impl Starter {
         request: &ProactiveConversationRequested,
         id: &ConversationId,
     ) -> Result<bool, StarterError> {
+        // Stamped again at the write (`create_conversation_now`), after the GitHub calls below.
         let now = Utc::now();
         let repository = request.repository.full_name();
         let meta = Conversation {

@@ -67,13 +67,8 @@ pub async fn deps_from_config(
                 LocalCluster::new(config.timing.lease_ttl).join(config.node_id.clone());
             (Arc::new(node), incoming)
         }
-        CoordinationBackend::Redis { url, key_prefix } => {
-            let settings = RedisSettings {
-                url: url.clone(),
-                key_prefix: key_prefix.clone(),
-                lease_ttl: config.timing.lease_ttl,
-            };
-            let (node, incoming) = connect_redis(&settings, &config.node_id).await?;
+        CoordinationBackend::Redis(settings) => {
+            let (node, incoming) = connect_redis(settings, &config.node_id).await?;
             (Arc::new(node), incoming)
         }
     };

@@ -122,6 +122,11 @@ pub struct Conversation {
     pub remote_agent: Option<RemoteAgent>,
 }
 
+impl Conversation {
+    /// The longest title, in characters (one given on create, or one made from the first message).
+    pub const MAX_TITLE_CHARS: usize = 200;
+}
+
 /// A conversation's agent on an agent-server: the server and the remote conversation there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteAgent {

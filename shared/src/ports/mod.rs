@@ -10,7 +10,7 @@ mod store_error;
 mod sync_state;
 
 pub use cluster_janitor::{ClusterJanitor, Reaped};
-pub use conversation_store::ConversationStore;
+pub use conversation_store::{ConversationStore, LoopState, OwnerWrite};
 pub use coordination::Coordination;
 pub use event_bus::{BusError, BusEvent, EventBus};
 pub use event_store::EventStore;

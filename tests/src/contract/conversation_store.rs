@@ -1,6 +1,7 @@
-//! The conversation store contract: idempotent creation, reads and updates, a user's listing newest
-//! first, the `(created_at, id)` order the sync pages through, and the running conversations the
-//! cleanup pages through. Each case takes an empty store.
+//! The conversation store contract: idempotent creation (stamped at the write when asked), reads, the
+//! loop state's writes (an owner's fenced by its epoch, field by field), the title set once, a user's
+//! listing newest first, the `(created_at, id)` order the sync pages through, and the running
+//! conversations the cleanup pages through. Each case takes an empty store.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use shared::domain::{
     AgentState, Checkout, Conversation, ConversationId, ConversationStatus, CreatedCursor,
     GroupKey, HeadSha, ModelSettings, RemoteAgent, RepoId,
 };
-use shared::ports::{ConversationStore, WriteOutcome};
+use shared::ports::{ConversationStore, LoopState, OwnerWrite, WriteOutcome};
 
 /// Every case of this suite as a test of one adapter; `$make` is an async fn returning a fresh,
 /// empty `Arc<dyn ConversationStore>`.
@@ -22,7 +23,10 @@ macro_rules! conversation_store_contract {
             [
                 conversation_round_trip,
                 creating_an_existing_conversation_conflicts,
-                update_replaces_the_metadata,
+                creating_now_stamps_the_time_of_the_write,
+                update_writes_the_loop_state_and_nothing_else,
+                owner_writes_under_a_lower_epoch_are_refused,
+                the_title_is_set_only_where_there_is_none,
                 updating_a_missing_conversation_creates_nothing,
                 user_listing_is_newest_first_and_isolated_by_user,
                 created_after_is_oldest_first_with_ties_broken_by_id,
@@ -153,20 +157,63 @@ pub async fn creating_an_existing_conversation_conflicts(store: Store) {
     );
 }
 
-pub async fn update_replaces_the_metadata(store: Store) {
+pub async fn creating_now_stamps_the_time_of_the_write(store: Store) {
+    let mut created = conversation("c1", "alice", base());
+    let before = Utc::now();
+    let outcome = store.create_conversation_now(&mut created).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Written);
+    assert!(before <= created.created_at && created.created_at <= Utc::now());
+    assert_eq!(created.last_updated_at, created.created_at);
+    assert_eq!(
+        store.get_conversation(&created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    let since_before = after(&store, &CreatedCursor::before(before), 10).await;
+    assert_eq!(since_before, vec![created]);
+}
+
+fn loop_state(agent_state: AgentState, minutes: i64) -> LoopState {
+    LoopState {
+        status: ConversationStatus::Running,
+        agent_state,
+        last_updated_at: base() + TimeDelta::minutes(minutes),
+        remote_agent: None,
+    }
+}
+
+/// The conversation with `state` written over its loop state.
+fn with_state(conversation: &Conversation, state: &LoopState) -> Conversation {
+    Conversation {
+        status: state.status,
+        agent_state: state.agent_state,
+        last_updated_at: state.last_updated_at,
+        remote_agent: state.remote_agent.clone(),
+        ..conversation.clone()
+    }
+}
+
+pub async fn update_writes_the_loop_state_and_nothing_else(store: Store) {
     let created = conversation("c1", "alice", base());
     create_all(&store, std::slice::from_ref(&created)).await;
+    let remote = RemoteAgent {
+        server: "http://10.0.3.7:8000".into(),
+        conversation_id: "remote-1".into(),
+    };
+    // Whatever else the writer's copy says, only the loop state is written.
     let updated = Conversation {
-        title: Some("Fix the failing workflows".into()),
+        title: Some("a stale title".into()),
+        repository: Some("octo/elsewhere".into()),
         status: ConversationStatus::Stopped,
         agent_state: AgentState::Finished,
         last_updated_at: base() + TimeDelta::minutes(5),
+        remote_agent: Some(remote),
         ..created.clone()
     };
     store.update_conversation(&updated).await.unwrap();
+    let expected = with_state(&created, &LoopState::of(&updated));
     assert_eq!(
         store.get_conversation(&created.id).await.unwrap(),
-        Some(updated.clone())
+        Some(expected.clone())
     );
     // The update keeps the conversation's place in both orders.
     assert_eq!(
@@ -174,15 +221,116 @@ pub async fn update_replaces_the_metadata(store: Store) {
             .list_user_conversations(&crate::user_id("alice"), 10)
             .await
             .unwrap(),
-        vec![updated.clone()]
+        vec![expected.clone()]
     );
     let everything = CreatedCursor::before(base() - TimeDelta::days(1));
-    assert_eq!(after(&store, &everything, 10).await, vec![updated]);
+    assert_eq!(after(&store, &everything, 10).await, vec![expected.clone()]);
+    // A state without a remote agent removes it.
+    let state = loop_state(AgentState::Running, 6);
+    let written = store.update_owned(&created.id, 1, &state).await.unwrap();
+    assert_eq!(written, OwnerWrite::Written);
+    assert_eq!(
+        store.get_conversation(&created.id).await.unwrap(),
+        Some(with_state(&created, &state))
+    );
+}
+
+pub async fn owner_writes_under_a_lower_epoch_are_refused(store: Store) {
+    let created = conversation("c1", "alice", base());
+    create_all(&store, std::slice::from_ref(&created)).await;
+    let id = &created.id;
+    let stored = async || store.get_conversation(id).await.unwrap();
+
+    let first = loop_state(AgentState::AwaitingUserInput, 1);
+    let written = store.update_owned(id, 3, &first).await.unwrap();
+    assert_eq!(written, OwnerWrite::Written);
+    // A newer owner writes; the old one, resumed, is refused and changes nothing.
+    let newer = loop_state(AgentState::Running, 2);
+    let written = store.update_owned(id, 4, &newer).await.unwrap();
+    assert_eq!(written, OwnerWrite::Written);
+    let stale = LoopState {
+        status: ConversationStatus::Stopped,
+        ..loop_state(AgentState::Error, 3)
+    };
+    let refused = store.update_owned(id, 3, &stale).await.unwrap();
+    assert_eq!(refused, OwnerWrite::Fenced { epoch: 4 });
+    assert_eq!(stored().await, Some(with_state(&created, &newer)));
+    assert_eq!(ids(&running(&store, None, 10).await), ["c1"]);
+    // The same epoch writes again, a higher one takes over.
+    let again = loop_state(AgentState::AwaitingUserInput, 4);
+    let written = store.update_owned(id, 4, &again).await.unwrap();
+    assert_eq!(written, OwnerWrite::Written);
+    let taken_over = loop_state(AgentState::Running, 5);
+    let written = store.update_owned(id, 9, &taken_over).await.unwrap();
+    assert_eq!(written, OwnerWrite::Written);
+    assert_eq!(stored().await, Some(with_state(&created, &taken_over)));
+    // A write without a lease leaves the epoch: the old owner stays refused, the owner passes.
+    let stopped = stopped(&with_state(&created, &taken_over));
+    store.update_conversation(&stopped).await.unwrap();
+    assert_eq!(stored().await, Some(stopped.clone()));
+    let refused = store.update_owned(id, 4, &again).await.unwrap();
+    assert_eq!(refused, OwnerWrite::Fenced { epoch: 9 });
+    assert_eq!(stored().await, Some(stopped));
+    let written = store.update_owned(id, 9, &taken_over).await.unwrap();
+    assert_eq!(written, OwnerWrite::Written);
+}
+
+pub async fn the_title_is_set_only_where_there_is_none(store: Store) {
+    let untitled = Conversation {
+        title: None,
+        ..conversation("c1", "alice", base())
+    };
+    let titled = conversation("c2", "alice", base());
+    create_all(&store, &[untitled.clone(), titled.clone()]).await;
+    assert!(
+        store
+            .set_title_if_none(&untitled.id, "Fix the login test")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_title_if_none(&untitled.id, "a second title")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_title_if_none(&titled.id, "another")
+            .await
+            .unwrap()
+    );
+    // The owner's writes and the title's leave each other's fields alone.
+    let state = loop_state(AgentState::Running, 1);
+    store.update_owned(&untitled.id, 1, &state).await.unwrap();
+    let expected = Conversation {
+        title: Some("Fix the login test".into()),
+        ..with_state(&untitled, &state)
+    };
+    assert_eq!(
+        store.get_conversation(&untitled.id).await.unwrap(),
+        Some(expected)
+    );
+    assert_eq!(
+        store.get_conversation(&titled.id).await.unwrap(),
+        Some(titled)
+    );
 }
 
 pub async fn updating_a_missing_conversation_creates_nothing(store: Store) {
     let missing = conversation("c1", "alice", base());
     store.update_conversation(&missing).await.unwrap();
+    let written = store
+        .update_owned(&missing.id, 1, &LoopState::of(&missing))
+        .await
+        .unwrap();
+    assert_eq!(written, OwnerWrite::Missing);
+    assert!(
+        !store
+            .set_title_if_none(&missing.id, "a title")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.get_conversation(&missing.id).await.unwrap(), None);
     assert!(
         store

@@ -377,3 +377,121 @@ async fn the_token_is_refreshed_before_expiry_and_after_a_401() {
     assert_eq!(world.keycloak.token_grants(), 3);
     assert_eq!(deps.retrier.retries(), 0);
 }
+
+/// Settings whose settle is short enough for a test to wait it out.
+fn settling_in(settle: Duration) -> SyncSettings {
+    SyncSettings {
+        settle,
+        ..test_settings(50.0)
+    }
+}
+
+async fn a_conversation_landing_late_behind_the_watermark_is_sent_once_settled(backend: Backend) {
+    let world = SyncWorld::start(Faults::none()).await;
+    let users: Vec<String> = world.add_users(2).into_iter().map(|u| u.id).collect();
+    let stores = stores(backend).await;
+    let now = Utc::now();
+    let old = conversations(&users, 2, now - chrono::Duration::minutes(10));
+    let fresh = conversations(&users, 1, now).remove(0);
+    store_all(stores.conversations.as_ref(), &old).await;
+    store_all(stores.conversations.as_ref(), std::slice::from_ref(&fresh)).await;
+    let settle = Duration::from_secs(3);
+    let deps = deps(&world, &stores, settling_in(settle));
+
+    // The fresh conversation is not settled: not sent, and the watermark stays behind it.
+    let first = run_sync(&deps, SyncOptions::default()).await.unwrap();
+    assert_eq!(first.conversations_seen, 2);
+    assert_eq!(first.activities_registered, 2);
+    assert_eq!(first.watermark, Some(CreatedCursor::of(&old[1])));
+    assert!(first.watermark < Some(CreatedCursor::of(&fresh)));
+    assert!(
+        !world
+            .common_room
+            .activities()
+            .contains_key(&format!("conversation_{}", fresh.id))
+    );
+
+    // Written after that run, created before what it read up to (a node's clock behind, or the index
+    // late), and just behind the fresh one, which the run would have passed had it sent it.
+    let behind_bound = conversations(&users, 1, now - chrono::Duration::minutes(5)).remove(0);
+    let behind_fresh = conversations(&users, 1, now - chrono::Duration::seconds(1)).remove(0);
+    store_all(
+        stores.conversations.as_ref(),
+        &[behind_bound.clone(), behind_fresh.clone()],
+    )
+    .await;
+    let settled_at = fresh.created_at + chrono::Duration::from_std(settle).unwrap();
+    let wait = (settled_at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+
+    let second = run_sync(&deps, SyncOptions::default()).await.unwrap();
+    assert_eq!(second.conversations_seen, 3);
+    assert_eq!(second.activities_registered, 3);
+    assert_eq!(second.watermark, Some(CreatedCursor::of(&fresh)));
+    let activities = world.common_room.activities();
+    for conversation in [&behind_bound, &behind_fresh, &fresh] {
+        assert!(activities.contains_key(&format!("conversation_{}", conversation.id)));
+    }
+
+    let third = run_sync(&deps, SyncOptions::default()).await.unwrap();
+    assert_eq!(third.conversations_seen, 0);
+    assert_eq!(third.watermark, second.watermark);
+    let sent = accepted(&world, "/activity");
+    assert_eq!(sent.len(), 5);
+    assert!(sent.values().all(|&n| n == 1), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_conversation_landing_late_behind_the_watermark_is_sent_once_settled_embedded() {
+    a_conversation_landing_late_behind_the_watermark_is_sent_once_settled(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_conversation_landing_late_behind_the_watermark_is_sent_once_settled_dynamo() {
+    a_conversation_landing_late_behind_the_watermark_is_sent_once_settled(Backend::Dynamo).await;
+}
+
+#[tokio::test]
+async fn unsettled_conversations_are_left_to_a_later_run_by_runs_back_fills_and_dry_runs() {
+    let world = SyncWorld::start(Faults::none()).await;
+    let users: Vec<String> = world.add_users(3).into_iter().map(|u| u.id).collect();
+    let stores = stores(Backend::Embedded).await;
+    let now = Utc::now();
+    // Nine settled ones over two pages of seven, the second cut short by the unsettled ones (half a
+    // minute old, under a settle of two minutes).
+    let settled = conversations(&users, 9, now - chrono::Duration::minutes(10));
+    let unsettled = conversations(&users, 3, now - chrono::Duration::seconds(30));
+    store_all(stores.conversations.as_ref(), &settled).await;
+    store_all(stores.conversations.as_ref(), &unsettled).await;
+    let deps = deps(&world, &stores, settling_in(Duration::from_secs(120)));
+    let last_settled = Some(CreatedCursor::of(settled.last().unwrap()));
+
+    let dry = run_sync(&deps, dry_run()).await.unwrap();
+    assert_eq!(dry.conversations_seen, 9);
+    assert_eq!(dry.activities_registered, 9);
+
+    let run = run_sync(&deps, SyncOptions::default()).await.unwrap();
+    assert_eq!(run.conversations_seen, 9);
+    assert_eq!(run.watermark, last_settled);
+    assert_eq!(stores.state.watermark().await.unwrap(), last_settled);
+
+    let back_fill = run_sync(
+        &deps,
+        SyncOptions {
+            since: Some(now - chrono::Duration::minutes(20)),
+            dry_run: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(back_fill.conversations_seen, 9);
+    assert_eq!(back_fill.watermark, last_settled);
+
+    let activities = world.common_room.activities();
+    assert_eq!(activities.len(), 9);
+    assert!(
+        unsettled
+            .iter()
+            .all(|c| !activities.contains_key(&format!("conversation_{}", c.id)))
+    );
+}

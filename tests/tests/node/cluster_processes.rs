@@ -117,7 +117,10 @@ async fn answered_once_without_gaps(node: &NodeProcess, token: &str, id: &str, t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_appends_nothing_after_the_takeover() {
-    let env = ClusterEnv::fresh().await;
+    let mut env = ClusterEnv::fresh().await;
+    // A Redis of its own, whose writes the test holds back for a moment (below).
+    let redis = PrivateRedis::start();
+    env.redis_url = redis.url();
     let paused = NodeProcess::start(&env).await;
     let survivor = NodeProcess::start(&env).await;
     let alice = token("alice");
@@ -133,8 +136,19 @@ async fn a_paused_owner_appends_nothing_after_the_takeover() {
     paused.signal("STOP").await;
     say(&mut client, "while paused").await;
     client.events_until(|e| answers(e, "while paused")).await;
-    // Resumed past its lease, the old owner finds it lost; whatever it tries is fenced.
+    let new_owners = settled_loop_state(&survivor, &alice, &id).await;
+    // Resumed past its lease, the old owner finds it lost; whatever it tries is fenced. A stop signal
+    // waiting for it makes it try a metadata write at once, its hand-over's last one; Redis holding
+    // writes back for a second keeps its lease refresh from telling it first.
+    redis.cli(&["CLIENT", "PAUSE", "1000", "WRITE"]);
+    paused.signal("TERM").await;
     paused.signal("CONT").await;
+    assert!(paused.exited().await.success());
+    assert_eq!(
+        loop_state(&survivor, &alice, &id).await,
+        new_owners,
+        "the old owner changed the metadata"
+    );
     tokio::time::sleep(std::time::Duration::from_secs_f64(env.lease_ttl)).await;
     say(&mut client, "after the resume").await;
     client
@@ -147,6 +161,38 @@ async fn a_paused_owner_appends_nothing_after_the_takeover() {
         &["before the pause", "while paused", "after the resume"],
     )
     .await;
+}
+
+/// What a conversation's owner writes of its metadata: status, agent state, last update.
+async fn loop_state(node: &NodeProcess, token: &str, id: &str) -> Value {
+    let conversation: Value = reqwest::Client::new()
+        .get(format!("{}/api/conversations/{id}", node.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the node answers")
+        .json()
+        .await
+        .expect("JSON");
+    json!({
+        "status": conversation["status"],
+        "agent_state": conversation["agent_state"],
+        "last_updated_at": conversation["last_updated_at"],
+    })
+}
+
+/// The loop state once the owner waits for the user and has written its last change.
+async fn settled_loop_state(node: &NodeProcess, token: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let now = loop_state(node, token, id).await;
+        if now["agent_state"] == "awaiting_user_input" && now == last {
+            return now;
+        }
+        last = now;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the metadata did not settle: {last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,11 +527,11 @@ async fn a_nodes_heartbeat_costs_the_same_however_many_conversations_others_own(
     let before = commands_per_heartbeat(&redis, 5).await;
 
     // Another node's conversations, with clients and waiting actions; it stays quiet during the window.
-    let settings = RedisSettings {
-        url: redis.url(),
-        key_prefix: env.key_prefix.clone(),
-        lease_ttl: std::time::Duration::from_secs(600),
-    };
+    let settings = RedisSettings::new(
+        &redis.url(),
+        &env.key_prefix,
+        std::time::Duration::from_secs(600),
+    );
     let (other, _incoming) = RedisCoordination::connect(&settings, NodeId::new("other"))
         .await
         .expect("Redis answers");

@@ -1,6 +1,7 @@
 //! The agent with a model: the chat-completions client against a local OpenAI-compatible fake, through
 //! the node (success with the conversation's history, 429 then success, a model that stays down ends the
-//! turn in `error`, persistent 429 in `rate_limited`, a refused key), and `request_llm_completion`.
+//! turn in `error`, persistent 429 in `rate_limited`, a refused key), `request_llm_completion`, and
+//! the title a conversation's first message gets from the model (or its first words when it fails).
 
 use e2e::fakes::llm::{FakeLlm, LlmReply};
 use e2e::node::{MODEL_SYSTEM_PROMPT, NodeOptions, Stores, TestNode, is_agent_message, token};
@@ -15,9 +16,20 @@ async fn node_with_model(llm: &FakeLlm) -> TestNode {
     TestNode::standalone(&Stores::embedded().await, options).await
 }
 
+/// Creates a conversation from `body` with a title, so that the model is asked for turns only (an
+/// untitled one's first message also asks it for a title); its id.
+async fn create_titled(node: &TestNode, token: &str, mut body: Value) -> String {
+    body["title"] = json!("a conversation with the model");
+    let (_, created) = node.post("/api/conversations", Some(token), &body).await;
+    created["conversation_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not created: {created}"))
+        .to_owned()
+}
+
 /// Connects to a new conversation of `token`'s user and waits for its loop to be ready.
 async fn ready_conversation(node: &TestNode, token: &str) -> (String, SocketClient) {
-    let id = node.create_conversation(token, None).await;
+    let id = create_titled(node, token, json!({})).await;
     let client = connect_when_ready(node, token, &id).await;
     (id, client)
 }
@@ -86,11 +98,7 @@ async fn a_conversation_with_its_own_model_is_answered_by_it() {
     let create = json!({
         "llm_model": "own-model", "llm_base_url": own.url(), "llm_api_key": "sk-own-key",
     });
-    let (_, created) = node.post("/api/conversations", Some(&alice), &create).await;
-    let id = created["conversation_id"]
-        .as_str()
-        .expect("created")
-        .to_owned();
+    let id = create_titled(&node, &alice, create).await;
     let shown = node.conversation(&alice, &id).await;
     assert_eq!(shown["llm_model"], "own-model");
     assert_eq!(shown["llm_base_url"], own.url());
@@ -102,13 +110,7 @@ async fn a_conversation_with_its_own_model_is_answered_by_it() {
     assert!(llm.requests().is_empty(), "the node's model is not asked");
 
     let keyless = json!({ "llm_model": "own-model", "llm_base_url": llm.url() });
-    let (_, created) = node
-        .post("/api/conversations", Some(&alice), &keyless)
-        .await;
-    let id = created["conversation_id"]
-        .as_str()
-        .expect("created")
-        .to_owned();
+    let id = create_titled(&node, &alice, keyless).await;
     let mut client = connect_when_ready(&node, &alice, &id).await;
     let events = turn(&mut client, "let me in", "error").await;
     let status = events.iter().find(|e| e["status_update"] == true).unwrap();
@@ -281,6 +283,63 @@ async fn request_llm_completion_goes_through_the_conversations_model() {
         refused.is_err(),
         "a conversation nobody runs has no model to ask"
     );
+}
+
+/// A conversation created without a title is named by the model from its first message (the title
+/// request beside the turn's); when the model fails, by the message's first words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_message_is_titled_by_the_model_or_by_its_first_words() {
+    let llm = FakeLlm::start(KEY).await;
+    let node = node_with_model(&llm).await;
+    let alice = token("alice");
+    let id = node
+        .create_conversation(&alice, Some("why is CI red?"))
+        .await;
+    let titled = node.wait_for(&alice, &id, |c| c["title"].is_string()).await;
+    assert_eq!(
+        titled["title"],
+        "model says: Write a title of at most 8 words for a conversation starting with: why is CI red?"
+    );
+    let asked = llm.requests().into_iter().find(|request| {
+        request["messages"][0]["content"]
+            .as_str()
+            .is_some_and(|asked| asked.starts_with("Write a title"))
+    });
+    assert_eq!(
+        asked.expect("a title request")["messages"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    llm.then_always(Some(LlmReply::ServerError(503)));
+    let id = node
+        .create_conversation(&alice, Some("the model is down, name me anyway"))
+        .await;
+    let titled = node.wait_for(&alice, &id, |c| c["title"].is_string()).await;
+    assert_eq!(titled["title"], "the model is down, name me anyway");
+}
+
+/// An untitled conversation with a model of its own is titled by that model: its user's messages go to
+/// no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_with_its_own_model_is_titled_by_it() {
+    let llm = FakeLlm::start(KEY).await;
+    let own = FakeLlm::start("sk-own-key").await;
+    let node = node_with_model(&llm).await;
+    let alice = token("alice");
+    let create = json!({
+        "initial_user_msg": "name me",
+        "llm_model": "own-model", "llm_base_url": own.url(), "llm_api_key": "sk-own-key",
+    });
+    let (_, created) = node.post("/api/conversations", Some(&alice), &create).await;
+    let id = created["conversation_id"].as_str().expect("created");
+    let titled = node.wait_for(&alice, id, |c| c["title"].is_string()).await;
+    assert_eq!(
+        titled["title"],
+        "model says: Write a title of at most 8 words for a conversation starting with: name me"
+    );
+    assert!(llm.requests().is_empty(), "the node's model is not asked");
 }
 
 /// An answer far larger than a store's item (1 MB) is stored cut, with a marker, sent and replayed the

@@ -4,6 +4,7 @@
 
 mod callbacks;
 mod cluster;
+mod cluster_hardening;
 mod cluster_processes;
 mod cluster_redis;
 mod jwks;

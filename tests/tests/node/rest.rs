@@ -5,7 +5,7 @@
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token, token_signed_with};
 use e2e::socketio::{is_state, message_action};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn standalone() -> TestNode {
     TestNode::standalone(&Stores::embedded().await, NodeOptions::new()).await
@@ -219,6 +219,36 @@ async fn bad_requests_get_json_errors() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(body["message"].as_str().unwrap().contains(reason), "{body}");
     }
+}
+
+/// A conversation created without a title has none until its first message, at create or sent later,
+/// names it: the built-in agent has no model, so the message's first eight words do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_without_a_title_is_named_by_its_first_message() {
+    let node = standalone().await;
+    let alice = token("alice");
+    let first = "Please look at the failing login test on Safari today";
+    let id = node.create_conversation(&alice, Some(first)).await;
+    let titled = node.wait_for(&alice, &id, |c| c["title"].is_string()).await;
+    assert_eq!(titled["title"], "Please look at the failing login test on");
+
+    let untitled = node.create_conversation(&alice, None).await;
+    assert_eq!(
+        node.conversation(&alice, &untitled).await["title"],
+        Value::Null
+    );
+    let (status, _) = node
+        .post(
+            &format!("/api/conversations/{untitled}/events"),
+            Some(&alice),
+            &message_action("  rename the\nhelpers "),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let titled = node
+        .wait_for(&alice, &untitled, |c| c["title"].is_string())
+        .await;
+    assert_eq!(titled["title"], "rename the helpers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

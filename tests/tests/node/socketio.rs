@@ -44,6 +44,7 @@ async fn a_message_gets_the_agents_answer_and_the_state_changes() {
         "the loop starts loading: {start:?}"
     );
     assert_eq!(ids(&start), [0, 1]);
+    assert_eq!(node.conversation(&alice, &id).await["title"], Value::Null);
 
     let ack = client
         .emit_with_ack("oh_user_action", message_action("please fix the build"))
@@ -66,6 +67,10 @@ async fn a_message_gets_the_agents_answer_and_the_state_changes() {
     assert!(answer.contains("please fix the build"));
     // What the client saw is what the store holds.
     assert_eq!(node.all_events(&alice, &id).await, [start, turn].concat());
+    // The first message named the untitled conversation: the built-in agent has no model, so its
+    // first words do.
+    let titled = node.wait_for(&alice, &id, |c| c["title"].is_string()).await;
+    assert_eq!(titled["title"], "please fix the build");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,11 +11,11 @@ use shared::domain::{ConversationId, NodeId};
 use shared::ports::coordination::{ClaimOutcome, ClaimRequest, Leases, LimitPolicy, Liveness};
 
 async fn redis_cluster(spec: ClusterSpec) -> Vec<Member> {
-    let settings = RedisSettings {
-        url: e2e::redis::url(),
-        key_prefix: e2e::redis::unique_prefix(),
-        lease_ttl: spec.lease_ttl,
-    };
+    let settings = RedisSettings::new(
+        &e2e::redis::url(),
+        &e2e::redis::unique_prefix(),
+        spec.lease_ttl,
+    );
     let mut members = Vec::new();
     for n in 0..spec.nodes {
         let (node, incoming) =
@@ -38,11 +38,11 @@ e2e::coordination_contract!(redis_cluster);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_after_an_empty_restart_restores_the_running_sets() {
     let mut redis = PrivateRedis::start();
-    let settings = RedisSettings {
-        url: redis.url(),
-        key_prefix: e2e::redis::unique_prefix(),
-        lease_ttl: Duration::from_secs(30),
-    };
+    let settings = RedisSettings::new(
+        &redis.url(),
+        &e2e::redis::unique_prefix(),
+        Duration::from_secs(30),
+    );
     let connect = |name: &str| RedisCoordination::connect(&settings, NodeId::new(name));
     let (owner, _owner_incoming) = connect("owner").await.expect("Redis is reachable");
     let (other, _other_incoming) = connect("other").await.expect("Redis is reachable");

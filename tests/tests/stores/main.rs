@@ -11,4 +11,5 @@ mod event_store_embedded;
 mod eventbridge_bus;
 mod proactive_store_dynamo;
 mod proactive_store_embedded;
+mod sentinel_harness;
 mod sync_state_contract;

@@ -28,6 +28,10 @@ pub struct SyncSettings {
     pub rate_limit: f64,
     /// `SYNC_LOOKBACK_MINUTES`: where the first run (no watermark yet) starts (default 60).
     pub lookback: Duration,
+    /// `SYNC_SETTLE_SECONDS`: how old a conversation must be before a run reads it (default 120; 0
+    /// reads everything). Nodes' clocks differ and the store's index is eventually consistent, so a
+    /// conversation can land behind one just read; waiting lets it land before the watermark passes it.
+    pub settle: Duration,
     /// `SYNC_RETRY_MAX_ATTEMPTS` (6), `SYNC_RETRY_INITIAL_BACKOFF_MS` (1000), `SYNC_RETRY_MAX_BACKOFF_MS`
     /// (60000); the factor is 2.
     pub retry: RetryPolicy,
@@ -75,6 +79,7 @@ impl SyncConfig {
             public_url,
             rate_limit,
             lookback: Duration::from_secs(60 * parsed::<u64>("SYNC_LOOKBACK_MINUTES", 60)?),
+            settle: Duration::from_secs(parsed("SYNC_SETTLE_SECONDS", 120)?),
             retry: RetryPolicy::doubling(
                 positive("SYNC_RETRY_MAX_ATTEMPTS", 6)?,
                 Duration::from_millis(parsed("SYNC_RETRY_INITIAL_BACKOFF_MS", 1000)?),

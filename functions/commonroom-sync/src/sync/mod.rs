@@ -1,8 +1,11 @@
 //! The Common Room sync: every conversation created after the watermark, oldest first, becomes a
-//! `started_session` activity in Common Room, its user registered once per run. The watermark moves, in
-//! the store, only past conversations that are finished (delivered, or refused for good), in order, and
-//! only while the run holds the run lease: a run that dies resumes where it stopped, and two runs never
-//! overlap. [`run_sync`] is the whole run; the Lambda, the command line and the local stack call it.
+//! `started_session` activity in Common Room, its user registered once per run. A run reads only the
+//! settled conversations (created `SYNC_SETTLE_SECONDS` before it started or earlier), so that one
+//! stamped by a late clock or seen late by the store's index still lands ahead of the watermark. The
+//! watermark moves, in the store, only past conversations that are finished (delivered, or refused for
+//! good), in order, and only while the run holds the run lease: a run that dies resumes where it stopped,
+//! and two runs never overlap. [`run_sync`] is the whole run; the Lambda, the command line and the local
+//! stack call it.
 //!
 //! - [`config`]: the configuration read at start.
 //! - `run`: the run itself (paging, pipeline, watermark, lease, summary).
@@ -84,7 +87,7 @@ impl SyncDeps {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncOptions {
     /// Start from conversations created at or after this instant instead of the watermark (a back-fill;
-    /// the watermark still only moves forward).
+    /// the watermark still only moves forward). The settle bound holds all the same.
     pub since: Option<DateTime<Utc>>,
     /// Read and look everything up, send nothing, move no watermark.
     pub dry_run: bool,

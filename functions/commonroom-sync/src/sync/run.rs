@@ -1,7 +1,8 @@
-//! One run: take the lease, read pages of conversations after the watermark, deliver them through a
-//! window of concurrent tasks whose results come back in order, and move the watermark past each
-//! finished one. The window keeps the rate limit busy while some answers are slow; the in-order results
-//! keep the watermark honest: it never passes a conversation that is not finished.
+//! One run: take the lease, read pages of the settled conversations after the watermark (created before
+//! the run's bound, `now - settle`), deliver them through a window of concurrent tasks whose results come
+//! back in order, and move the watermark past each finished one. The window keeps the rate limit busy
+//! while some answers are slow; the in-order results keep the watermark honest: it never passes a
+//! conversation that is not finished, nor the bound, behind which a late conversation may still land.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -112,16 +113,16 @@ struct Finished {
 }
 
 impl Run<'_> {
-    async fn execute(&mut self, since: Option<chrono::DateTime<Utc>>) -> Result<(), SyncError> {
+    async fn execute(&mut self, since: Option<DateTime<Utc>>) -> Result<(), SyncError> {
         let deps = self.deps;
         self.watermark = deps.retrier.run(|| deps.state.watermark()).await?;
+        let now = Utc::now();
         let start = match (since, &self.watermark) {
             (Some(since), _) => CreatedCursor::before(since),
             (None, Some(watermark)) => watermark.clone(),
-            (None, None) => CreatedCursor::before(
-                Utc::now() - chrono::Duration::from_std(deps.settings.lookback).unwrap_or_default(),
-            ),
+            (None, None) => CreatedCursor::before(ago(now, deps.settings.lookback)),
         };
+        let bound = ago(now, deps.settings.settle);
         if let Some(client) = &self.delivery {
             // Fails fast on a refused key, before anything is read.
             client.check_token().await?;
@@ -133,7 +134,7 @@ impl Run<'_> {
             tally: Arc::clone(&self.tally),
         });
         let mut finished = std::pin::pin!(
-            pages(deps, start, Arc::clone(&self.tally))
+            pages(deps, start, bound, Arc::clone(&self.tally))
                 .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, SyncError>)))
                 .try_flatten()
                 .map(move |item| {
@@ -190,11 +191,20 @@ impl Run<'_> {
     }
 }
 
-/// Pages of conversations after `start`, oldest first, each paired with its user (looked up here, a
-/// page at a time). Only one page is held at a time; a short page is the last.
+/// `duration` before `now`, or the earliest instant there is when that is further back.
+fn ago(now: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|duration| now.checked_sub_signed(duration))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Pages of conversations after `start` and created before `bound`, oldest first, each paired with its
+/// user (looked up here, a page at a time). Only one page is held at a time; a short page is the last.
 fn pages(
     deps: &SyncDeps,
     start: CreatedCursor,
+    bound: DateTime<Utc>,
     tally: Arc<Tally>,
 ) -> impl Stream<Item = Result<Vec<(Conversation, Arc<RunUser>)>, SyncError>> + '_ {
     let users = RunUsers::default();
@@ -205,10 +215,15 @@ fn pages(
                 return Ok(None);
             };
             let size = deps.settings.page_size;
-            let page = deps
+            let mut page = deps
                 .retrier
                 .run(|| deps.conversations.list_created_after(&cursor, size))
                 .await?;
+            // The index's order is `created_at`'s: from the first conversation not yet settled on, none
+            // is, and the page cut short is the last. The next run reads them.
+            if let Some(unsettled) = page.iter().position(|c| c.created_at >= bound) {
+                page.truncate(unsettled);
+            }
             let next = match page.last() {
                 Some(last) if page.len() >= size => Some(CreatedCursor::of(last)),
                 Some(_) => None,

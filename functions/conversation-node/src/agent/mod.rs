@@ -6,6 +6,7 @@
 //! - [`llm`]: the OpenAI-compatible chat-completions client; [`prompt`]: what a turn sends it (the
 //!   system prompt, the newest turns that fit the model's input budget).
 //! - [`builtin`]: the deterministic agent used when no model is configured.
+//! - [`title`]: a conversation's title from its first message, by its owner's model.
 
 pub(crate) mod builtin;
 pub(crate) mod chat;
@@ -15,6 +16,7 @@ pub(crate) mod prompt;
 pub(crate) mod runtime;
 pub(crate) mod session;
 pub(crate) mod state;
+pub(crate) mod title;
 
 use shared::domain::{ChatMessage, ChatRole, ModelSettings};
 

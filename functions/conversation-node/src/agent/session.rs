@@ -2,8 +2,10 @@
 //! lease epoch, resumes from the store (events, inbox cursor), opens the conversation's agent runtime,
 //! then consumes the inbox in order: each user action is recorded (with its inbox id, atomically) and
 //! handed to the runtime, whose answer or own events are recorded in turn; every event is published
-//! to the conversation's room after it is durable. A lost lease or a refused append ends the loop
-//! without another write; a stop records `stopped`, writes the metadata and releases the lease.
+//! to the conversation's room after it is durable. The loop's metadata is written under the lease
+//! epoch as well: a lost lease, a refused append or a refused metadata write (a newer owner has
+//! written) ends the loop without another write; a stop records `stopped`, writes the metadata and
+//! releases the lease.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +21,7 @@ use shared::ports::coordination::{
     Inbox, InboxEntry, Lease, LeaseEnd, Leases, Messaging, RoomMessage, StopReason,
 };
 use shared::ports::event_store::{AppendOutcome, EventBatch, FenceOutcome};
-use shared::ports::{ConversationStore, EventStore};
+use shared::ports::{ConversationStore, EventStore, LoopState, OwnerWrite, StoreError};
 use shared::retry::RetryPolicy;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -63,6 +65,14 @@ enum Draft {
     RuntimeState(AgentState, RemoteEventRef),
 }
 
+/// Whether this loop may still write the conversation's metadata: `Lost` once a write was refused
+/// because a newer owner has written it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fence {
+    Held,
+    Lost,
+}
+
 /// What woke the loop.
 enum Wake {
     Control(Option<Control>),
@@ -103,7 +113,7 @@ pub(crate) struct Session {
     control: mpsc::Receiver<Control>,
     inbox_waiting: bool,
     metadata: Option<watch::Sender<Conversation>>,
-    metadata_writer: Option<JoinHandle<()>>,
+    metadata_writer: Option<JoinHandle<Fence>>,
 }
 
 impl Session {
@@ -115,6 +125,7 @@ impl Session {
         lease: Lease,
     ) -> (Self, SessionHandle) {
         let (control_sender, control) = mpsc::channel(CONTROL_CAPACITY);
+        let writer_control = control_sender.downgrade();
         let activity = Arc::new(Activity::new(meta.agent_state));
         let handle = SessionHandle {
             control: control_sender,
@@ -124,7 +135,12 @@ impl Session {
         // Counted from now, so that a loop shows in the gauge as soon as it is registered.
         add(&context.metrics.sessions, 1);
         let (metadata, updates) = watch::channel(meta.clone());
-        let writer = tokio::spawn(write_metadata(Arc::clone(&context.conversations), updates));
+        let writer = tokio::spawn(write_metadata(
+            Arc::clone(&context.conversations),
+            lease.clone(),
+            writer_control,
+            updates,
+        ));
         let session = Self {
             context,
             meta,
@@ -210,14 +226,13 @@ impl Session {
         }
         self.meta.status = ConversationStatus::Running;
         self.meta.last_updated_at = Utc::now();
-        if let Err(error) = self
-            .context
-            .conversations
-            .update_conversation(&self.meta)
-            .await
-        {
-            tracing::error!(%conversation, reason = %error, "cannot mark the conversation running");
-            return Err(Ending::StoreFailed);
+        match write_state(self.context.conversations.as_ref(), &self.lease, &self.meta).await {
+            Ok(Fence::Held) => {}
+            Ok(Fence::Lost) => return Err(Ending::LeaseLost),
+            Err(error) => {
+                tracing::error!(%conversation, reason = %error, "cannot mark the conversation running");
+                return Err(Ending::StoreFailed);
+            }
         }
         self.record(
             vec![
@@ -654,24 +669,26 @@ impl Session {
     }
 
     /// Stops the metadata writer and waits for its last write, so that the next write is the last.
-    async fn close_metadata_writer(&mut self) {
+    async fn close_metadata_writer(&mut self) -> Fence {
         self.metadata = None;
-        if let Some(writer) = self.metadata_writer.take() {
-            let _ = writer.await;
+        match self.metadata_writer.take() {
+            Some(writer) => writer.await.unwrap_or(Fence::Held),
+            None => Fence::Held,
         }
     }
 
-    async fn write_final_metadata(&mut self) {
-        self.close_metadata_writer().await;
-        self.meta.last_updated_at = Utc::now();
-        if let Err(error) = self
-            .context
-            .conversations
-            .update_conversation(&self.meta)
-            .await
-        {
-            tracing::error!(conversation_id = %self.meta.id, reason = %error, "cannot write the conversation's metadata");
+    /// The loop's last metadata write; `Lost` when the writer or this write found a newer owner.
+    async fn write_final_metadata(&mut self) -> Fence {
+        if self.close_metadata_writer().await == Fence::Lost {
+            return Fence::Lost;
         }
+        self.meta.last_updated_at = Utc::now();
+        write_state(self.context.conversations.as_ref(), &self.lease, &self.meta)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(conversation_id = %self.meta.id, reason = %error, "cannot write the conversation's metadata");
+                Fence::Held
+            })
     }
 
     async fn release(&self, end: LeaseEnd) {
@@ -703,7 +720,7 @@ impl Session {
                     StopReason::TooManyConversations => "too many conversations",
                     StopReason::Idle => "idle",
                 };
-                match self
+                let fence = match self
                     .record(vec![Draft::State(Input::Stop, reason_text)], None)
                     .await
                 {
@@ -711,15 +728,20 @@ impl Session {
                         if let Some(writer) = self.metadata_writer.take() {
                             writer.abort();
                         }
-                        inc(&self.context.metrics.leases_lost);
+                        Fence::Lost
                     }
                     _ => {
                         self.meta.status = ConversationStatus::Stopped;
                         self.meta.agent_state = AgentState::Stopped;
-                        self.write_final_metadata().await;
+                        self.write_final_metadata().await
+                    }
+                };
+                match fence {
+                    Fence::Held => {
                         self.release(LeaseEnd::Stopped).await;
                         inc(&self.context.metrics.conversations_stopped);
                     }
+                    Fence::Lost => inc(&self.context.metrics.leases_lost),
                 }
                 tracing::info!(%conversation, ?reason, "agent loop stopped");
                 if let Some(done) = done {
@@ -735,15 +757,21 @@ impl Session {
                 tracing::warn!(%conversation, "agent loop ends: lease lost");
             }
             Ending::HandOver { done } => {
-                self.write_final_metadata().await;
-                self.release(LeaseEnd::HandedOver).await;
-                tracing::info!(%conversation, "agent loop handed over");
+                match self.write_final_metadata().await {
+                    Fence::Held => {
+                        self.release(LeaseEnd::HandedOver).await;
+                        tracing::info!(%conversation, "agent loop handed over");
+                    }
+                    // A newer owner has it already: nothing to hand over.
+                    Fence::Lost => inc(&self.context.metrics.leases_lost),
+                }
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
             }
             Ending::StoreFailed => {
-                self.close_metadata_writer().await;
+                // Released either way: a release of a lease another node holds changes nothing.
+                let _ = self.close_metadata_writer().await;
                 self.release(LeaseEnd::HandedOver).await;
                 tracing::error!(%conversation, "agent loop ends: the store failed");
             }
@@ -751,18 +779,57 @@ impl Session {
     }
 }
 
+/// Writes the loop's state under its lease's epoch. A refusal (a newer owner has written the
+/// conversation: this node lost the lease) is logged here; the loop writes nothing after it, so it is
+/// logged once.
+async fn write_state(
+    store: &dyn ConversationStore,
+    lease: &Lease,
+    meta: &Conversation,
+) -> Result<Fence, StoreError> {
+    let written = store
+        .update_owned(&meta.id, lease.epoch, &LoopState::of(meta))
+        .await?;
+    Ok(match written {
+        OwnerWrite::Written => Fence::Held,
+        OwnerWrite::Fenced { epoch } => {
+            tracing::warn!(conversation_id = %meta.id, epoch = lease.epoch, newer_epoch = epoch, "metadata write refused: a newer owner holds the conversation");
+            Fence::Lost
+        }
+        OwnerWrite::Missing => {
+            tracing::warn!(conversation_id = %meta.id, "the conversation's metadata is gone: not written");
+            Fence::Held
+        }
+    })
+}
+
 /// Writes the latest metadata whenever it changes, at most once per [`METADATA_COALESCING`]: a busy
 /// conversation changes it several times per turn, and only the last state matters. The last change
-/// is written even after the loop has dropped its sender.
+/// is written even after the loop has dropped its sender. A refused write ends the writer and tells
+/// the loop (`control`, weak so that it does not keep the loop's channel open) that the lease is lost.
 async fn write_metadata(
     store: Arc<dyn ConversationStore>,
+    lease: Lease,
+    control: mpsc::WeakSender<Control>,
     mut updates: watch::Receiver<Conversation>,
-) {
+) -> Fence {
     while updates.changed().await.is_ok() {
         let meta = updates.borrow_and_update().clone();
-        if let Err(error) = store.update_conversation(&meta).await {
-            tracing::warn!(conversation_id = %meta.id, reason = %error, "cannot update the conversation's metadata");
+        match write_state(store.as_ref(), &lease, &meta).await {
+            Ok(Fence::Held) => {}
+            Ok(Fence::Lost) => {
+                // Not waited for: the loop may be waiting for this writer to end. A full channel
+                // means the loop is busy; the next lease refresh tells it too.
+                if let Some(control) = control.upgrade() {
+                    let _ = control.try_send(Control::LeaseLost);
+                }
+                return Fence::Lost;
+            }
+            Err(error) => {
+                tracing::warn!(conversation_id = %meta.id, reason = %error, "cannot update the conversation's metadata");
+            }
         }
         tokio::time::sleep(METADATA_COALESCING).await;
     }
+    Fence::Held
 }

@@ -1,5 +1,9 @@
 //! `/api/conversations`: create, list, get, page events, send a user action, stop. Every route needs a
-//! bearer token (and the session API key when configured); another user's conversation is a 404.
+//! bearer token (and the session API key when configured); another user's conversation is a 404. A
+//! conversation created without a title has none (`null`) until its first message names it
+//! ([`crate::agent::title`]).
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -16,6 +20,7 @@ use shared::domain::{
 use shared::ports::coordination::StopReason;
 
 use super::Api;
+use crate::agent::title;
 use crate::auth::{SESSION_API_KEY_HEADER, bearer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::lifecycle::{Created, LifecycleError, Started};
@@ -23,7 +28,7 @@ use crate::socket::MAX_EVENT_ID;
 
 const DEFAULT_PAGE: usize = 20;
 const MAX_PAGE: usize = 100;
-const MAX_TITLE_CHARS: usize = 200;
+const MAX_TITLE_CHARS: usize = Conversation::MAX_TITLE_CHARS;
 
 /// The authenticated caller of a REST route.
 pub(crate) struct Caller {
@@ -175,9 +180,11 @@ pub(crate) async fn create(
         ));
     }
     let id = ConversationId::random();
+    // Stamped again at the write (`create_conversation_now`).
     let now = Utc::now();
+    let untitled = title.is_none();
     let meta = Conversation {
-        title: Some(title.unwrap_or_else(|| format!("Conversation {}", &id.as_str()[..5]))),
+        title,
         id: id.clone(),
         user_id: caller.user_id,
         created_at: now,
@@ -191,8 +198,17 @@ pub(crate) async fn create(
         model,
         remote_agent: None,
     };
-    let first = message.map(|content| UserAction::message(&content));
-    match api.lifecycle.create(meta, first).await? {
+    let first = message.as_deref().map(UserAction::message);
+    let created = api.lifecycle.create(meta, first).await?;
+    if let (Created::Started, Some(message), true) = (created, message, untitled) {
+        title::spawn(
+            &api.lifecycle,
+            Arc::clone(&api.conversations),
+            id.clone(),
+            message,
+        );
+    }
+    match created {
         Created::Started | Created::Exists => Ok((
             StatusCode::CREATED,
             Json(json!({ "status": "ok", "conversation_id": id })),
@@ -300,11 +316,23 @@ pub(crate) async fn send_action(
         .map_err(ApiError::RateLimited)?;
     let action =
         UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
-    match api
+    let titled_by = match &action {
+        UserAction::Message { content, .. } if meta.title.is_none() => Some(content.clone()),
+        _ => None,
+    };
+    let delivered = api
         .lifecycle
         .deliver(&meta.id, &meta.user_id, action, None)
-        .await?
-    {
+        .await?;
+    if let Some(message) = titled_by {
+        title::spawn(
+            &api.lifecycle,
+            Arc::clone(&api.conversations),
+            meta.id.clone(),
+            message,
+        );
+    }
+    match delivered {
         Started::LimitReached => Err(ApiError::TooManyConversations(
             "the action is queued, but you run the maximum number of conversations: stop one first",
         )),

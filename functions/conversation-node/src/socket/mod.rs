@@ -7,6 +7,8 @@
 //! - `oh_user_action` / `oh_action`: a user action, acknowledged (when the client asks) once durable;
 //!   an optional `client_action_id` makes a retried action count once. Every action gets an answer:
 //!   `{"success": false, "message"}` when it is malformed, over the user's rate, or the token expired.
+//!   The first message a socket sends to a conversation without a title names it
+//!   ([`crate::agent::title`]).
 //! - errors as `oh_event` `{error: true, message}`; a socket whose token expires is told so and closed.
 //! - no message larger than [`MAX_PAYLOAD`] is read, on either transport.
 //!
@@ -15,6 +17,7 @@
 pub(crate) mod rooms;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +37,7 @@ use shared::ports::coordination::Messaging;
 use shared::ports::{ConversationStore, EventStore};
 
 use crate::action_rate::ActionLimiter;
+use crate::agent::title;
 use crate::auth::{AuthError, Authenticator, bearer};
 use crate::lifecycle::{Lifecycle, Started};
 use crate::metrics::{Metrics, add, inc};
@@ -81,6 +85,8 @@ struct Client {
     /// When the client's token stops being accepted (Unix seconds).
     expires_at: i64,
     running: bool,
+    /// Set while the conversation has no title and this socket has not sent a message yet.
+    untitled: Arc<AtomicBool>,
 }
 
 /// The task that closes the socket when its token expires; aborted when the socket disconnects first.
@@ -167,6 +173,7 @@ async fn authenticate(
         next_event_id,
         expires_at: identity.expires_at,
         running: meta.status == ConversationStatus::Running,
+        untitled: Arc::new(AtomicBool::new(meta.title.is_none())),
     });
     Ok(())
 }
@@ -294,13 +301,31 @@ async fn on_user_action(
     let outcome = match admit(&context, &client, raw) {
         Err(refused) => Err(refused),
         Ok((action, client_action_id)) => {
+            let titled_by = match &action {
+                UserAction::Message { content, .. } if client.untitled.load(Ordering::Relaxed) => {
+                    Some(content.clone())
+                }
+                _ => None,
+            };
             let delivered = context.lifecycle.deliver(
                 &client.conversation,
                 &client.user_id,
                 action,
                 client_action_id.as_deref(),
             );
-            match delivered.await {
+            let delivered = delivered.await;
+            if delivered.is_ok()
+                && let Some(message) = titled_by
+                && client.untitled.swap(false, Ordering::Relaxed)
+            {
+                title::spawn(
+                    &context.lifecycle,
+                    Arc::clone(&context.conversations),
+                    client.conversation.clone(),
+                    message,
+                );
+            }
+            match delivered {
                 Ok(Started::LimitReached) => Err("too many conversations are running".to_owned()),
                 Ok(_) => Ok(()),
                 Err(error) => {

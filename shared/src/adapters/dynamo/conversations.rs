@@ -1,9 +1,12 @@
 //! The conversation store on one DynamoDB table: an item per conversation, key `pk` = conversation id.
 //!
 //! Attributes: `user_id`, `title`?, `created_at`, `last_updated_at`, `status`, `agent_state`,
-//! `trigger_id`?, `repository`?, and for the indexes `created_key` = `<created_at>#<id>`,
-//! `created_partition` = `CONVERSATION`, and `running_partition` = `RUNNING` only while the status is
-//! running.
+//! `trigger_id`?, `repository`?, `epoch`? (N: the highest owner epoch that wrote the loop's state),
+//! and for the indexes `created_key` = `<created_at>#<id>`, `created_partition` = `CONVERSATION`, and
+//! `running_partition` = `RUNNING` only while the status is running.
+//!
+//! Creation puts the whole item; every later write is an `UpdateItem` of its own fields: the loop's
+//! state (an owner's conditional on `epoch`), or the title (conditional on there being none).
 //!
 //! Global secondary indexes (all attributes projected, so a listing needs no further reads):
 //! - `by_user` (`user_id`, `created_key`): a user's conversations, read newest first.
@@ -19,14 +22,15 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::item::{
-    Fields, Item, PK, enum_name, is_conditional_failure, sortable_time, string, unavailable,
+    Fields, Item, PK, enum_name, is_conditional_failure, number, sortable_time, string, unavailable,
 };
 use super::{IndexSpec, Projected, TableSpec, query_up_to};
 use crate::domain::{Conversation, ConversationId, ConversationStatus, CreatedCursor, UserId};
-use crate::ports::{ConversationStore, StoreError, WriteOutcome};
+use crate::ports::{ConversationStore, LoopState, OwnerWrite, StoreError, WriteOutcome};
 
 const USER_ID: &str = "user_id";
 const CREATED_KEY: &str = "created_key";
@@ -34,6 +38,7 @@ const CREATED_PARTITION: &str = "created_partition";
 const CONVERSATION: &str = "CONVERSATION";
 const RUNNING_PARTITION: &str = "running_partition";
 const RUNNING: &str = "RUNNING";
+const EPOCH: &str = "epoch";
 
 const USER_INDEX: &str = "by_user";
 const CREATION_INDEX: &str = "by_creation";
@@ -82,10 +87,11 @@ pub struct ConversationTable {
     table: String,
 }
 
-/// The condition a conversation is written under.
-enum Existing {
-    MustNotExist,
-    MustExist,
+/// How a write of the loop's state went.
+enum StateWrite {
+    Written,
+    /// Its condition failed: the item as it was, if there is one.
+    Refused(Option<Item>),
 }
 
 impl ConversationTable {
@@ -104,29 +110,70 @@ impl ConversationTable {
             .index_name(index)
     }
 
-    /// Writes the whole item; `Ok(false)` when the condition did not hold.
-    async fn put(
+    /// Writes the loop's state, under the owner's `epoch` when given: `SET` what it holds, `REMOVE`
+    /// what it does not (the remote agent, the running index's key once stopped); nothing else of the
+    /// item changes.
+    async fn write_state(
         &self,
-        conversation: &Conversation,
-        existing: Existing,
-    ) -> Result<bool, StoreError> {
-        let condition = match existing {
-            Existing::MustNotExist => "attribute_not_exists(#pk)",
-            Existing::MustExist => "attribute_exists(#pk)",
-        };
-        let written = self
+        id: &ConversationId,
+        epoch: Option<u64>,
+        state: &LoopState,
+    ) -> Result<StateWrite, StoreError> {
+        let mut set = vec![
+            "#status = :status".to_owned(),
+            "agent_state = :agent_state".to_owned(),
+            "last_updated_at = :updated".to_owned(),
+        ];
+        let mut remove = Vec::new();
+        let mut condition = "attribute_exists(#pk)".to_owned();
+        let mut update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(encode(conversation)?))
-            .condition_expression(condition)
+            .key(PK, string(id.as_str()))
             .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", string(enum_name(&state.status)?))
+            .expression_attribute_values(":agent_state", string(enum_name(&state.agent_state)?))
+            .expression_attribute_values(":updated", string(sortable_time(state.last_updated_at)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match json_attribute(state.remote_agent.as_ref())? {
+            Some(remote) => {
+                set.push("remote_agent = :remote".to_owned());
+                update = update.expression_attribute_values(":remote", string(remote));
+            }
+            None => remove.push("remote_agent".to_owned()),
+        }
+        if state.status == ConversationStatus::Running {
+            set.push(format!("{RUNNING_PARTITION} = :running"));
+            update = update.expression_attribute_values(":running", string(RUNNING));
+        } else {
+            remove.push(RUNNING_PARTITION.to_owned());
+        }
+        if let Some(epoch) = epoch {
+            set.push(format!("{EPOCH} = :epoch"));
+            condition.push_str(&format!(
+                " AND (attribute_not_exists({EPOCH}) OR {EPOCH} <= :epoch)"
+            ));
+            update = update.expression_attribute_values(":epoch", number(epoch));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let written = update
+            .update_expression(expression)
+            .condition_expression(condition)
             .send()
             .await;
         match written {
-            Ok(_) => Ok(true),
-            Err(error) if is_conditional_failure(&error) => Ok(false),
-            Err(error) => Err(unavailable("PutItem", &error)),
+            Ok(_) => Ok(StateWrite::Written),
+            Err(error) => match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(StateWrite::Refused(failed.item.clone()))
+                }
+                _ => Err(unavailable("UpdateItem", &error)),
+            },
         }
     }
 }
@@ -237,12 +284,20 @@ impl ConversationStore for ConversationTable {
         &self,
         conversation: &Conversation,
     ) -> Result<WriteOutcome, StoreError> {
-        Ok(
-            match self.put(conversation, Existing::MustNotExist).await? {
-                true => WriteOutcome::Written,
-                false => WriteOutcome::Conflict,
-            },
-        )
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(conversation)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(WriteOutcome::Written),
+            Err(error) if is_conditional_failure(&error) => Ok(WriteOutcome::Conflict),
+            Err(error) => Err(unavailable("PutItem", &error)),
+        }
     }
 
     async fn get_conversation(
@@ -261,10 +316,53 @@ impl ConversationStore for ConversationTable {
         output.item.as_ref().map(decode).transpose()
     }
 
-    /// Replaces the item of an existing conversation; a conversation that does not exist is not
-    /// created (the update is a no-op, as an SQL `UPDATE` of no row).
+    async fn update_owned(
+        &self,
+        id: &ConversationId,
+        epoch: u64,
+        state: &LoopState,
+    ) -> Result<OwnerWrite, StoreError> {
+        Ok(match self.write_state(id, Some(epoch), state).await? {
+            StateWrite::Written => OwnerWrite::Written,
+            StateWrite::Refused(None) => OwnerWrite::Missing,
+            StateWrite::Refused(Some(stored)) => OwnerWrite::Fenced {
+                epoch: Fields::of("conversation", &stored)
+                    .opt_number(EPOCH)?
+                    .unwrap_or_default(),
+            },
+        })
+    }
+
+    /// A conversation that does not exist is not created (the update is a no-op, as an SQL `UPDATE` of
+    /// no row).
     async fn update_conversation(&self, conversation: &Conversation) -> Result<(), StoreError> {
-        self.put(conversation, Existing::MustExist).await.map(drop)
+        self.write_state(&conversation.id, None, &LoopState::of(conversation))
+            .await
+            .map(drop)
+    }
+
+    async fn set_title_if_none(
+        &self,
+        id: &ConversationId,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, string(id.as_str()))
+            .update_expression("SET #title = :title")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#title)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#title", "title")
+            .expression_attribute_values(":title", string(title))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_failure(&error) => Ok(false),
+            Err(error) => Err(unavailable("UpdateItem", &error)),
+        }
     }
 
     async fn list_user_conversations(

@@ -2,23 +2,26 @@
 //! the listings are served from: `(user_id, created_at)` for a user's newest first, `(created_at, id)`
 //! for the sync's oldest-first paging, and a partial index of the running conversations' ids (on the
 //! body's status, so that databases created before it need no migration) for the cleanup. Times are kept in nanoseconds so that a
-//! cursor taken from a conversation compares exactly with the stored row.
+//! cursor taken from a conversation compares exactly with the stored row. The `epoch` column is the
+//! highest owner epoch that wrote the loop's state; each write is one `UPDATE` of the body's fields
+//! (`json_set`) whose `WHERE` holds the fence, so no writer replaces another's fields.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use super::db::{EmbeddedDb, corrupt, unavailable};
+use super::db::{EmbeddedDb, corrupt, unavailable, write_transaction};
 use crate::domain::{Conversation, ConversationId, CreatedCursor, UserId};
-use crate::ports::{ConversationStore, StoreError, WriteOutcome};
+use crate::ports::{ConversationStore, LoopState, OwnerWrite, StoreError, WriteOutcome};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversations (
     id         TEXT PRIMARY KEY,
     user_id    TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    body       TEXT NOT NULL
+    body       TEXT NOT NULL,
+    epoch      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations (user_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS conversations_by_creation ON conversations (created_at, id);
@@ -31,6 +34,16 @@ CREATE INDEX IF NOT EXISTS conversations_running ON conversations (id)
 const RUNNING_AFTER: &str = "SELECT body FROM conversations
     WHERE json_extract(body, '$.status') = 'running' AND id > ?1 ORDER BY id LIMIT ?2";
 
+/// The `epoch` column, added to a database created before it.
+const ADD_EPOCH: &str = "ALTER TABLE conversations ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0";
+
+/// Writes the loop's state (`?3`..`?6`, JSON) into the body. With an owner's epoch (`?2`), only if no
+/// higher epoch has written, raising the stored one; without (NULL), whatever the stored epoch.
+const WRITE_STATE: &str = "UPDATE conversations SET epoch = coalesce(?2, epoch),
+    body = json_set(body, '$.status', json(?3), '$.agent_state', json(?4),
+                    '$.last_updated_at', json(?5), '$.remote_agent', json(?6))
+    WHERE id = ?1 AND epoch <= coalesce(?2, epoch)";
+
 #[derive(Clone)]
 pub struct EmbeddedConversationStore {
     db: EmbeddedDb,
@@ -38,9 +51,48 @@ pub struct EmbeddedConversationStore {
 
 impl EmbeddedConversationStore {
     pub async fn open(db: EmbeddedDb) -> Result<Self, StoreError> {
-        db.run(|conn| conn.execute_batch(SCHEMA).map_err(unavailable))
-            .await?;
+        db.run(|conn| {
+            conn.execute_batch(SCHEMA).map_err(unavailable)?;
+            // In a write transaction: another process may be opening the same file.
+            let transaction = write_transaction(conn)?;
+            let has_epoch: bool = transaction
+                .query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info('conversations') WHERE name = 'epoch'",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            if !has_epoch {
+                transaction.execute(ADD_EPOCH, []).map_err(unavailable)?;
+            }
+            transaction.commit().map_err(unavailable)
+        })
+        .await?;
         Ok(Self { db })
+    }
+
+    /// Writes the loop's state under `epoch` (see [`WRITE_STATE`]); whether a row was written.
+    async fn write_state(
+        &self,
+        id: &ConversationId,
+        epoch: Option<u64>,
+        state: &LoopState,
+    ) -> Result<bool, StoreError> {
+        let epoch = epoch.map(epoch_value).transpose()?;
+        let args = (
+            id.as_str().to_owned(),
+            epoch,
+            json_text(&state.status)?,
+            json_text(&state.agent_state)?,
+            json_text(&state.last_updated_at)?,
+            json_text(&state.remote_agent)?,
+        );
+        self.db
+            .run(move |conn| {
+                let written = conn.execute(WRITE_STATE, args).map_err(unavailable)?;
+                Ok(written == 1)
+            })
+            .await
     }
 
     /// Runs a listing query whose rows are JSON bodies.
@@ -69,6 +121,14 @@ impl EmbeddedConversationStore {
 fn nanos(at: DateTime<Utc>) -> Result<i64, StoreError> {
     at.timestamp_nanos_opt()
         .ok_or_else(|| StoreError::Corrupt(format!("time out of range: {at}")))
+}
+
+fn epoch_value(epoch: u64) -> Result<i64, StoreError> {
+    i64::try_from(epoch).map_err(|_| StoreError::Corrupt(format!("epoch out of range: {epoch}")))
+}
+
+fn json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
 }
 
 fn limit_value(limit: usize) -> Value {
@@ -130,18 +190,59 @@ impl ConversationStore for EmbeddedConversationStore {
             .transpose()
     }
 
+    async fn update_owned(
+        &self,
+        id: &ConversationId,
+        epoch: u64,
+        state: &LoopState,
+    ) -> Result<OwnerWrite, StoreError> {
+        if self.write_state(id, Some(epoch), state).await? {
+            return Ok(OwnerWrite::Written);
+        }
+        // Refused: the stored epoch says why (read after the write, only to report it).
+        let id = id.as_str().to_owned();
+        let stored: Option<i64> = self
+            .db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT epoch FROM conversations WHERE id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(match stored {
+            Some(epoch) => OwnerWrite::Fenced {
+                epoch: u64::try_from(epoch).unwrap_or_default(),
+            },
+            None => OwnerWrite::Missing,
+        })
+    }
+
     async fn update_conversation(&self, conversation: &Conversation) -> Result<(), StoreError> {
-        let (id, user_id, created_at, body) = columns(conversation)?;
+        self.write_state(&conversation.id, None, &LoopState::of(conversation))
+            .await
+            .map(drop)
+    }
+
+    async fn set_title_if_none(
+        &self,
+        id: &ConversationId,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        let args = (id.as_str().to_owned(), title.to_owned());
         self.db
             .run(move |conn| {
-                // A conversation that does not exist is left absent (the contract: no upsert).
-                conn.execute(
-                    "UPDATE conversations SET user_id = ?2, created_at = ?3, body = ?4
-                     WHERE id = ?1",
-                    params![id, user_id, created_at, body],
-                )
-                .map_err(unavailable)?;
-                Ok(())
+                let written = conn
+                    .execute(
+                        "UPDATE conversations SET body = json_set(body, '$.title', ?2)
+                         WHERE id = ?1 AND json_extract(body, '$.title') IS NULL",
+                        args,
+                    )
+                    .map_err(unavailable)?;
+                Ok(written == 1)
             })
             .await
     }
@@ -293,6 +394,38 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_the_epoch_column_gets_it() {
+        let db = EmbeddedDb::in_memory().unwrap();
+        let old = conversation("old", "u1", Utc::now());
+        let body = serde_json::to_string(&old).unwrap();
+        db.run(move |conn| {
+            conn.execute_batch(
+                "CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, body TEXT NOT NULL)",
+            )
+            .map_err(unavailable)?;
+            conn.execute(
+                "INSERT INTO conversations VALUES ('old', 'u1', 0, ?1)",
+                [body],
+            )
+            .map_err(unavailable)
+        })
+        .await
+        .unwrap();
+        let store = EmbeddedConversationStore::open(db.clone()).await.unwrap();
+        EmbeddedConversationStore::open(db).await.unwrap();
+        let state = LoopState::of(&old);
+        assert_eq!(
+            store.update_owned(&old.id, 2, &state).await.unwrap(),
+            OwnerWrite::Written
+        );
+        assert_eq!(
+            store.update_owned(&old.id, 1, &state).await.unwrap(),
+            OwnerWrite::Fenced { epoch: 2 }
         );
     }
 

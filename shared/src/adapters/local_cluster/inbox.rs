@@ -47,6 +47,7 @@ impl Inbox for LocalNode {
                     id
                 }
             };
+            state.touch(conversation);
             let owner = state
                 .live_owner(conversation, Instant::now())
                 .cloned()

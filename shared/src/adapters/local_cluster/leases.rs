@@ -1,13 +1,14 @@
-//! Leases on the in-process cluster: epochs that only rise, TTLs, the user's running set in claim order.
+//! Leases on the in-process cluster: epochs that only rise, TTLs, the user's running set in activity
+//! order, the hand-over list.
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{LeaseRecord, LocalNode, deliver};
-use crate::domain::ConversationId;
+use crate::domain::{ConversationId, UserId};
 use crate::ports::coordination::{
     ClaimOutcome, ClaimRequest, CoordinationError, Incoming, Lease, LeaseEnd, Leases, LimitPolicy,
-    RoomMessage,
+    NodeMessage, RoomMessage,
 };
 
 #[async_trait]
@@ -22,18 +23,31 @@ impl Leases for LocalNode {
                 owner: owner.clone(),
             });
         }
-        let running = state.running.entry(request.user_id.clone()).or_default();
+        let super::ClusterState {
+            running, evicting, ..
+        } = &mut *state;
+        let running = running.entry(request.user_id.clone()).or_default();
         let mut evicted = Vec::new();
-        if !running.contains(&request.conversation) {
+        let holds_a_place =
+            running.contains(&request.conversation) && !evicting.contains(&request.conversation);
+        if !holds_a_place {
             let room = request.max_running.max(1) - 1;
-            if running.len() > room {
+            let active: Vec<&ConversationId> =
+                running.iter().filter(|c| !evicting.contains(*c)).collect();
+            if active.len() > room {
                 if request.policy == LimitPolicy::Reject {
                     return Ok(ClaimOutcome::LimitReached);
                 }
-                evicted = running.drain(..running.len() - room).collect();
+                evicted = active[..active.len() - room]
+                    .iter()
+                    .map(|c| (*c).clone())
+                    .collect();
+                evicting.extend(evicted.iter().cloned());
             }
-            running.push(request.conversation.clone());
         }
+        running.retain(|c| *c != request.conversation);
+        running.push(request.conversation.clone());
+        evicting.remove(&request.conversation);
         let epoch = state
             .epochs
             .get(&request.conversation)
@@ -45,6 +59,7 @@ impl Leases for LocalNode {
             LeaseRecord {
                 owner: self.node_id.clone(),
                 epoch,
+                user_id: request.user_id.clone(),
                 expires_at: now + self.cluster.lease_ttl,
             },
         );
@@ -76,10 +91,11 @@ impl Leases for LocalNode {
                 .is_none_or(|epoch| *epoch <= lease.epoch);
             // Not evicted meanwhile (this cluster never forgets its running sets, unlike a Redis
             // restarted empty).
-            let counted = state
-                .running
-                .get(&lease.user_id)
-                .is_some_and(|running| running.contains(&lease.conversation));
+            let counted = !state.evicting.contains(&lease.conversation)
+                && state
+                    .running
+                    .get(&lease.user_id)
+                    .is_some_and(|running| running.contains(&lease.conversation));
             if held || (gone && nobody_claimed_since && counted) {
                 // Re-asserted when it expired unclaimed, as the Redis adapter does.
                 state.leases.insert(
@@ -87,6 +103,7 @@ impl Leases for LocalNode {
                     LeaseRecord {
                         owner: self.node_id.clone(),
                         epoch: lease.epoch,
+                        user_id: lease.user_id.clone(),
                         expires_at: now + self.cluster.lease_ttl,
                     },
                 );
@@ -111,29 +128,64 @@ impl Leases for LocalNode {
             let someone_else_runs_it = state.live_owner(&lease.conversation, now).is_some();
             match end {
                 LeaseEnd::Stopped if !someone_else_runs_it => {
-                    if let Some(running) = state.running.get_mut(&lease.user_id) {
-                        running.retain(|c| *c != lease.conversation);
-                    }
+                    state.forget(&lease.conversation, &lease.user_id);
                     Vec::new()
                 }
-                LeaseEnd::HandedOver if held => state
-                    .rooms
-                    .get(&lease.conversation)
-                    .into_iter()
-                    .flat_map(|room| room.iter())
-                    .filter(|(node, connections)| **node != self.node_id && !connections.is_empty())
-                    .filter_map(|(node, _)| state.sender(node))
-                    .collect(),
+                LeaseEnd::HandedOver if held => {
+                    state.handovers.push_back(lease.conversation.clone());
+                    let with_clients = state
+                        .rooms
+                        .get(&lease.conversation)
+                        .into_iter()
+                        .flat_map(|room| room.iter())
+                        .filter(|(node, connections)| {
+                            **node != self.node_id && !connections.is_empty()
+                        })
+                        .filter_map(|(node, _)| state.sender(node))
+                        .map(|sender| {
+                            let gone = Incoming::Room {
+                                conversation: lease.conversation.clone(),
+                                message: RoomMessage::OwnerGone,
+                            };
+                            (sender, gone)
+                        });
+                    let others = state
+                        .nodes
+                        .iter()
+                        .filter(|(node, _)| **node != self.node_id)
+                        .map(|(_, sender)| {
+                            let waiting = Incoming::Node(NodeMessage::HandoversWaiting);
+                            (sender.clone(), waiting)
+                        });
+                    with_clients.chain(others).collect()
+                }
                 _ => Vec::new(),
             }
         };
-        for sender in recipients {
-            let message = Incoming::Room {
-                conversation: lease.conversation.clone(),
-                message: RoomMessage::OwnerGone,
-            };
+        for (sender, message) in recipients {
             deliver(sender, message).await;
         }
         Ok(())
+    }
+
+    async fn forget_stopped(
+        &self,
+        conversation: &ConversationId,
+        user_id: &UserId,
+    ) -> Result<(), CoordinationError> {
+        let mut state = self.cluster.lock();
+        if state.live_owner(conversation, Instant::now()).is_none() {
+            state.forget(conversation, user_id);
+        }
+        Ok(())
+    }
+
+    async fn take_handed_over(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, CoordinationError> {
+        let mut state = self.cluster.lock();
+        let count = limit.max(1).min(state.handovers.len());
+        Ok(state.handovers.drain(..count).collect())
     }
 }

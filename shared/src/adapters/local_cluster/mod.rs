@@ -3,7 +3,7 @@
 //! socketioxide-redis's stub driver) without Redis.
 //!
 //! It keeps the Redis adapter's semantics so that the node behaves the same on both: leases expire after
-//! the TTL unless refreshed, epochs only rise, the user's running set is ordered by claim, inbox ids are
+//! the TTL unless refreshed, epochs only rise, the user's running set is ordered by activity, inbox ids are
 //! `<unix ms>-<seq>` like stream ids (so they keep rising across a restart of the process, as the event
 //! store's inbox cursor outlives it), and a node only receives a room's messages while it has joined it.
 //! The inbox itself lives in memory: standalone, it dies with the process that acknowledged it.
@@ -38,6 +38,8 @@ pub struct LocalCluster {
 struct LeaseRecord {
     owner: NodeId,
     epoch: u64,
+    /// Whose running set the conversation counts in (a user action moves it there).
+    user_id: UserId,
     expires_at: Instant,
 }
 
@@ -54,8 +56,12 @@ struct ClusterState {
     nodes: HashMap<NodeId, mpsc::Sender<Incoming>>,
     leases: HashMap<ConversationId, LeaseRecord>,
     epochs: HashMap<ConversationId, u64>,
-    /// Per user: running conversations, oldest claim first.
+    /// Per user: running conversations, least recently active first.
     running: HashMap<UserId, Vec<ConversationId>>,
+    /// Running conversations being evicted: counted until they stopped, holding no place.
+    evicting: HashSet<ConversationId>,
+    /// Conversations handed over by a leaving node, not yet taken.
+    handovers: VecDeque<ConversationId>,
     inboxes: HashMap<ConversationId, InboxLog>,
     /// Per conversation: the connections of each node.
     rooms: HashMap<ConversationId, HashMap<NodeId, HashSet<String>>>,
@@ -64,6 +70,30 @@ struct ClusterState {
 }
 
 impl ClusterState {
+    /// Makes a running conversation its user's most recently active (unless it is being evicted).
+    fn touch(&mut self, conversation: &ConversationId) {
+        let Some(user_id) = self.leases.get(conversation).map(|lease| &lease.user_id) else {
+            return;
+        };
+        if self.evicting.contains(conversation) {
+            return;
+        }
+        if let Some(running) = self.running.get_mut(user_id)
+            && let Some(position) = running.iter().position(|c| c == conversation)
+        {
+            let conversation = running.remove(position);
+            running.push(conversation);
+        }
+    }
+
+    /// A stopped conversation leaves its user's running set.
+    fn forget(&mut self, conversation: &ConversationId, user_id: &UserId) {
+        if let Some(running) = self.running.get_mut(user_id) {
+            running.retain(|c| c != conversation);
+        }
+        self.evicting.remove(conversation);
+    }
+
     fn live_owner(&self, conversation: &ConversationId, now: Instant) -> Option<&NodeId> {
         self.leases
             .get(conversation)

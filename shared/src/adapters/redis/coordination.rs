@@ -1,15 +1,17 @@
 //! The node's adapter of the coordination port on Redis: its connections and the helpers every
-//! concern's file shares. Commands go through a reconnecting `ConnectionManager`; the subscriptions
-//! live on one pub/sub connection (`pubsub.rs`).
+//! concern's file shares. Commands go through a reconnecting connection that follows the primary
+//! (`connection.rs`); inbox pushes have their own, so that waiting for their replication (`WAIT`)
+//! holds no other command up; the subscriptions live on one pub/sub connection (`pubsub.rs`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
+use super::connection::{Commands, Endpoint, SentinelSettings};
 use super::keys::Keys;
 use super::pubsub::Subscriptions;
 use crate::domain::NodeId;
@@ -20,21 +22,66 @@ use crate::retry::{Retrier, RetryPolicy};
 const INCOMING_CAPACITY: usize = 4096;
 /// How long one Redis command or connection attempt may take before it counts as a fault.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a stopped conversation's keys and a client's action ids stay, unless configured.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// How many replicas must have an inbox push before it is acknowledged (`REDIS_ACK_REPLICAS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckReplicas {
+    /// One while the primary has a replica, none while it has none (after a failover, until the old
+    /// primary rejoins as a replica).
+    Auto,
+    /// Exactly this many, or the push fails.
+    Exactly(usize),
+}
 
 /// Where the adapter connects and how it names things.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
+    /// The primary's URL (`REDIS_URL`), unless Sentinel names it.
     pub url: String,
+    pub sentinel: Option<SentinelSettings>,
     /// `REDIS_KEY_PREFIX`; see `keys.rs`.
     pub key_prefix: String,
     pub lease_ttl: Duration,
+    pub ack_replicas: AckReplicas,
+    /// How long a push waits for its replicas (`REDIS_ACK_TIMEOUT`) before it fails.
+    pub ack_timeout: Duration,
+    /// How long a stopped conversation's keys (and a client's action ids) stay (`REDIS_RETENTION`).
+    pub retention: Duration,
+    /// How long a node whose channel lost its subscriber has to beat again before it is reaped.
+    pub departure_grace: Duration,
+}
+
+impl RedisSettings {
+    /// The defaults for the Redis at `url`.
+    pub fn new(url: &str, key_prefix: &str, lease_ttl: Duration) -> Self {
+        Self {
+            url: url.to_owned(),
+            sentinel: None,
+            key_prefix: key_prefix.to_owned(),
+            lease_ttl,
+            ack_replicas: AckReplicas::Auto,
+            ack_timeout: Duration::from_secs(1),
+            retention: DEFAULT_RETENTION,
+            departure_grace: Duration::from_millis(500),
+        }
+    }
 }
 
 pub struct RedisCoordination {
     pub(super) node_id: NodeId,
     pub(super) keys: Keys,
-    pub(super) lease_ttl: Duration,
-    commands: ConnectionManager,
+    pub(super) settings: RedisSettings,
+    commands: Commands,
+    /// The inbox pushes' connection: `WAIT` blocks the connection it is sent on.
+    pub(super) pushes: Commands,
+    /// The primary's replicas as last seen (`ROLE`, every heartbeat), for [`AckReplicas::Auto`].
+    pub(super) replicas: AtomicUsize,
+    /// The endpoint's move count when `replicas` was seen.
+    pub(super) replicas_seen_at_move: AtomicU64,
+    /// Whether this node has beaten before (a later beat finding it unlisted means it was reaped).
+    pub(super) beaten: AtomicBool,
     pub(super) subscriptions: Arc<Subscriptions>,
     reader: JoinHandle<()>,
 }
@@ -61,23 +108,6 @@ pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A client of the server at `url` and its reconnecting command connection.
-pub(super) async fn command_connection(
-    url: &str,
-) -> Result<(redis::Client, ConnectionManager), CoordinationError> {
-    let client = redis::Client::open(url)
-        .map_err(|error| CoordinationError::Misconfigured(error.to_string()))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(COMMAND_TIMEOUT))
-        .set_response_timeout(Some(COMMAND_TIMEOUT))
-        .set_number_of_retries(2);
-    let commands = client
-        .get_connection_manager_with_config(config)
-        .await
-        .map_err(unavailable)?;
-    Ok((client, commands))
-}
-
 impl RedisCoordination {
     /// Connects, subscribes to this node's channel and starts the reader; incoming messages arrive on
     /// the returned receiver.
@@ -85,10 +115,12 @@ impl RedisCoordination {
         settings: &RedisSettings,
         node_id: NodeId,
     ) -> Result<(Self, mpsc::Receiver<Incoming>), CoordinationError> {
-        let (client, commands) = command_connection(&settings.url).await?;
+        let endpoint = Endpoint::new(&settings.url, settings.sentinel.as_ref())?;
+        let commands = Commands::connect(Arc::clone(&endpoint)).await?;
+        let pushes = Commands::connect(Arc::clone(&endpoint)).await?;
         let keys = Keys::new(&settings.key_prefix);
         let subscriptions = Arc::new(Subscriptions {
-            client,
+            endpoint,
             keys: keys.clone(),
             node_id: node_id.clone(),
             commands: commands.clone(),
@@ -101,15 +133,20 @@ impl RedisCoordination {
         let coordination = Self {
             node_id,
             keys,
-            lease_ttl: settings.lease_ttl,
+            settings: settings.clone(),
             commands,
+            pushes,
+            replicas: AtomicUsize::new(0),
+            replicas_seen_at_move: AtomicU64::new(0),
+            beaten: AtomicBool::new(false),
             subscriptions,
             reader,
         };
+        coordination.observe_replicas().await?;
         Ok((coordination, receiver))
     }
 
-    pub(super) fn commands(&self) -> ConnectionManager {
+    pub(super) fn commands(&self) -> Commands {
         self.commands.clone()
     }
 }

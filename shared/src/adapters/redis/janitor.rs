@@ -1,6 +1,6 @@
 //! The Redis adapter of the cluster janitor port, for the cleanup function: the nodes' own `REAP`
 //! script (counting only in a dry run), and two small scripts that read leases with their owners'
-//! heartbeats and forget a stopped conversation's running-set member. Every key is named from the
+//! heartbeats, and the nodes' own `FORGET` of a stopped conversation (its running-set member and keys). Every key is named from the
 //! ids it is given or reads (`keys.rs`): a pass never walks the key space.
 
 use std::collections::HashSet;
@@ -9,27 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
-use super::coordination::{command_connection, millis, unavailable};
+use super::connection::{Commands, Endpoint};
+use super::coordination::{DEFAULT_RETENTION, millis, unavailable};
 use super::keys::Keys;
+use super::leases::forget;
 use super::liveness::{ReapOutcome, run_reap};
 use crate::domain::{ConversationId, UserId};
 use crate::ports::ClusterJanitor;
 use crate::ports::Reaped;
 use crate::ports::coordination::CoordinationError;
-
-/// KEYS: lease, running (the user's). ARGV: conversation. Removes the conversation from the user's
-/// running set unless a lease runs it; returns 1 if it was removed.
-static FORGET_RUNNING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-return redis.call('ZREM', KEYS[2], ARGV[1])
-"#,
-    )
-});
 
 /// KEYS: nodes, then a lease key per conversation. ARGV: silence ms. Returns the 1-based positions of
 /// the leases held by a node that beat within the silence, or that never beat (its TTL ends those).
@@ -56,7 +46,7 @@ return live
 pub struct RedisJanitor {
     url: String,
     keys: Keys,
-    commands: OnceCell<ConnectionManager>,
+    commands: OnceCell<Commands>,
 }
 
 impl RedisJanitor {
@@ -69,8 +59,8 @@ impl RedisJanitor {
         }
     }
 
-    async fn commands(&self) -> Result<ConnectionManager, CoordinationError> {
-        let connect = || async { Ok(command_connection(&self.url).await?.1) };
+    async fn commands(&self) -> Result<Commands, CoordinationError> {
+        let connect = || async { Commands::connect(Endpoint::new(&self.url, None)?).await };
         self.commands.get_or_try_init(connect).await.cloned()
     }
 }
@@ -124,13 +114,14 @@ impl ClusterJanitor for RedisJanitor {
         conversation: &ConversationId,
         user_id: &UserId,
     ) -> Result<bool, CoordinationError> {
-        let removed: u8 = FORGET_RUNNING
-            .key(self.keys.lease(conversation))
-            .key(self.keys.running(user_id))
-            .arg(conversation.as_str())
-            .invoke_async(&mut self.commands().await?)
-            .await
-            .map_err(unavailable)?;
-        Ok(removed == 1)
+        let mut commands = self.commands().await?;
+        forget(
+            &mut commands,
+            &self.keys,
+            conversation,
+            user_id,
+            DEFAULT_RETENTION,
+        )
+        .await
     }
 }

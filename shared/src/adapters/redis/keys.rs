@@ -4,13 +4,14 @@
 //!
 //! | Name | Type | Content | Lifetime |
 //! |---|---|---|---|
-//! | `{p}lease:{conversation}` | hash | `owner` (node id), `epoch` | `PEXPIRE` lease TTL, refreshed by the owner |
-//! | `{p}epoch:{conversation}` | string | the last epoch granted (`INCR`) | kept; the event store's fence guards its loss |
-//! | `{p}claims` | string | a counter ordering claims (the score of `running`) | kept |
-//! | `{p}running:{user}` | sorted set | the user's running conversations, scored by claim order | members leave on a stopped release or eviction; the owners' refresh restores them after Redis lost its data; the cleanup removes a stale one |
+//! | `{p}lease:{conversation}` | hash | `owner` (node id), `epoch`, `user` | `PEXPIRE` lease TTL, refreshed by the owner |
+//! | `{p}epoch:{conversation}` | string | the last epoch granted (`INCR`) | while the conversation runs; `PEXPIRE` retention once it stopped (the event store's fence guards its loss) |
+//! | `{p}claims` | string | a counter ordering activity (the score of `running`) | kept |
+//! | `{p}running:{user}` | sorted set | the user's running conversations, scored by last activity (a claim, a user action); negated while being evicted | members leave on a stopped release (an evicted one once stopped); the owners' refresh restores them after Redis lost its data; the cleanup removes a stale one |
+//! | `{p}handovers` | sorted set | conversations handed over by a leaving node, not yet claimed | members leave when a node takes them |
 //! | `{p}owned:{node}` | set | the conversations a node holds leases of | members leave on release |
-//! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded |
-//! | `{p}action:{conversation}:{client action id}` | string | the inbox id a client's action was stored as | `EX` a day (`ACTION_ID_MEMORY`) |
+//! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded; deleted (empty) or `PEXPIRE` retention once stopped |
+//! | `{p}action:{conversation}:{client action id}` | string | the inbox id a client's action was stored as | `EX` retention (`REDIS_RETENTION`, a day) |
 //! | `{p}presence:{conversation}` | hash | node id -> how many clients of the conversation it has | a field leaves with the node's last client, or when the node is reaped |
 //! | `{p}watching:{node}` | set | the conversations a node has clients of (to forget them when it is reaped) | members leave with the last client |
 //! | `{p}nodes` | sorted set | node ids scored by their last heartbeat (Redis time, ms) | members leave when reaped (by a node, or by the cleanup when none is left) |
@@ -75,6 +76,10 @@ impl Keys {
 
     pub fn watching(&self, node: &NodeId) -> String {
         format!("{}watching:{node}", self.prefix)
+    }
+
+    pub fn handovers(&self) -> String {
+        format!("{}handovers", self.prefix)
     }
 
     pub fn nodes(&self) -> String {

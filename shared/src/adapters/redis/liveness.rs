@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 
 use super::coordination::{RedisCoordination, corrupt, encode, millis, unavailable};
 use super::keys::Keys;
@@ -16,16 +16,30 @@ use crate::domain::{ConversationId, NodeId};
 use crate::ports::Reaped;
 use crate::ports::coordination::{CoordinationError, Liveness, RoomMessage};
 
-/// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ).
+/// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ);
+/// returns 1 if the node was not listed (its first beat, or it was reaped meanwhile).
 static BEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local now = redis.call('TIME')
-redis.call('ZADD', KEYS[1], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
-return 1
+return redis.call('ZADD', KEYS[1], now[1] * 1000 + math.floor(now[2] / 1000), ARGV[1])
 "#,
     )
 });
+
+/// Records `node`'s heartbeat; whether it was not listed before (see `BEAT`).
+pub(super) async fn beat_as(
+    commands: &mut (impl ConnectionLike + Send),
+    keys: &Keys,
+    node: &NodeId,
+) -> Result<bool, CoordinationError> {
+    BEAT.key(keys.nodes())
+        .arg(node.as_str())
+        .invoke_async::<u8>(commands)
+        .await
+        .map(|added| added == 1)
+        .map_err(unavailable)
+}
 
 /// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
 /// and `room:` names, the `OwnerGone` room message, `reap`|`count`, then the nodes whose connection
@@ -92,7 +106,7 @@ pub(super) struct ReapOutcome {
 
 /// Reaps the nodes silent for longer than `silence` and the `departed` ones (see `REAP`).
 pub(super) async fn run_reap(
-    commands: &mut ConnectionManager,
+    commands: &mut (impl ConnectionLike + Send),
     keys: &Keys,
     silence: Duration,
     departed: Vec<String>,
@@ -134,29 +148,27 @@ pub(super) async fn run_reap(
 }
 
 impl RedisCoordination {
-    /// The other live-listed nodes whose channel nobody listens to: their process (and its connection)
-    /// is gone, which Redis knows at once, long before their heartbeat falls silent. A node that is only
-    /// reconnecting may be listed too; it re-asserts or loses its leases safely (fencing).
-    async fn departed_nodes(&self) -> Result<Vec<String>, CoordinationError> {
-        let nodes: Vec<String> = redis::cmd("ZRANGE")
+    /// The other listed nodes with their last heartbeat, and whether their channel has a subscriber.
+    async fn peers(&self) -> Result<Vec<(String, f64, bool)>, CoordinationError> {
+        let nodes: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(self.keys.nodes())
             .arg(0)
             .arg(-1)
+            .arg("WITHSCORES")
             .query_async(&mut self.commands())
             .await
             .map_err(unavailable)?;
-        let others: Vec<NodeId> = nodes
-            .iter()
-            .map(|node| NodeId::new(node))
-            .filter(|node| *node != self.node_id)
+        let others: Vec<(String, f64)> = nodes
+            .into_iter()
+            .filter(|(node, _)| *node != self.node_id.as_str())
             .collect();
         if others.is_empty() {
             return Ok(Vec::new());
         }
         let mut numsub = redis::cmd("PUBSUB");
         numsub.arg("NUMSUB");
-        for node in &others {
-            numsub.arg(self.keys.node_channel(node));
+        for (node, _) in &others {
+            numsub.arg(self.keys.node_channel(&NodeId::new(node)));
         }
         let listeners: Vec<(String, u64)> = numsub
             .query_async(&mut self.commands())
@@ -165,8 +177,37 @@ impl RedisCoordination {
         Ok(others
             .into_iter()
             .zip(listeners)
-            .filter(|(_, (_, count))| *count == 0)
-            .map(|(node, _)| node.as_str().to_owned())
+            .map(|((node, beat), (_, count))| (node, beat, count > 0))
+            .collect())
+    }
+
+    /// The other listed nodes that are gone: their channel has no subscriber (a dead process's
+    /// connection is closed, which Redis knows at once) and, a grace later, still none and no new
+    /// heartbeat. A node whose pub/sub connection only blipped re-subscribes and beats within the grace
+    /// (`pubsub.rs`), so one signal alone never reaps it.
+    async fn departed_nodes(&self) -> Result<Vec<String>, CoordinationError> {
+        let unheard: Vec<(String, f64)> = self
+            .peers()
+            .await?
+            .into_iter()
+            .filter(|(_, _, subscribed)| !subscribed)
+            .map(|(node, beat, _)| (node, beat))
+            .collect();
+        if unheard.is_empty() {
+            return Ok(Vec::new());
+        }
+        tokio::time::sleep(self.settings.departure_grace).await;
+        let still_silent: Vec<(String, f64)> = self
+            .peers()
+            .await?
+            .into_iter()
+            .filter(|(_, _, subscribed)| !subscribed)
+            .map(|(node, beat, _)| (node, beat))
+            .collect();
+        Ok(unheard
+            .into_iter()
+            .filter(|suspect| still_silent.contains(suspect))
+            .map(|(node, _)| node)
             .collect())
     }
 }
@@ -178,12 +219,14 @@ impl Liveness for RedisCoordination {
     }
 
     async fn beat(&self) -> Result<(), CoordinationError> {
-        BEAT.key(self.keys.nodes())
-            .arg(self.node_id.as_str())
-            .invoke_async::<u8>(&mut self.commands())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let unlisted = beat_as(&mut self.commands(), &self.keys, &self.node_id).await?;
+        if unlisted && self.beaten.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // Reaped while alive (a long pause or partition): its leases are re-asserted or found
+            // lost by the refresh (fencing); its clients must be announced again.
+            tracing::warn!(node = %self.node_id, "this node had been reaped: rejoining");
+            self.subscriptions.assert_presence().await?;
+        }
+        self.observe_replicas().await
     }
 
     async fn reap(&self, silence: Duration) -> Result<Vec<ConversationId>, CoordinationError> {

@@ -3,10 +3,13 @@
 //!   each concern of the port in its own file, with its scripts: `leases` (claim with the per-user
 //!   limit, refresh, release), `inbox` (streams), `messaging` (directed and room messages, presence),
 //!   `liveness` (heartbeats, reaping dead nodes);
+//! - `connection`: where the primary is (a fixed endpoint or Sentinel) and the command connection that
+//!   follows it through a failover;
 //! - `pubsub`: the node's subscriptions and the task that reads and re-opens them;
 //! - `keys`: every key and channel name;
 //! - `janitor`: the cleanup function's adapter ([`RedisJanitor`]).
 
+mod connection;
 mod coordination;
 mod inbox;
 mod janitor;
@@ -16,6 +19,7 @@ mod liveness;
 mod messaging;
 mod pubsub;
 
-pub use coordination::{RedisCoordination, RedisSettings};
+pub use connection::SentinelSettings;
+pub use coordination::{AckReplicas, DEFAULT_RETENTION, RedisCoordination, RedisSettings};
 pub use janitor::RedisJanitor;
 pub use keys::Keys;

@@ -1,18 +1,21 @@
 //! The node's pub/sub connection to Redis: its own channel and the rooms it has clients in, read by one
-//! task that forwards every message to the node and, when the connection ends, re-opens it under the
-//! shared retry policy, re-subscribing and re-asserting this node's presence (a Redis restarted empty
-//! forgets it).
+//! task that forwards every message to the node and, when the connection ends (or the primary moved),
+//! re-opens it under the shared retry policy, re-subscribing, re-asserting this node's presence (a Redis
+//! restarted empty forgets it) and beating at once (the peers give a node whose channel went silent a
+//! grace to do so before they reap it).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::{PubSubSink, PubSubStream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc};
 
+use super::connection::{Commands, Endpoint};
 use super::coordination::{COMMAND_TIMEOUT, unavailable};
 use super::keys::Keys;
+use super::liveness::beat_as;
 use crate::domain::{ConversationId, NodeId};
 use crate::ports::coordination::{CoordinationError, Incoming, NodeMessage, RoomMessage};
 use crate::retry::Retrier;
@@ -27,10 +30,10 @@ pub(super) struct RoomEnvelope {
 
 /// What the pub/sub side of the adapter shares with its reader task.
 pub(super) struct Subscriptions {
-    pub client: redis::Client,
+    pub endpoint: Arc<Endpoint>,
     pub keys: Keys,
     pub node_id: NodeId,
-    pub commands: ConnectionManager,
+    pub commands: Commands,
     pub state: Mutex<SubscriptionState>,
     /// How the connection is re-opened after a fault.
     pub reconnects: Retrier,
@@ -48,7 +51,8 @@ impl Subscriptions {
     /// Opens the pub/sub connection, subscribes to this node's channel and its rooms, and re-asserts
     /// its presence.
     pub(super) async fn open(&self) -> Result<PubSubStream, CoordinationError> {
-        let pubsub = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_async_pubsub())
+        let client = self.endpoint.client().await?;
+        let pubsub = tokio::time::timeout(COMMAND_TIMEOUT, client.get_async_pubsub())
             .await
             .map_err(|_| CoordinationError::Unavailable("pub/sub connect timed out".into()))?
             .map_err(unavailable)?;
@@ -57,11 +61,29 @@ impl Subscriptions {
         sink.subscribe(self.keys.node_channel(&self.node_id))
             .await
             .map_err(unavailable)?;
-        let mut presence = redis::pipe();
-        for (conversation, connections) in &state.rooms {
+        for conversation in state.rooms.keys() {
             sink.subscribe(self.keys.room_channel(conversation))
                 .await
                 .map_err(unavailable)?;
+        }
+        self.record_presence(&state).await?;
+        state.sink = Some(sink);
+        Ok(stream)
+    }
+
+    /// Records this node's clients of each conversation again (after Redis forgot them, or a reaper
+    /// did).
+    pub(super) async fn assert_presence(&self) -> Result<(), CoordinationError> {
+        let state = self.state.lock().await;
+        self.record_presence(&state).await
+    }
+
+    async fn record_presence(&self, state: &SubscriptionState) -> Result<(), CoordinationError> {
+        if state.rooms.is_empty() {
+            return Ok(());
+        }
+        let mut presence = redis::pipe();
+        for (conversation, connections) in &state.rooms {
             presence
                 .hset(
                     self.keys.presence(conversation),
@@ -72,14 +94,10 @@ impl Subscriptions {
                 .sadd(self.keys.watching(&self.node_id), conversation.as_str())
                 .ignore();
         }
-        if !state.rooms.is_empty() {
-            presence
-                .query_async::<()>(&mut self.commands.clone())
-                .await
-                .map_err(unavailable)?;
-        }
-        state.sink = Some(sink);
-        Ok(stream)
+        presence
+            .query_async::<()>(&mut self.commands.clone())
+            .await
+            .map_err(unavailable)
     }
 
     /// Forwards messages to the node; re-opens the connection whenever it ends, until the node is gone.
@@ -89,7 +107,12 @@ impl Subscriptions {
         sender: mpsc::Sender<Incoming>,
     ) {
         loop {
-            while let Some(message) = stream.next().await {
+            loop {
+                let message = tokio::select! {
+                    message = stream.next() => message,
+                    () = self.endpoint.moved.notified() => None,
+                };
+                let Some(message) = message else { break };
                 let Some(incoming) =
                     self.decode(message.get_channel_name(), message.get_payload_bytes())
                 else {
@@ -101,24 +124,32 @@ impl Subscriptions {
             }
             self.state.lock().await.sink = None;
             tracing::warn!(node = %self.node_id, "redis pub/sub connection lost; reconnecting");
-            let reopen = self.reconnects.run(|| async {
-                let opened = self.open().await;
-                if let Err(error) = &opened {
-                    tracing::debug!(%error, "redis pub/sub reconnect failed");
-                }
-                opened
-            });
-            stream = tokio::select! {
-                () = sender.closed() => return,
-                opened = reopen => match opened {
-                    Ok(stream) => stream,
-                    Err(error) => {
-                        tracing::error!(%error, "redis pub/sub cannot be re-opened");
-                        return;
+            stream = loop {
+                let reopen = self.reconnects.run(|| async {
+                    let opened = self.open().await;
+                    if let Err(error) = &opened {
+                        tracing::debug!(%error, "redis pub/sub reconnect failed");
                     }
-                },
+                    opened
+                });
+                tokio::select! {
+                    () = sender.closed() => return,
+                    // The primary moved: try there at once rather than after the backoff.
+                    () = self.endpoint.moved.notified() => {}
+                    opened = reopen => match opened {
+                        Ok(stream) => break stream,
+                        Err(error) => {
+                            tracing::error!(%error, "redis pub/sub cannot be re-opened");
+                            return;
+                        }
+                    },
+                }
             };
             tracing::info!(node = %self.node_id, "redis pub/sub resubscribed");
+            if let Err(error) = beat_as(&mut self.commands.clone(), &self.keys, &self.node_id).await
+            {
+                tracing::warn!(%error, "heartbeat after resubscribing failed");
+            }
         }
     }
 

@@ -39,8 +39,9 @@ pub struct ClaimRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// The caller owns the conversation. `evicted`: the user's conversations that left the running set
-    /// to make room; the caller asks their owners to stop them.
+    /// The caller owns the conversation. `evicted`: the user's least recently active conversations,
+    /// marked to make room; they stay counted until they stopped. The caller asks their owners to stop
+    /// them.
     Claimed {
         lease: Lease,
         evicted: Vec<ConversationId>,
@@ -56,15 +57,17 @@ pub enum ClaimOutcome {
 pub enum LeaseEnd {
     /// The conversation stopped: it leaves its user's running set.
     Stopped,
-    /// The node is leaving (a deploy): the conversation stays running and the nodes with its clients
-    /// are told (`RoomMessage::OwnerGone`) so that one of them takes it over at once.
+    /// The node is leaving (a deploy): the conversation stays running, joins the hand-over list and
+    /// every other node is told (`NodeMessage::HandoversWaiting`), the nodes with its clients as well
+    /// (`RoomMessage::OwnerGone`), so that one of them takes it over at once.
     HandedOver,
 }
 
 #[async_trait]
 pub trait Leases: Send + Sync {
     /// Claims a conversation's lease for this node (re-claiming one this node holds raises the epoch),
-    /// enforcing its user's running limit in the same atomic step.
+    /// enforcing its user's running limit in the same atomic step. A claim is activity: the
+    /// conversation becomes its user's most recently active (as a user action makes it).
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, CoordinationError>;
 
     /// Extends the leases this node still holds, and re-asserts those that expired (or that a backend
@@ -74,4 +77,19 @@ pub trait Leases: Send + Sync {
 
     /// Gives a lease up (only if still held by it).
     async fn release(&self, lease: &Lease, end: LeaseEnd) -> Result<(), CoordinationError>;
+
+    /// Records the stop of a conversation no lease runs (an evicted one whose owner is gone): it
+    /// leaves its user's running set.
+    async fn forget_stopped(
+        &self,
+        conversation: &ConversationId,
+        user_id: &UserId,
+    ) -> Result<(), CoordinationError>;
+
+    /// Takes up to `limit` conversations from the hand-over list (each goes to one caller), for the
+    /// caller to claim.
+    async fn take_handed_over(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<ConversationId>, CoordinationError>;
 }

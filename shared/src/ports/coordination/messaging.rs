@@ -47,6 +47,8 @@ pub enum NodeMessage {
     InboxReady {
         conversation: ConversationId,
     },
+    /// A leaving node handed conversations over: take some from the hand-over list.
+    HandoversWaiting,
     Request {
         id: String,
         reply_to: NodeId,

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use shared::domain::UserAction;
 use shared::ports::coordination::{
-    ClaimOutcome, ClaimRequest, Incoming, Lease, LeaseEnd, LimitPolicy, RoomMessage,
+    ClaimOutcome, ClaimRequest, Incoming, Lease, LeaseEnd, LimitPolicy, NodeMessage, RoomMessage,
 };
 
 use super::{
@@ -113,21 +114,42 @@ pub async fn refresh_keeps_held_leases_alive(make: impl AsyncFn(ClusterSpec) -> 
     );
 }
 
-pub async fn the_limit_evicts_the_users_oldest_and_counts_every_node(
+pub async fn the_limit_evicts_the_users_least_recently_active_and_counts_every_node(
     make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
 ) {
     let nodes = make(ClusterSpec::of(2, LONG_TTL)).await;
     let policy = LimitPolicy::EvictOldest;
     claimed(&nodes[0], &request("first", "alice", 2, policy)).await;
-    claimed(&nodes[1], &request("second", "alice", 2, policy)).await;
+    let (second, _) = claimed(&nodes[1], &request("second", "alice", 2, policy)).await;
     claimed(&nodes[1], &request("bobs", "bob", 2, policy)).await;
+    // The user acts in the first: the second is now the least recently active.
+    nodes[1]
+        .coordination
+        .push_action(&conversation("first"), &UserAction::message("typing"), None)
+        .await
+        .unwrap();
     let (_, evicted) = claimed(&nodes[0], &request("third", "alice", 2, policy)).await;
-    assert_eq!(evicted, [conversation("first")]);
-    // Re-claiming a running conversation (its loop restarting) is no new start: nothing is evicted.
-    let (_, evicted) = claimed(&nodes[1], &request("second", "alice", 2, policy)).await;
-    assert!(evicted.is_empty());
-    let (_, evicted) = claimed(&nodes[1], &request("fourth", "alice", 2, policy)).await;
     assert_eq!(evicted, [conversation("second")]);
+    // Re-claiming a running conversation (its loop restarting) is no new start: nothing is evicted.
+    let (_, evicted) = claimed(&nodes[0], &request("third", "alice", 2, policy)).await;
+    assert!(evicted.is_empty());
+    // The victim, not stopped yet, is not chosen again: the next start evicts the next one.
+    let (_, evicted) = claimed(&nodes[1], &request("fourth", "alice", 2, policy)).await;
+    assert_eq!(evicted, [conversation("first")]);
+    // Counted until it stopped: its owner can still refresh its lease; then it leaves.
+    assert!(
+        nodes[1]
+            .coordination
+            .refresh(std::slice::from_ref(&second))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    nodes[1]
+        .coordination
+        .release(&second, LeaseEnd::Stopped)
+        .await
+        .unwrap();
 }
 
 pub async fn the_reject_policy_changes_nothing(make: impl AsyncFn(ClusterSpec) -> Vec<Member>) {
@@ -225,7 +247,7 @@ pub async fn a_stopped_release_frees_the_users_slot(
     claimed(&nodes[0], &request("next", "alice", 1, LimitPolicy::Reject)).await;
 }
 
-pub async fn a_handover_tells_the_other_nodes_with_clients(
+pub async fn a_handover_tells_the_other_nodes_and_lists_it(
     make: impl AsyncFn(ClusterSpec) -> Vec<Member>,
 ) {
     let mut nodes = make(ClusterSpec::of(3, LONG_TTL)).await;
@@ -237,6 +259,10 @@ pub async fn a_handover_tells_the_other_nodes_with_clients(
     .await;
     nodes[0].coordination.join(&c, "on-a").await.unwrap();
     nodes[1].coordination.join(&c, "on-b").await.unwrap();
+    // Live nodes, as each beats.
+    for member in &nodes {
+        member.coordination.beat().await.unwrap();
+    }
     nodes[0]
         .coordination
         .release(&lease, LeaseEnd::HandedOver)
@@ -249,11 +275,30 @@ pub async fn a_handover_tells_the_other_nodes_with_clients(
         } => assert_eq!(conversation, c),
         other => panic!("expected OwnerGone, got {other:?}"),
     }
+    // Every other node, with clients or not, hears of the hand-over list.
+    for node in &mut nodes[1..] {
+        match received(node).await {
+            Incoming::Node(NodeMessage::HandoversWaiting) => {}
+            other => panic!("expected HandoversWaiting, got {other:?}"),
+        }
+    }
     nothing_received(&mut nodes[0]).await;
-    nothing_received(&mut nodes[2]).await;
+    // One node takes it from the list, once.
+    assert_eq!(
+        nodes[2].coordination.take_handed_over(10).await.unwrap(),
+        std::slice::from_ref(&c)
+    );
+    assert!(
+        nodes[1]
+            .coordination
+            .take_handed_over(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The lease is free at once, not after a TTL.
     claimed(
-        &nodes[1],
+        &nodes[2],
         &request("handed", "u", 3, LimitPolicy::EvictOldest),
     )
     .await;
