@@ -251,6 +251,19 @@ impl NodeProcess {
             .to_owned()
     }
 
+    /// A conversation's REST view.
+    pub async fn conversation(&self, token: &str, id: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/api/conversations/{id}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the node answers")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
     /// Every stored event of a conversation, through the REST pages.
     pub async fn all_events(&self, token: &str, id: &str) -> Vec<Value> {
         let mut events: Vec<Value> = Vec::new();

@@ -503,15 +503,7 @@ async fn eviction_takes_the_least_recently_active_and_stopped_conversations_leav
         async move {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                let view: Value = reqwest::Client::new()
-                    .get(format!("{}/api/conversations/{id}", node.url))
-                    .bearer_auth(&alice)
-                    .send()
-                    .await
-                    .expect("the node answers")
-                    .json()
-                    .await
-                    .expect("JSON");
+                let view = node.conversation(&alice, &id).await;
                 if view["status"] != "running" || Instant::now() > deadline {
                     return view["status"].clone();
                 }
@@ -525,15 +517,7 @@ async fn eviction_takes_the_least_recently_active_and_stopped_conversations_leav
         "the least recently active is evicted"
     );
     for id in [&older, &third] {
-        let view: Value = reqwest::Client::new()
-            .get(format!("{}/api/conversations/{id}", nodes[1].url))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = nodes[1].conversation(&alice, id).await;
         assert_eq!(view["status"], "running", "{id} keeps running");
     }
     // Everything stops, the client leaves; once the retention passed, only the cluster's own keys stay.

@@ -165,15 +165,7 @@ async fn a_paused_owner_appends_nothing_after_the_takeover() {
 
 /// What a conversation's owner writes of its metadata: status, agent state, last update.
 async fn loop_state(node: &NodeProcess, token: &str, id: &str) -> Value {
-    let conversation: Value = reqwest::Client::new()
-        .get(format!("{}/api/conversations/{id}", node.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the node answers")
-        .json()
-        .await
-        .expect("JSON");
+    let conversation = node.conversation(token, id).await;
     json!({
         "status": conversation["status"],
         "agent_state": conversation["agent_state"],

@@ -148,8 +148,8 @@ pub(super) async fn run_reap(
 }
 
 impl RedisCoordination {
-    /// The other listed nodes with their last heartbeat, and whether their channel has a subscriber.
-    async fn peers(&self) -> Result<Vec<(String, f64, bool)>, CoordinationError> {
+    /// The other listed nodes whose channel has no subscriber, with their last heartbeat.
+    async fn unheard_peers(&self) -> Result<Vec<(String, f64)>, CoordinationError> {
         let nodes: Vec<(String, f64)> = redis::cmd("ZRANGE")
             .arg(self.keys.nodes())
             .arg(0)
@@ -177,7 +177,8 @@ impl RedisCoordination {
         Ok(others
             .into_iter()
             .zip(listeners)
-            .map(|((node, beat), (_, count))| (node, beat, count > 0))
+            .filter(|(_, (_, count))| *count == 0)
+            .map(|(peer, _)| peer)
             .collect())
     }
 
@@ -186,27 +187,15 @@ impl RedisCoordination {
     /// heartbeat. A node whose pub/sub connection only blipped re-subscribes and beats within the grace
     /// (`pubsub.rs`), so one signal alone never reaps it.
     async fn departed_nodes(&self) -> Result<Vec<String>, CoordinationError> {
-        let unheard: Vec<(String, f64)> = self
-            .peers()
-            .await?
-            .into_iter()
-            .filter(|(_, _, subscribed)| !subscribed)
-            .map(|(node, beat, _)| (node, beat))
-            .collect();
+        let unheard = self.unheard_peers().await?;
         if unheard.is_empty() {
             return Ok(Vec::new());
         }
         tokio::time::sleep(self.settings.departure_grace).await;
-        let still_silent: Vec<(String, f64)> = self
-            .peers()
-            .await?
-            .into_iter()
-            .filter(|(_, _, subscribed)| !subscribed)
-            .map(|(node, beat, _)| (node, beat))
-            .collect();
+        let still_unheard = self.unheard_peers().await?;
         Ok(unheard
             .into_iter()
-            .filter(|suspect| still_silent.contains(suspect))
+            .filter(|suspect| still_unheard.contains(suspect))
             .map(|(node, _)| node)
             .collect())
     }
