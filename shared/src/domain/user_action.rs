@@ -35,6 +35,29 @@ pub enum InvalidAction {
     TooLong,
     #[error("the agent state {0:?} cannot be requested")]
     UnsupportedState(AgentState),
+    #[error("client_action_id must be 1-{MAX_CLIENT_ACTION_ID} letters, digits, '-', '_' or '.'")]
+    ClientActionId,
+}
+
+/// The longest client action id accepted.
+pub const MAX_CLIENT_ACTION_ID: usize = 128;
+
+/// The optional `client_action_id` beside an action: a client that retries an action (over
+/// Socket.IO or REST) sends the same one, and the action is stored once.
+pub fn client_action_id(raw: &serde_json::Value) -> Result<Option<String>, InvalidAction> {
+    match raw.get("client_action_id") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(id))
+            if !id.is_empty()
+                && id.len() <= MAX_CLIENT_ACTION_ID
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err(InvalidAction::ClientActionId),
+    }
 }
 
 impl UserAction {

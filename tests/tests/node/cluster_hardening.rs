@@ -21,10 +21,13 @@ struct Driven {
     acknowledged: Vec<String>,
 }
 
-/// Sends a message through REST to the first of `urls` (from `start`) that acknowledges it; `None`
-/// when none did (each refused or failed: the action counts as not acknowledged).
+/// Sends a message through REST to the first of `urls` (from `start`) that acknowledges it, the same
+/// `client_action_id` on each try (so that a try that failed after storing it counts once); `false`
+/// when none did (the action counts as not acknowledged).
 async fn post_message(urls: &[String], start: usize, conversation: &Driven, text: &str) -> bool {
     let http = reqwest::Client::new();
+    let mut action = message_action(text);
+    action["client_action_id"] = json!(text.trim_end_matches('.').replace(' ', "-"));
     for offset in 0..urls.len() {
         let url = &urls[(start + offset) % urls.len()];
         let answer = http
@@ -33,7 +36,7 @@ async fn post_message(urls: &[String], start: usize, conversation: &Driven, text
                 conversation.id
             ))
             .bearer_auth(&conversation.token)
-            .json(&message_action(text))
+            .json(&action)
             .timeout(Duration::from_secs(10))
             .send()
             .await;

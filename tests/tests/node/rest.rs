@@ -106,6 +106,53 @@ async fn an_action_sent_over_rest_is_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_action_retried_with_its_client_action_id_is_stored_once() {
+    let node = standalone().await;
+    let alice = token("alice");
+    let id = node.create_conversation(&alice, None).await;
+    let mut action = message_action("retried over rest");
+    action["client_action_id"] = json!("rest-retry-1");
+    for _ in 0..3 {
+        let (status, body) = node
+            .post(
+                &format!("/api/conversations/{id}/events"),
+                Some(&alice),
+                &action,
+            )
+            .await;
+        assert_eq!((status, body), (StatusCode::OK, json!({ "success": true })));
+    }
+    let events = node
+        .wait_for_events(&alice, &id, |events| events.iter().any(is_agent_message))
+        .await;
+    let sent = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["source"] == "user" && e["args"]["content"] == "retried over rest")
+            .count()
+    };
+    assert_eq!(sent(&events), 1, "stored once: {events:#?}");
+    // A malformed id is refused with a reason, nothing stored.
+    action["client_action_id"] = json!("not an id!");
+    let (status, body) = node
+        .post(
+            &format!("/api/conversations/{id}/events"),
+            Some(&alice),
+            &action,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client_action_id"),
+        "{body}"
+    );
+    assert_eq!(sent(&node.all_events(&alice, &id).await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_users_and_anonymous_callers_are_refused_with_json() {
     let node = standalone().await;
     let (alice, bob) = (token("alice"), token("bob"));

@@ -13,9 +13,10 @@ use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::domain::user_action::MAX_MESSAGE_BYTES;
+use shared::domain::user_action::{MAX_MESSAGE_BYTES, client_action_id};
 use shared::domain::{
-    AgentState, Conversation, ConversationId, ConversationStatus, ModelSettings, UserAction, UserId,
+    AgentState, Conversation, ConversationId, ConversationStatus, InvalidAction, ModelSettings,
+    UserAction, UserId,
 };
 use shared::ports::coordination::StopReason;
 
@@ -314,15 +315,16 @@ pub(crate) async fn send_action(
     api.action_rate
         .check(&caller.user_id)
         .map_err(ApiError::RateLimited)?;
-    let action =
-        UserAction::parse(raw).map_err(|invalid| ApiError::BadRequest(invalid.to_string()))?;
+    let invalid = |invalid: InvalidAction| ApiError::BadRequest(invalid.to_string());
+    let client_action_id = client_action_id(&raw).map_err(invalid)?;
+    let action = UserAction::parse(raw).map_err(invalid)?;
     let titled_by = match &action {
         UserAction::Message { content, .. } if meta.title.is_none() => Some(content.clone()),
         _ => None,
     };
     let delivered = api
         .lifecycle
-        .deliver(&meta.id, &meta.user_id, action, None)
+        .deliver(&meta.id, &meta.user_id, action, client_action_id.as_deref())
         .await?;
     if let Some(message) = titled_by {
         title::spawn(

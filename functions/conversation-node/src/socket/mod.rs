@@ -25,7 +25,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::domain::user_action::MAX_MESSAGE_BYTES;
+use shared::domain::user_action::{MAX_MESSAGE_BYTES, client_action_id};
 use shared::domain::{ConversationId, ConversationStatus, UserAction, UserId};
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -265,27 +265,6 @@ fn close_expired(socket: SocketRef) {
     let _ = socket.disconnect();
 }
 
-/// The longest client action id accepted.
-const MAX_CLIENT_ACTION_ID: usize = 128;
-
-/// The optional `client_action_id` of an action: a client that retries an action sends the same one,
-/// and the action is stored once.
-fn client_action_id(raw: &Value) -> Result<Option<String>, &'static str> {
-    match raw.get("client_action_id") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(id))
-            if !id.is_empty()
-                && id.len() <= MAX_CLIENT_ACTION_ID
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-        {
-            Ok(Some(id.clone()))
-        }
-        Some(_) => Err("client_action_id must be 1-128 letters, digits, '-', '_' or '.'"),
-    }
-}
-
 async fn on_user_action(
     socket: SocketRef,
     TryData(raw): TryData<Value>,
@@ -348,7 +327,7 @@ fn admit(
     let parsed = raw
         .map_err(|error| format!("malformed action ({error}): send one JSON object"))
         .and_then(|raw| {
-            let client_action_id = client_action_id(&raw).map_err(str::to_owned)?;
+            let client_action_id = client_action_id(&raw).map_err(|invalid| invalid.to_string())?;
             let action = UserAction::parse(raw).map_err(|invalid| invalid.to_string())?;
             Ok((action, client_action_id))
         });
