@@ -8,7 +8,9 @@ use e2e::contract::coordination::{ClusterSpec, Member};
 use e2e::redis::PrivateRedis;
 use shared::adapters::redis::{RedisCoordination, RedisSettings};
 use shared::domain::{ConversationId, NodeId};
-use shared::ports::coordination::{ClaimOutcome, ClaimRequest, Leases, LimitPolicy, Liveness};
+use shared::ports::coordination::{
+    ClaimOutcome, ClaimRequest, Leases, LimitPolicy, Liveness, Messaging,
+};
 
 async fn redis_cluster(spec: ClusterSpec) -> Vec<Member> {
     let settings = RedisSettings::new(
@@ -86,4 +88,46 @@ async fn a_refresh_after_an_empty_restart_restores_the_running_sets() {
         matches!(&evicting, ClaimOutcome::Claimed { evicted, .. } if *evicted == [lease.conversation.clone()]),
         "{evicting:?}"
     );
+}
+
+/// A node reaped while alive (a pause longer than the silence) finds out at its next beat and announces
+/// its clients again; its lease, claimed by nobody since, is re-asserted by its refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaped_while_alive_rejoins_at_its_next_beat() {
+    let settings = RedisSettings::new(
+        &e2e::redis::url(),
+        &e2e::redis::unique_prefix(),
+        Duration::from_secs(30),
+    );
+    let connect = |name: &str| RedisCoordination::connect(&settings, NodeId::new(name));
+    let (paused, _paused_incoming) = connect("paused").await.expect("Redis is reachable");
+    let (reaper, _reaper_incoming) = connect("reaper").await.expect("Redis is reachable");
+    let conversation = ConversationId::parse("watched").unwrap();
+    let ClaimOutcome::Claimed { lease, .. } = paused
+        .claim(&ClaimRequest {
+            conversation: conversation.clone(),
+            user_id: e2e::user_id("alice"),
+            max_running: 3,
+            policy: LimitPolicy::EvictOldest,
+            min_epoch: 1,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("the claim is granted");
+    };
+    paused.join(&conversation, "a-client").await.unwrap();
+    paused.beat().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let orphans = reaper.reap(Duration::from_millis(10)).await.unwrap();
+    assert_eq!(orphans, [conversation.clone()], "reaped as silent");
+    assert!(!reaper.has_clients(&conversation).await.unwrap());
+
+    paused.beat().await.unwrap();
+    assert!(
+        reaper.has_clients(&conversation).await.unwrap(),
+        "its clients are announced again"
+    );
+    let lost = paused.refresh(std::slice::from_ref(&lease)).await.unwrap();
+    assert!(lost.is_empty(), "nobody claimed it since: {lost:?}");
 }
