@@ -33,9 +33,6 @@ use crate::metrics::Metrics;
 use crate::rest::settings::SettingsContext;
 use crate::rest::{self, ApiContext};
 use crate::shutdown::Background;
-
-/// How many handed-over conversations a starting node takes from the list per read.
-const CONCURRENT_STARTS: usize = 16;
 use crate::socket::{self, SocketContext};
 use crate::starter::{Starter, StarterError, StarterOutcome};
 
@@ -178,11 +175,11 @@ impl ConversationNode {
         background.spawn(dispatcher.run(deps.incoming));
         background.spawn(Arc::clone(&maintenance).heartbeat());
         background.spawn(maintenance.sweep());
-        // What a node that left handed over while no other node was there to take it.
+        // What a node that left (or died) handed over while no other node was there to take it.
         let taker = Arc::clone(&lifecycle);
         lifecycle
             .tasks()
-            .spawn(async move { taker.take_handed_over(CONCURRENT_STARTS, false).await });
+            .spawn(async move { taker.drain_handovers().await });
         tracing::info!(%node_id, agent = api.agent_label, "node started");
         Ok(Self {
             node_id,

@@ -3,8 +3,8 @@
 //!   loop; a new conversation's metadata is written only once its lease is claimed;
 //! - user actions go to the inbox, and a message to a conversation nobody runs (re)starts it;
 //! - stops reach the owner wherever it is; with no owner, the metadata is marked stopped here;
-//! - a conversation whose owner died or left is taken over (a bounded number at once), and the
-//!   conversations a leaving node handed over are taken from the cluster's hand-over list;
+//! - a conversation whose owner died (reaped) or left (handed over) is taken from the cluster's
+//!   hand-over list and taken over, a bounded number at once;
 //! - on shutdown every loop hands its conversation over.
 //!
 //! [`Lifecycle`] is what the REST and Socket.IO handlers, the dispatcher, maintenance and the starter
@@ -79,6 +79,9 @@ pub(crate) struct Lifecycle {
     /// Set once SIGTERM (or the test's shutdown) arrives: no new loops start.
     shutting_down: AtomicBool,
     takeovers: Arc<Semaphore>,
+    /// A drain of the hand-over list runs, and whether it was asked for again meanwhile.
+    draining: AtomicBool,
+    handovers_wanted: AtomicBool,
 }
 
 impl Lifecycle {
@@ -90,6 +93,8 @@ impl Lifecycle {
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
             takeovers: Arc::new(Semaphore::new(CONCURRENT_TAKEOVERS)),
+            draining: AtomicBool::new(false),
+            handovers_wanted: AtomicBool::new(false),
         }
     }
 
@@ -114,39 +119,50 @@ impl Lifecycle {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Takes a conversation over in the background (its owner died or left).
-    pub(crate) fn spawn_take_over(self: &Arc<Self>, conversation: ConversationId) {
-        let lifecycle = Arc::clone(self);
-        self.tasks.spawn(async move {
-            let Ok(_permit) = lifecycle.takeovers.acquire().await else {
+    /// Takes conversations from the cluster's hand-over list (a dead node's, reaped; a leaving node's,
+    /// handed over) while one of this node's takeover permits is free, each in the background: every
+    /// node told of the list pulls at the pace it resumes them, so the work spreads over the cluster
+    /// and no node queues more than it can start. Called on every notice; a call while a drain runs
+    /// makes that drain look once more before it ends, so that no notice is lost.
+    pub(crate) async fn drain_handovers(self: &Arc<Self>) {
+        self.handovers_wanted.store(true, Ordering::Release);
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        loop {
+            self.handovers_wanted.store(false, Ordering::Release);
+            self.take_handed_over().await;
+            self.draining.store(false, Ordering::Release);
+            if !self.handovers_wanted.load(Ordering::Acquire)
+                || self.draining.swap(true, Ordering::AcqRel)
+            {
                 return;
-            };
-            if let Err(error) = lifecycle.take_over(&conversation).await {
-                tracing::warn!(%conversation, reason = %error, "takeover failed");
             }
-        });
+        }
     }
 
-    /// Takes conversations from the cluster's hand-over list, `batch` at a time, until it is empty or
-    /// `once`: a leaving node's notice takes one per notice (each node gets one per conversation, so
-    /// they share the work); a starting node takes what nobody took.
-    pub(crate) async fn take_handed_over(self: &Arc<Self>, batch: usize, once: bool) {
+    async fn take_handed_over(self: &Arc<Self>) {
         while !self.is_shutting_down() {
-            let taken = match self.loops.leases.take_handed_over(batch).await {
-                Ok(taken) => taken,
+            let Ok(permit) = Arc::clone(&self.takeovers).acquire_owned().await else {
+                return;
+            };
+            let conversation = match self.loops.leases.take_handed_over(1).await {
+                Ok(taken) => match taken.into_iter().next() {
+                    Some(conversation) => conversation,
+                    None => return,
+                },
                 Err(error) => {
                     tracing::warn!(reason = %error, "the hand-over list could not be read");
                     return;
                 }
             };
-            let drained = taken.len() < batch;
-            for conversation in taken {
-                tracing::info!(%conversation, "taking over a handed-over conversation");
-                self.spawn_take_over(conversation);
-            }
-            if once || drained {
-                return;
-            }
+            let lifecycle = Arc::clone(self);
+            self.tasks.spawn(async move {
+                if let Err(error) = lifecycle.take_over(&conversation).await {
+                    tracing::warn!(%conversation, reason = %error, "takeover failed");
+                }
+                drop(permit);
+            });
         }
     }
 

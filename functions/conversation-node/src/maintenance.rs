@@ -96,14 +96,20 @@ impl Maintenance {
         refreshed
     }
 
-    /// Reaps the dead nodes and takes over their conversations that are still meant to run.
+    /// Reaps the dead nodes and takes over (its share of) their conversations still meant to run.
     async fn reap_dead_nodes(&self, silence: Duration) {
         match self.liveness.reap(silence).await {
+            Ok(orphans) if orphans.is_empty() => {}
+            // On the hand-over list now, every node told: this one pulls its share too.
             Ok(orphans) => {
-                for conversation in orphans {
-                    tracing::info!(%conversation, "taking over from a dead node");
-                    self.lifecycle.spawn_take_over(conversation);
-                }
+                tracing::info!(
+                    conversations = orphans.len(),
+                    "taking over from a dead node"
+                );
+                let lifecycle = Arc::clone(&self.lifecycle);
+                self.lifecycle
+                    .tasks()
+                    .spawn(async move { lifecycle.drain_handovers().await });
             }
             Err(error) => tracing::warn!(reason = %error, "dead nodes could not be looked for"),
         }

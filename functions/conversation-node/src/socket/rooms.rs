@@ -251,10 +251,6 @@ impl Rooms {
         }
     }
 
-    pub(crate) fn has_clients(&self, conversation: &ConversationId) -> bool {
-        self.lock().contains_key(conversation)
-    }
-
     fn feeds(&self, conversation: &ConversationId) -> Vec<Arc<Feed>> {
         self.lock().get(conversation).cloned().unwrap_or_default()
     }

@@ -1,5 +1,5 @@
 //! Liveness on the in-process cluster: beats at the process's clock, reaping of the silent and of the
-//! nodes dropped from the cluster.
+//! nodes dropped from the cluster (their conversations onto the hand-over list).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{LocalNode, deliver};
 use crate::domain::{ConversationId, NodeId};
-use crate::ports::coordination::{CoordinationError, Incoming, Liveness, RoomMessage};
+use crate::ports::coordination::{CoordinationError, Incoming, Liveness, NodeMessage, RoomMessage};
 
 #[async_trait]
 impl Liveness for LocalNode {
@@ -46,26 +46,32 @@ impl Liveness for LocalNode {
                 .collect();
             for conversation in &orphans {
                 state.leases.remove(conversation);
+                state.handovers.push_back(conversation.clone());
             }
             for room in state.rooms.values_mut() {
                 room.retain(|node, _| !dead.contains(node));
             }
             state.rooms.retain(|_, room| !room.is_empty());
-            let recipients: Vec<_> = orphans
-                .iter()
-                .flat_map(|conversation| {
-                    state
-                        .room_senders(conversation)
-                        .map(move |sender| (conversation.clone(), sender))
+            let rooms = orphans.iter().flat_map(|conversation| {
+                state.room_senders(conversation).map(move |sender| {
+                    let gone = Incoming::Room {
+                        conversation: conversation.clone(),
+                        message: RoomMessage::OwnerGone,
+                    };
+                    (sender, gone)
                 })
-                .collect();
+            });
+            // Every live node shares the takeovers (the list holds them).
+            let waiting = Incoming::Node(NodeMessage::HandoversWaiting);
+            let nodes = state
+                .nodes
+                .iter()
+                .filter(|(node, _)| !orphans.is_empty() && !dead.contains(*node))
+                .map(|(_, sender)| (sender.clone(), waiting.clone()));
+            let recipients: Vec<_> = rooms.chain(nodes).collect();
             (orphans, recipients)
         };
-        for (conversation, sender) in recipients {
-            let message = Incoming::Room {
-                conversation,
-                message: RoomMessage::OwnerGone,
-            };
+        for (sender, message) in recipients {
             deliver(sender, message).await;
         }
         Ok(orphans)

@@ -14,7 +14,7 @@ use super::keys::Keys;
 use super::pubsub::RoomEnvelope;
 use crate::domain::{ConversationId, NodeId};
 use crate::ports::Reaped;
-use crate::ports::coordination::{CoordinationError, Liveness, RoomMessage};
+use crate::ports::coordination::{CoordinationError, Liveness, NodeMessage, RoomMessage};
 
 /// KEYS: nodes. ARGV: node. Records the node's heartbeat at Redis's clock (nodes' clocks may differ);
 /// returns 1 if the node was not listed (its first beat, or it was reaped meanwhile).
@@ -41,11 +41,13 @@ pub(super) async fn beat_as(
         .map_err(unavailable)
 }
 
-/// KEYS: nodes. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`, `presence:`
-/// and `room:` names, the `OwnerGone` room message, `reap`|`count`, then the nodes whose connection
-/// is gone. Removes the nodes silent for longer than the silence, or gone (`ZREM` decides, so exactly
-/// one caller reaps each), deletes the leases they still hold, forgets their clients, tells the rooms
-/// of their conversations. Returns `{nodes, client records, conversations...}`: how many nodes were
+/// KEYS: nodes, hand-overs. ARGV: silence ms, then the prefixes of `owned:`, `lease:`, `watching:`,
+/// `presence:` and `room:` names, the `OwnerGone` room message, `reap`|`count`, the node channels'
+/// prefix, the `HandoversWaiting` message, then the nodes whose connection is gone. Removes the nodes
+/// silent for longer than the silence, or gone (`ZREM` decides, so exactly one caller reaps each),
+/// deletes the leases they still held and puts those conversations on the hand-over list, forgets
+/// their clients, tells the rooms of their conversations and every live node, so that the survivors
+/// share the takeovers. Returns `{nodes, client records, conversations...}`: how many nodes were
 /// removed and presence fields deleted, and the conversations whose lease was freed. `count` changes
 /// nothing and returns what `reap` would.
 pub(super) static REAP: LazyLock<Script> = LazyLock::new(|| {
@@ -55,7 +57,7 @@ local now = redis.call('TIME')
 local cutoff = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[1])
 local count_only = ARGV[8] == 'count'
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-for i = 9, #ARGV do table.insert(dead, ARGV[i]) end
+for i = 11, #ARGV do table.insert(dead, ARGV[i]) end
 local seen, nodes, clients, orphans = {}, 0, 0, {}
 for _, node in ipairs(dead) do
   local listed
@@ -88,9 +90,18 @@ for _, node in ipairs(dead) do
   end
 end
 local reply = {tostring(nodes), tostring(clients)}
+local stamp = now[1] * 1000 + math.floor(now[2] / 1000)
 for _, conversation in ipairs(orphans) do
-  if not count_only then redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7]) end
+  if not count_only then
+    redis.call('ZADD', KEYS[2], stamp, conversation)
+    redis.call('PUBLISH', ARGV[6] .. conversation, ARGV[7])
+  end
   table.insert(reply, conversation)
+end
+if #orphans > 0 and not count_only then
+  for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    redis.call('PUBLISH', ARGV[9] .. node, ARGV[10])
+  end
 end
 return reply
 "#,
@@ -118,6 +129,7 @@ pub(super) async fn run_reap(
     })?;
     let reply: Vec<String> = REAP
         .key(keys.nodes())
+        .key(keys.handovers())
         .arg(millis(silence))
         .arg(keys.kind_prefix("owned"))
         .arg(keys.kind_prefix("lease"))
@@ -126,6 +138,8 @@ pub(super) async fn run_reap(
         .arg(keys.kind_prefix("room"))
         .arg(owner_gone)
         .arg(if count_only { "count" } else { "reap" })
+        .arg(keys.kind_prefix("node"))
+        .arg(encode(&NodeMessage::HandoversWaiting)?)
         .arg(departed)
         .invoke_async(commands)
         .await

@@ -47,7 +47,7 @@ pub enum NodeMessage {
     InboxReady {
         conversation: ConversationId,
     },
-    /// A leaving node handed conversations over: take some from the hand-over list.
+    /// Conversations wait on the hand-over list (a node left or was reaped): take some.
     HandoversWaiting,
     Request {
         id: String,

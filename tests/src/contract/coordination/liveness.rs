@@ -1,8 +1,9 @@
-//! Liveness: a silent node, or one whose connection is gone, is reaped once, its rooms told.
+//! Liveness: a silent node, or one whose connection is gone, is reaped once, its rooms and the live
+//! nodes told, its conversations on the hand-over list.
 
 use std::time::Duration;
 
-use shared::ports::coordination::{Incoming, LimitPolicy, RoomMessage};
+use shared::ports::coordination::{Incoming, LimitPolicy, NodeMessage, RoomMessage};
 
 use super::{ClusterSpec, LONG_TTL, Member, PATIENCE, claimed, conversation, received, request};
 
@@ -56,6 +57,25 @@ pub async fn a_silent_node_is_reaped_once(make: impl AsyncFn(ClusterSpec) -> Vec
         } => assert_eq!(conversation, c),
         other => panic!("expected OwnerGone, got {other:?}"),
     }
+    // Every live node is told of the hand-over list, which holds the conversation once.
+    for node in &mut nodes[1..] {
+        match received(node).await {
+            Incoming::Node(NodeMessage::HandoversWaiting) => {}
+            other => panic!("expected HandoversWaiting, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        nodes[1].coordination.take_handed_over(10).await.unwrap(),
+        std::slice::from_ref(&c)
+    );
+    assert!(
+        nodes[2]
+            .coordination
+            .take_handed_over(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (new, evicted) = claimed(
         &nodes[2],
         &request("orphan", "u", 3, LimitPolicy::EvictOldest),
