@@ -224,16 +224,6 @@ impl Session {
                 break;
             }
         }
-        self.meta.status = ConversationStatus::Running;
-        self.meta.last_updated_at = Utc::now();
-        match write_state(self.context.conversations.as_ref(), &self.lease, &self.meta).await {
-            Ok(Fence::Held) => {}
-            Ok(Fence::Lost) => return Err(Ending::LeaseLost),
-            Err(error) => {
-                tracing::error!(%conversation, reason = %error, "cannot mark the conversation running");
-                return Err(Ending::StoreFailed);
-            }
-        }
         self.record(
             vec![
                 Draft::State(Input::Start, ""),
@@ -242,6 +232,11 @@ impl Session {
             None,
         )
         .await?;
+        // Marked running by the metadata writer, off the path to the first event (a takeover's
+        // clients wait for it); the append above was fenced already.
+        self.meta.status = ConversationStatus::Running;
+        self.meta.last_updated_at = Utc::now();
+        self.write_metadata_soon();
         // A remote agent keeps working while its conversation changes owner: re-attach at once.
         if let Err(error) = self.open_runtime().await {
             self.fail(error).await?;
