@@ -174,6 +174,8 @@ impl Session {
     /// after the lease was claimed).
     async fn resume(&mut self) -> Result<(), Ending> {
         let conversation = &self.lease.conversation;
+        // The phases' times, logged: what a takeover's clients wait for.
+        let started = std::time::Instant::now();
         match self
             .context
             .events
@@ -193,6 +195,7 @@ impl Session {
                 return Err(Ending::StoreFailed);
             }
         }
+        let fenced = started.elapsed();
         let mut start_id = 0;
         let mut last_state = None;
         loop {
@@ -224,6 +227,7 @@ impl Session {
                 break;
             }
         }
+        let read = started.elapsed();
         self.record(
             vec![
                 Draft::State(Input::Start, ""),
@@ -232,6 +236,13 @@ impl Session {
             None,
         )
         .await?;
+        tracing::info!(
+            conversation_id = %self.lease.conversation,
+            fenced_ms = fenced.as_millis(),
+            history_read_ms = (read - fenced).as_millis(),
+            first_events_ms = (started.elapsed() - read).as_millis(),
+            "agent loop resumed"
+        );
         // Marked running by the metadata writer, off the path to the first event (a takeover's
         // clients wait for it); the append above was fenced already.
         self.meta.status = ConversationStatus::Running;

@@ -158,11 +158,35 @@ impl Feed {
         let mut state = self.state.lock().await;
         if !state.live {
             state.waiting.push(event);
+        } else if event.id > state.next {
+            // A gap (an owner that died between its append and its publish, a message missed while
+            // resubscribing): filled from the store in the background, the event kept meanwhile, so
+            // that the node's dispatcher never waits on the store.
+            state.live = false;
+            state.waiting.push(event);
+            drop(state);
+            self.fill_gap(store);
         } else if self.send_in_order(&mut state, store.as_ref(), event).await == Sent::Behind {
             state.live = false;
             drop(state);
             self.catch_up_later(store);
         }
+    }
+
+    /// Replays what the client misses at once, then what waited; a client still behind is caught up
+    /// later.
+    fn fill_gap(self: &Arc<Self>, store: &Arc<dyn EventStore>) {
+        let (feed, store) = (Arc::clone(self), Arc::clone(store));
+        tokio::spawn(async move {
+            match feed.replay_once(store.as_ref()).await {
+                Ok(Sent::All) => {}
+                Ok(Sent::Behind) => feed.catch_up_later(&store),
+                Err(error) => {
+                    tracing::warn!(conversation_id = %feed.conversation, reason = %error, "cannot fill a gap from the store");
+                    feed.catch_up_later(&store);
+                }
+            }
+        });
     }
 
     async fn send_in_order(
