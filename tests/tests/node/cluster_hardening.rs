@@ -12,7 +12,7 @@ use e2e::cluster::{ClusterEnv, NodeProcess, answers};
 use e2e::node::token;
 use e2e::sentinel::SentinelRedis;
 use e2e::socketio::{ConnectOptions, SocketClient, message_action};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A conversation the test drives: its id, its user's token, and the texts acknowledged so far.
 struct Driven {

@@ -120,7 +120,11 @@ async fn a_node_reaped_while_alive_rejoins_at_its_next_beat() {
     paused.beat().await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let orphans = reaper.reap(Duration::from_millis(10)).await.unwrap();
-    assert_eq!(orphans, [conversation.clone()], "reaped as silent");
+    assert_eq!(
+        orphans,
+        std::slice::from_ref(&conversation),
+        "reaped as silent"
+    );
     assert!(!reaper.has_clients(&conversation).await.unwrap());
 
     paused.beat().await.unwrap();

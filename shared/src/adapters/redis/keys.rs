@@ -8,14 +8,14 @@
 //! | `{p}epoch:{conversation}` | string | the last epoch granted (`INCR`) | while the conversation runs; `PEXPIRE` retention once it stopped (the event store's fence guards its loss) |
 //! | `{p}claims` | string | a counter ordering activity (the score of `running`) | kept |
 //! | `{p}running:{user}` | sorted set | the user's running conversations, scored by last activity (a claim, a user action); negated while being evicted | members leave on a stopped release (an evicted one once stopped); the owners' refresh restores them after Redis lost its data; the cleanup removes a stale one |
-//! | `{p}handovers` | sorted set | conversations handed over by a leaving node, not yet claimed | members leave when a node takes them |
+//! | `{p}handovers` | sorted set | conversations handed over by a leaving node or freed by a reaper, not yet taken | members leave when a node takes them |
 //! | `{p}owned:{node}` | set | the conversations a node holds leases of | members leave on release |
 //! | `{p}inbox:{conversation}` | stream | user actions (`action` = JSON), ids `<ms>-<seq>` | trimmed by the owner once recorded; deleted (empty) or `PEXPIRE` retention once stopped |
 //! | `{p}action:{conversation}:{client action id}` | string | the inbox id a client's action was stored as | `EX` retention (`REDIS_RETENTION`, a day) |
 //! | `{p}presence:{conversation}` | hash | node id -> how many clients of the conversation it has | a field leaves with the node's last client, or when the node is reaped |
 //! | `{p}watching:{node}` | set | the conversations a node has clients of (to forget them when it is reaped) | members leave with the last client |
 //! | `{p}nodes` | sorted set | node ids scored by their last heartbeat (Redis time, ms) | members leave when reaped (by a node, or by the cleanup when none is left) |
-//! | `{p}node:{node}` | channel | directed messages for one node (JSON `NodeMessage`) | - |
+//! | `{p}node:{node}` | channel | directed messages for one node (JSON `NodeMessage`: `InboxReady`, `HandoversWaiting`, owner requests and replies) | - |
 //! | `{p}room:{conversation}` | channel | room messages for every node with a client (JSON) | - |
 //!
 //! No key is ever found by pattern: every path names the keys it touches (no walk of the key space).
