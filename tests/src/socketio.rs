@@ -1,15 +1,19 @@
 //! Driving the official Socket.IO clients from a test: each [`SocketClient`] is a process running one of
-//! them, `socket.io-client` from npm (`node tests/js/sio-client.mjs`, the default) or `python-socketio`
-//! from PyPI (`python3 tests/py/sio_client.py`), both speaking the same JSON lines: the test reads what
-//! happened (connect, errors, `oh_event`s, acks, the transport) and writes what to emit.
+//! them (or one of many in a [`ClientHost`] process, for benchmarks), `socket.io-client` from npm
+//! (`node tests/js/sio-client.mjs`, the default) or `python-socketio` from PyPI
+//! (`python3 tests/py/sio_client.py`), both speaking the same JSON lines: the test reads what happened
+//! (connect, errors, `oh_event`s, acks, the transport) and writes what to emit.
 
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 /// How long a test waits for something it expects from the server.
@@ -101,19 +105,138 @@ impl ConnectOptions {
     }
 }
 
-/// One official client, connected (or refused) in its own process; killed when dropped.
+/// One official client, connected (or refused) in its own process, or hosted with others in one
+/// ([`ClientHost`]); gone when dropped.
 pub struct SocketClient {
-    child: Child,
-    stdin: ChildStdin,
+    link: Link,
     lines: mpsc::UnboundedReceiver<Value>,
     /// Lines read while looking for something else, in order.
     unread: Vec<Value>,
     next_ack: u64,
 }
 
+/// Where a client's commands go.
+enum Link {
+    /// Its own process (boxed: a child process is large beside a host's handle).
+    Process(Box<(Child, ChildStdin)>),
+    /// A client among others in a [`ClientHost`]'s process.
+    Hosted { host: Arc<ClientHost>, id: u64 },
+}
+
 impl Drop for SocketClient {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        match &mut self.link {
+            Link::Process(process) => {
+                let _ = process.0.start_kill();
+            }
+            Link::Hosted { host, id } => host.forget(*id),
+        }
+    }
+}
+
+/// Reads a client process's JSON lines, each to `route` (which says where it goes; `false`: stop).
+fn read_lines(stdout: ChildStdout, mut route: impl FnMut(Value) -> bool + Send + 'static) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            match serde_json::from_str(&line) {
+                Ok(value) => {
+                    if !route(value) {
+                        return;
+                    }
+                }
+                Err(_) => eprintln!("socket client printed a non-JSON line: {line}"),
+            }
+        }
+    });
+}
+
+/// One `socket.io-client` process hosting many clients (`sio-client.mjs --many`): for benchmarks, whose
+/// hundred clients as a hundred processes would load the machine more than the cluster they measure.
+pub struct ClientHost {
+    _child: Child,
+    commands: mpsc::UnboundedSender<String>,
+    routes: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Value>>>>,
+    next_id: AtomicU64,
+}
+
+impl ClientHost {
+    pub fn start() -> Arc<Self> {
+        let mut child = Official::JavaScript
+            .command()
+            .arg("--many")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("the client host: {error} (the test stack installs it)")
+            });
+        let mut stdin = child.stdin.take().expect("the host's stdin");
+        let routes: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Value>>>> = Arc::default();
+        let lines = Arc::clone(&routes);
+        read_lines(
+            child.stdout.take().expect("the host's stdout"),
+            move |line| {
+                let route = line["client"]
+                    .as_u64()
+                    .and_then(|id| lines.lock().unwrap().get(&id).cloned());
+                if let Some(route) = route {
+                    let _ = route.send(line);
+                }
+                true
+            },
+        );
+        let (commands, mut written) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(line) = written.recv().await {
+                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Arc::new(Self {
+            _child: child,
+            commands,
+            routes,
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    fn send(&self, id: u64, mut command: Value) {
+        command["client"] = json!(id);
+        let _ = self.commands.send(format!("{command}\n"));
+    }
+
+    /// Starts a client against `base_url` in this process.
+    pub fn start_client(
+        self: &Arc<Self>,
+        base_url: &str,
+        options: &ConnectOptions,
+    ) -> SocketClient {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, lines) = mpsc::unbounded_channel();
+        self.routes.lock().unwrap().insert(id, sender);
+        self.send(
+            id,
+            json!({ "open": { "url": base_url, "options": options } }),
+        );
+        SocketClient {
+            link: Link::Hosted {
+                host: Arc::clone(self),
+                id,
+            },
+            lines,
+            unread: Vec::new(),
+            next_ack: 0,
+        }
+    }
+
+    /// Closes a client's connection and forgets it.
+    fn forget(&self, id: u64) {
+        self.send(id, json!({ "close": true }));
+        self.routes.lock().unwrap().remove(&id);
     }
 }
 
@@ -139,24 +262,13 @@ impl SocketClient {
                 panic!("{client:?} client: {error} (the test stack installs both clients)")
             });
         let stdin = child.stdin.take().expect("the client's stdin");
-        let stdout = child.stdout.take().expect("the client's stdout");
         let (sender, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                match serde_json::from_str(&line) {
-                    Ok(value) => {
-                        if sender.send(value).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => eprintln!("socket client printed a non-JSON line: {line}"),
-                }
-            }
-        });
+        read_lines(
+            child.stdout.take().expect("the client's stdout"),
+            move |line| sender.send(line).is_ok(),
+        );
         Self {
-            child,
-            stdin,
+            link: Link::Process(Box::new((child, stdin))),
             lines,
             unread: Vec::new(),
             next_ack: 0,
@@ -254,13 +366,19 @@ impl SocketClient {
     }
 
     async fn write(&mut self, command: Value) {
-        let mut line = command.to_string();
-        line.push('\n');
-        self.stdin
-            .write_all(line.as_bytes())
-            .await
-            .expect("write to the socket client");
-        self.stdin.flush().await.expect("flush the socket client");
+        match &mut self.link {
+            Link::Process(process) => {
+                let stdin = &mut process.1;
+                let mut line = command.to_string();
+                line.push('\n');
+                stdin
+                    .write_all(line.as_bytes())
+                    .await
+                    .expect("write to the socket client");
+                stdin.flush().await.expect("flush the socket client");
+            }
+            Link::Hosted { host, id } => host.send(*id, command),
+        }
     }
 
     /// Emits without asking for an acknowledgement.

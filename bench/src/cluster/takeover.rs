@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use e2e::cluster::{ClusterEnv, NodeProcess, answers};
 use e2e::node::{is_agent_message, token};
-use e2e::socketio::{ConnectOptions, PATIENCE, SocketClient, is_state, message_action};
+use e2e::socketio::{ClientHost, ConnectOptions, PATIENCE, SocketClient, is_state, message_action};
 use futures::FutureExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -194,6 +194,9 @@ struct Cluster {
     kill: AtomicUsize,
     slow: Mutex<Vec<SlowWait>>,
     files: RunFiles,
+    /// The official clients, all in one process: as a hundred processes they would load the machine
+    /// more than the cluster they measure.
+    host: Arc<ClientHost>,
 }
 
 impl Cluster {
@@ -369,6 +372,7 @@ pub(crate) async fn run(sizes: &Sizes) {
         kill: AtomicUsize::new(0),
         slow: Mutex::new(Vec::new()),
         files,
+        host: ClientHost::start(),
     });
     let (loadings, mut loaded) = mpsc::unbounded_channel();
     let mut conversations = Vec::new();
@@ -641,7 +645,7 @@ async fn connect(
         latest.map(|id| id as i64),
     );
     for _ in 0..CONNECT_ATTEMPTS {
-        let mut client = SocketClient::start(&cluster.url(*slot), &options);
+        let mut client = cluster.host.start_client(&cluster.url(*slot), &options);
         let (outcome, took) = timed(client.connection()).await;
         let failure = match outcome {
             Ok(Ok(())) => None,
