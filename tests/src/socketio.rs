@@ -29,6 +29,20 @@ pub enum Official {
 }
 
 impl Official {
+    /// Starts the client's program with `args`, its stdin and stdout piped to the test.
+    fn spawn(self, args: &[&str]) -> Child {
+        self.command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("{self:?} client: {error} (the test stack installs both clients)")
+            })
+    }
+
     fn command(self) -> Command {
         let (program, script) = match self {
             Self::JavaScript => (
@@ -162,17 +176,7 @@ pub struct ClientHost {
 
 impl ClientHost {
     pub fn start() -> Arc<Self> {
-        let mut child = Official::JavaScript
-            .command()
-            .arg("--many")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("the client host: {error} (the test stack installs it)")
-            });
+        let mut child = Official::JavaScript.spawn(&["--many"]);
         let mut stdin = child.stdin.take().expect("the host's stdin");
         let routes: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Value>>>> = Arc::default();
         let lines = Arc::clone(&routes);
@@ -249,18 +253,7 @@ impl SocketClient {
     /// Starts one of the official clients against `base_url`.
     pub fn start_official(client: Official, base_url: &str, options: &ConnectOptions) -> Self {
         let options = serde_json::to_string(options).expect("options serialise");
-        let mut child = client
-            .command()
-            .arg(base_url)
-            .arg(options)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("{client:?} client: {error} (the test stack installs both clients)")
-            });
+        let mut child = client.spawn(&[base_url, &options]);
         let stdin = child.stdin.take().expect("the client's stdin");
         let (sender, lines) = mpsc::unbounded_channel();
         read_lines(
