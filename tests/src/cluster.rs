@@ -251,10 +251,10 @@ impl NodeProcess {
             .to_owned()
     }
 
-    /// A conversation's REST view.
-    pub async fn conversation(&self, token: &str, id: &str) -> Value {
+    /// The JSON answer to a GET of `path` as the token's user.
+    async fn get_json(&self, token: &str, path: &str) -> Value {
         reqwest::Client::new()
-            .get(format!("{}/api/conversations/{id}", self.url))
+            .get(format!("{}{path}", self.url))
             .bearer_auth(token)
             .send()
             .await
@@ -264,23 +264,21 @@ impl NodeProcess {
             .expect("JSON")
     }
 
+    /// A conversation's REST view.
+    pub async fn conversation(&self, token: &str, id: &str) -> Value {
+        self.get_json(token, &format!("/api/conversations/{id}"))
+            .await
+    }
+
     /// Every stored event of a conversation, through the REST pages.
     pub async fn all_events(&self, token: &str, id: &str) -> Vec<Value> {
         let mut events: Vec<Value> = Vec::new();
         loop {
-            let page: Value = reqwest::Client::new()
-                .get(format!(
-                    "{}/api/conversations/{id}/events?start_id={}&limit=100",
-                    self.url,
-                    events.len()
-                ))
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("the node answers")
-                .json()
-                .await
-                .expect("JSON");
+            let path = format!(
+                "/api/conversations/{id}/events?start_id={}&limit=100",
+                events.len()
+            );
+            let page = self.get_json(token, &path).await;
             events.extend(page["events"].as_array().cloned().unwrap_or_default());
             if page["has_more"] != true {
                 return events;

@@ -176,10 +176,7 @@ impl ConversationNode {
         background.spawn(Arc::clone(&maintenance).heartbeat());
         background.spawn(maintenance.sweep());
         // What a node that left (or died) handed over while no other node was there to take it.
-        let taker = Arc::clone(&lifecycle);
-        lifecycle
-            .tasks()
-            .spawn(async move { taker.drain_handovers().await });
+        lifecycle.spawn_drain_handovers();
         tracing::info!(%node_id, agent = api.agent_label, "node started");
         Ok(Self {
             node_id,

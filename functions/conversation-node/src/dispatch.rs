@@ -22,16 +22,6 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Pulls from the hand-over list in the background (the dispatcher never waits on the cluster).
-    fn drain_handovers(&self) {
-        if !self.lifecycle.is_shutting_down() {
-            let lifecycle = Arc::clone(&self.lifecycle);
-            self.lifecycle
-                .tasks()
-                .spawn(async move { lifecycle.drain_handovers().await });
-        }
-    }
-
     pub(crate) async fn run(self, mut incoming: mpsc::Receiver<Incoming>) {
         while let Some(message) = incoming.recv().await {
             match message {
@@ -45,7 +35,7 @@ impl Dispatcher {
                     RoomMessage::Status(status) => self.rooms.status(&conversation, &status),
                     // The conversation is on the hand-over list (with every node told): a node
                     // with its clients pulls from it at once too.
-                    RoomMessage::OwnerGone => self.drain_handovers(),
+                    RoomMessage::OwnerGone => self.lifecycle.spawn_drain_handovers(),
                 },
                 Incoming::Node(NodeMessage::InboxReady { conversation }) => {
                     if let Some(handle) = self.lifecycle.sessions().get(&conversation) {
@@ -53,7 +43,9 @@ impl Dispatcher {
                         let _ = handle.control.try_send(Control::InboxReady);
                     }
                 }
-                Incoming::Node(NodeMessage::HandoversWaiting) => self.drain_handovers(),
+                Incoming::Node(NodeMessage::HandoversWaiting) => {
+                    self.lifecycle.spawn_drain_handovers();
+                }
                 Incoming::Node(NodeMessage::Request {
                     id,
                     reply_to,

@@ -120,11 +120,19 @@ impl Lifecycle {
     }
 
     /// Takes conversations from the cluster's hand-over list (a dead node's, reaped; a leaving node's,
-    /// handed over) while one of this node's takeover permits is free, each in the background: every
+    /// handed over), in the background, while one of this node's takeover permits is free: every
     /// node told of the list pulls at the pace it resumes them, so the work spreads over the cluster
     /// and no node queues more than it can start. Called on every notice; a call while a drain runs
     /// makes that drain look once more before it ends, so that no notice is lost.
-    pub(crate) async fn drain_handovers(self: &Arc<Self>) {
+    pub(crate) fn spawn_drain_handovers(self: &Arc<Self>) {
+        if !self.is_shutting_down() {
+            let lifecycle = Arc::clone(self);
+            self.tasks
+                .spawn(async move { lifecycle.drain_handovers().await });
+        }
+    }
+
+    async fn drain_handovers(self: &Arc<Self>) {
         self.handovers_wanted.store(true, Ordering::Release);
         if self.draining.swap(true, Ordering::AcqRel) {
             return;

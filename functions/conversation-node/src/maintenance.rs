@@ -106,10 +106,7 @@ impl Maintenance {
                     conversations = orphans.len(),
                     "taking over from a dead node"
                 );
-                let lifecycle = Arc::clone(&self.lifecycle);
-                self.lifecycle
-                    .tasks()
-                    .spawn(async move { lifecycle.drain_handovers().await });
+                self.lifecycle.spawn_drain_handovers();
             }
             Err(error) => tracing::warn!(reason = %error, "dead nodes could not be looked for"),
         }

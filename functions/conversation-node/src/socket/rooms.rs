@@ -94,7 +94,7 @@ impl Feed {
         store: &Arc<dyn EventStore>,
     ) -> Result<(), StoreError> {
         if self.replay_once(store.as_ref()).await? == Sent::Behind {
-            self.catch_up_later(store);
+            self.catch_up(store, CATCH_UP_PAUSE);
         }
         Ok(())
     }
@@ -118,15 +118,18 @@ impl Feed {
         Ok(sent)
     }
 
-    /// Replays from the store every [`CATCH_UP_PAUSE`] until the client has everything, or
-    /// disconnects it after [`CATCH_UP_LIMIT`] without progress. The task lives no longer than its
+    /// Replays from the store, after `first_pause` (none for a gap; a client whose buffer is full
+    /// first needs time to read) and then every [`CATCH_UP_PAUSE`], until the client has everything,
+    /// or disconnects it after [`CATCH_UP_LIMIT`] without progress. The task lives no longer than its
     /// socket: a disconnect (the node's shutdown closes every socket) ends it.
-    fn catch_up_later(self: &Arc<Self>, store: &Arc<dyn EventStore>) {
+    fn catch_up(self: &Arc<Self>, store: &Arc<dyn EventStore>, first_pause: Duration) {
         let (feed, store) = (Arc::clone(self), Arc::clone(store));
         tokio::spawn(async move {
             let mut progress = (feed.state.lock().await.next, Instant::now());
+            let mut pause = first_pause;
             loop {
-                tokio::time::sleep(CATCH_UP_PAUSE).await;
+                tokio::time::sleep(pause).await;
+                pause = CATCH_UP_PAUSE;
                 if !feed.socket.connected() {
                     return;
                 }
@@ -165,28 +168,12 @@ impl Feed {
             state.live = false;
             state.waiting.push(event);
             drop(state);
-            self.fill_gap(store);
+            self.catch_up(store, Duration::ZERO);
         } else if self.send_in_order(&mut state, store.as_ref(), event).await == Sent::Behind {
             state.live = false;
             drop(state);
-            self.catch_up_later(store);
+            self.catch_up(store, CATCH_UP_PAUSE);
         }
-    }
-
-    /// Replays what the client misses at once, then what waited; a client still behind is caught up
-    /// later.
-    fn fill_gap(self: &Arc<Self>, store: &Arc<dyn EventStore>) {
-        let (feed, store) = (Arc::clone(self), Arc::clone(store));
-        tokio::spawn(async move {
-            match feed.replay_once(store.as_ref()).await {
-                Ok(Sent::All) => {}
-                Ok(Sent::Behind) => feed.catch_up_later(&store),
-                Err(error) => {
-                    tracing::warn!(conversation_id = %feed.conversation, reason = %error, "cannot fill a gap from the store");
-                    feed.catch_up_later(&store);
-                }
-            }
-        });
     }
 
     async fn send_in_order(
