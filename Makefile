@@ -1,7 +1,7 @@
-.PHONY: run test cluster fmt lint bench
+.PHONY: run test cluster bench deploy fmt lint help
 
 # Local defaults of `make run`: documented development values, never used in AWS (where the
-# template injects real secrets). Any of them can be overridden from the environment.
+# secrets come from Secrets Manager). Any of them can be overridden from the environment.
 LOCAL_ENV = GITHUB_WEBHOOK_SECRET=$${GITHUB_WEBHOOK_SECRET:-local-webhook-secret} \
 	JWT_HS256_SECRET=$${JWT_HS256_SECRET:-local-jwt-secret} \
 	INTERNAL_API_KEY=$${INTERNAL_API_KEY:-local-internal-key} \
@@ -20,12 +20,24 @@ test:
 cluster:
 	scripts/cluster.sh
 
-# The quality bars' benchmarks (release builds); QUICK=1 for small sizes.
+# The quality bars' benchmarks (release builds), then their pictures in docs/img; QUICK=1 for small sizes.
 bench:
 	scripts/bench.sh
 
+# Build the Lambdas (size profile) and `sam deploy` with samconfig.toml; DEPLOY_ARGS=--guided the first time.
+deploy:
+	scripts/deploy.sh $(DEPLOY_ARGS)
+
+# Format the workspace.
 fmt:
 	cargo fmt --all
 
+# Clippy on every crate and target, warnings as errors.
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# This list: each target and the comment line above it.
+help:
+	@awk '/^# / { if (!comment) comment = substr($$0, 3); next } \
+	     /^[a-z-]+:/ { if (comment) printf "  make %-8s %s\n", substr($$1, 1, length($$1) - 1), comment } \
+	     { comment = "" }' $(firstword $(MAKEFILE_LIST))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark of the quality bars, in release builds, against the same local services
-# as the tests (started only when missing, stopped by PID at the end). Figures go to standard output;
-# the README's table keeps the latest. `QUICK=1` runs the small sizes.
+# as the tests (started only when missing, stopped by PID at the end). Figures go to standard output and,
+# as JSON, to BENCH_OUT (default target/bench); at the end `bench plot` draws them as SVG into docs/img
+# (QUICK: into BENCH_OUT/img).
+# docs/benchmarks.md keeps the table. `QUICK=1` runs the small sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
@@ -10,6 +12,7 @@ ensure_test_tools
 trap stop_started_services EXIT
 start_test_services
 
+export BENCH_OUT="${BENCH_OUT:-$PWD/target/bench}"
 quick=()
 [ -n "${QUICK:-}" ] && quick=(--quick)
 log "P3, P4, R1: the trigger decision"
@@ -30,3 +33,8 @@ log "P1: Lambda init against a local runtime API"
 cargo run -q --release -p e2e --example lambda_init_bench
 log "P2: arm64 bundle sizes"
 scripts/build-arm64.sh
+# The small sizes' pictures stay beside their figures: docs/img keeps the full runs'.
+pictures=docs/img
+[ -n "${QUICK:-}" ] && pictures="$BENCH_OUT/img"
+log "the pictures: the JSON figures of $BENCH_OUT drawn into $pictures"
+cargo run -q --release -p bench -- plot --from "$BENCH_OUT" --to "$pictures"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make cluster`: NODES (default 3) conversation nodes on PORT, PORT+1, ... (default 3000) sharing one
+# `make cluster`: NODES (default 3) conversation nodes on PORT, PORT+1, ... (default 3000), their
+# metrics on METRICS_PORT, METRICS_PORT+1, ... (default 9464), sharing one
 # Redis (REDIS_URL, default the local one, started if not running) and DynamoDB (AWS_ENDPOINT_URL, else
 # a moto server started here, tables created). Prints a development token and the PIDs; Ctrl-C stops
 # exactly what this script started (by PID).
@@ -9,6 +10,7 @@ source scripts/lib/tools.sh
 
 NODES="${NODES:-3}"
 PORT="${PORT:-3000}"
+METRICS_PORT="${METRICS_PORT:-9464}"
 export JWT_HS256_SECRET="${JWT_HS256_SECRET:-local-cluster-secret}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export REDIS_KEY_PREFIX="${REDIS_KEY_PREFIX:-cn:}"
@@ -44,12 +46,13 @@ token=$(cargo run -q -p e2e --bin cluster-setup)
 binary="${CARGO_TARGET_DIR:-target}/debug/conversation-node"
 
 for n in $(seq 0 $((NODES - 1))); do
-  NODE_ID="node-$n" PORT=$((PORT + n)) "$binary" >"/tmp/proactive-cluster-node-$n.log" 2>&1 &
+  NODE_ID="node-$n" PORT=$((PORT + n)) METRICS_ADDR="127.0.0.1:$((METRICS_PORT + n))" \
+    "$binary" >"/tmp/proactive-cluster-node-$n.log" 2>&1 &
   started_pids+=($!)
-  log "node-$n: http://127.0.0.1:$((PORT + n)) (pid $!, logs /tmp/proactive-cluster-node-$n.log)"
+  log "node-$n: http://127.0.0.1:$((PORT + n)), metrics http://127.0.0.1:$((METRICS_PORT + n))/metrics (pid $!, logs /tmp/proactive-cluster-node-$n.log)"
 done
 for n in $(seq 0 $((NODES - 1))); do
-  wait_for "node-$n" curl -fsS -o /dev/null "http://127.0.0.1:$((PORT + n))/ready"
+  wait_for "node-$n" curl -fsS -o /dev/null "http://127.0.0.1:$((METRICS_PORT + n))/ready"
 done
 
 echo "redis: $REDIS_URL (prefix $REDIS_KEY_PREFIX); DynamoDB: $AWS_ENDPOINT_URL"

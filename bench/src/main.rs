@@ -2,14 +2,19 @@
 //! family:
 //! `cargo run --release -p bench -- trigger [--backend embedded|dynamodb] [--quick]`,
 //! `... -- cluster [--part heartbeat|takeover] [--backend dynamodb|embedded]`,
-//! `... -- fuzz-webhook [--seconds S]`, `... -- socketio [--part p5|p6|p7|relay]`.
-//! `scripts/bench.sh` starts what they need and runs them all; the README keeps the results.
+//! `... -- fuzz-webhook [--seconds S]`, `... -- socketio [--part p5|p6|p7|relay]`; and
+//! `... -- plot [--from DIR] [--to DIR]`, the pictures of their JSON figures (`BENCH_OUT`).
+//! `scripts/bench.sh` starts what they need, runs them all and draws the pictures into `docs/img/`;
+//! `docs/benchmarks.md` keeps the results.
 
 mod cluster;
 mod fuzz;
+mod plot;
 mod socketio;
 mod stats;
 mod trigger;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +61,15 @@ enum Bench {
         #[arg(long)]
         ours_only: bool,
     },
+    /// SVG pictures of the JSON figures the benchmarks wrote (with `BENCH_OUT` set).
+    Plot {
+        /// Where the figures are (`BENCH_OUT` of the runs).
+        #[arg(long, default_value = "target/bench")]
+        from: PathBuf,
+        /// Where the pictures go.
+        #[arg(long, default_value = "docs/img")]
+        to: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -83,6 +97,12 @@ async fn main() {
                     eprintln!("{part:?} failed: {error:#}");
                     std::process::exit(1);
                 }
+            }
+        }
+        Bench::Plot { from, to } => {
+            if let Err(error) = plot::run(&from, &to) {
+                eprintln!("plot failed: {error:#}");
+                std::process::exit(1);
             }
         }
     }

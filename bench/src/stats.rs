@@ -21,6 +21,12 @@ impl Samples {
         self.0[rank.clamp(1, self.0.len()) - 1]
     }
 
+    /// Every sample in milliseconds, smallest first.
+    pub(crate) fn sorted_ms(&mut self) -> Vec<f64> {
+        self.0.sort_unstable();
+        self.0.iter().copied().map(ms).collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }

@@ -19,8 +19,8 @@ use cleanup::{Cleanup, CleanupError, CleanupOptions};
 use commonroom_sync::{SYNC_NAME, SyncConfig, SyncDeps, SyncOptions, run_sync};
 use conversation_node::config::JwtKeys;
 use conversation_node::{
-    ConversationNode, NodeConfig, NodeHandle, deps_from_config, install_panic_hook, mint_hs256,
-    shutdown_signal,
+    ConversationNode, Listeners, NodeConfig, NodeHandle, deps_from_config, install_panic_hook,
+    mint_hs256, shutdown_signal,
 };
 use shared::adapters::in_process_bus::InProcessBus;
 use shared::config::{self, StoreBackend};
@@ -84,6 +84,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", node_config.port))?;
     let address = listener.local_addr()?;
+    let metrics = tokio::net::TcpListener::bind(node_config.metrics_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (METRICS_ADDR)",
+                node_config.metrics_addr
+            )
+        })?;
     println!("local stack on http://{address}");
     println!(
         "  webhook:   POST http://{address}{} (secret: {webhook_secret})",
@@ -91,11 +99,16 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  REST:      http://{address}/api/conversations");
     println!("  Socket.IO: http://{address}/socket.io/");
+    println!("  metrics:   http://{}/metrics", metrics.local_addr()?);
     println!("  store:     {}", describe(&backend));
     if let Some(token) = dev_token(&node_config, LOCAL_USER) {
         println!("  token for {LOCAL_USER}: {token}");
     }
-    let served = node.serve(app, listener, shutdown_signal()).await;
+    let listeners = Listeners {
+        public: listener,
+        metrics,
+    };
+    let served = node.serve(app, listeners, shutdown_signal()).await;
     loops.shutdown().await;
     Ok(served?)
 }

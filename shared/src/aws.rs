@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 /// The roots of Amazon Trust Services, which every AWS endpoint's certificate chains to.
-const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+pub(crate) const AMAZON_TRUST_SERVICES: &[u8] =
+    include_bytes!("../certs/amazon-trust-services.pem");
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let region = crate::config::var("AWS_REGION")

@@ -1,5 +1,6 @@
 //! Configuration from the environment (the same names in Lambda, in the container and locally), and
 //! the choice of adapters it implies: DynamoDB/EventBridge when AWS is configured, embedded otherwise.
+//! A secret value not in the environment comes from the secret of `SECRETS_ARN` (see [`crate::secrets`]).
 
 use std::env;
 use std::path::PathBuf;
@@ -14,9 +15,13 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// Reads one variable; an empty value counts as unset.
+/// Reads one variable; an empty value counts as unset. Unset in the environment, it is the value of
+/// the same name in the process's secret, once [`crate::secrets::load`] has read it.
 pub fn var(name: &'static str) -> Option<String> {
-    env::var(name).ok().filter(|v| !v.trim().is_empty())
+    env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| crate::secrets::value(name))
 }
 
 pub fn required(name: &'static str) -> Result<String, ConfigError> {

@@ -11,7 +11,7 @@
 //! The webhook's and the Common Room sync's own logic live in their function crates; the SQLite and Redis adapters are behind the
 //! features `embedded` and `redis`.
 //! - [`rate_limit`], [`retry`], [`http_client`]: what every third-party client shares.
-//! - [`secret`]: a string that never prints.
+//! - [`secret`]: a string that never prints; [`secrets`]: the secret values from Secrets Manager (`SECRETS_ARN`).
 //! - [`config`], [`aws`], [`telemetry`]: configuration from the environment, the AWS SDK setup, logging.
 //! - [`wiring`]: building the configured adapters and services once per process.
 
@@ -27,5 +27,6 @@ pub mod proactive;
 pub mod rate_limit;
 pub mod retry;
 pub mod secret;
+pub mod secrets;
 pub mod telemetry;
 pub mod wiring;

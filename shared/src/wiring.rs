@@ -13,7 +13,7 @@ use crate::adapters::embedded::{
 use crate::adapters::eventbridge::EventBridgeBus;
 use crate::adapters::in_process_bus::InProcessBus;
 #[cfg(feature = "redis")]
-use crate::adapters::redis::{Keys, RedisJanitor};
+use crate::adapters::redis::{Keys, RedisAccess, RedisJanitor};
 use crate::config::{BusBackend, ConfigError, StoreBackend};
 #[cfg(feature = "redis")]
 use crate::ports::ClusterJanitor;
@@ -178,12 +178,14 @@ pub async fn event_bus(
 }
 
 /// The cluster's janitor when the cluster keeps its state in Redis (`REDIS_URL`, keys under
-/// `REDIS_KEY_PREFIX` as the nodes name them); `None` otherwise: a standalone node's cluster lives in
+/// `REDIS_KEY_PREFIX` as the nodes name them; TLS and `AUTH` as [`RedisAccess::from_env`]); `None` otherwise: a standalone node's cluster lives in
 /// its own process, with nothing left behind for a cleanup.
 #[cfg(feature = "redis")]
 pub fn cluster_janitor() -> Option<Arc<dyn ClusterJanitor>> {
     let url = crate::config::var("REDIS_URL")?;
     let prefix =
         crate::config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
-    Some(Arc::new(RedisJanitor::new(&url, &prefix)))
+    Some(Arc::new(
+        RedisJanitor::new(&url, &prefix).with_access(RedisAccess::from_env()),
+    ))
 }

@@ -4,7 +4,12 @@
 //! measured in the same run. Builds them all with `cargo lambda build --release` first (host
 //! architecture), then starts each bootstrap `--runs` times, interleaved.
 //!
-//! `cargo run -p e2e --example lambda_init_bench [-- --runs 30]` (the harness itself needs no release build)
+//! `--secrets`: the secret values come from a Secrets Manager secret that the benchmark creates on the
+//! tests' moto (`TEST_AWS_ENDPOINT_URL`), named by `SECRETS_ARN`, as deployed: each init then makes its
+//! one `GetSecretValue` call (to moto, a local Python server: not Secrets Manager's own latency).
+//!
+//! `cargo run -p e2e --example lambda_init_bench [-- --runs 30] [--secrets]` (the harness itself needs no
+//! release build)
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -14,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use e2e::lambda_tools::{cargo_lambda, run, target_dir};
+use e2e::moto;
 
 const FUNCTIONS: [&str; 3] = ["webhook", "commonroom-sync", "cleanup"];
 const HELLO: &str = "lambda_hello";
@@ -48,6 +54,44 @@ const ENV: &[(&str, &str)] = &[
     ("PUBLIC_URL", "http://127.0.0.1:9"),
     ("RUST_LOG", "info"),
 ];
+
+/// The variables of [`ENV`] that the deployed functions read from the secret.
+const SECRET_NAMES: [&str; 3] = [
+    "GITHUB_WEBHOOK_SECRET",
+    "KEYCLOAK_CLIENT_SECRET",
+    "COMMON_ROOM_API_KEY",
+];
+
+/// The functions' environment: [`ENV`], or with `secrets` its secret values in a new secret on moto
+/// (`SECRETS_ARN`) instead, and the AWS endpoint moto's.
+async fn function_env(secrets: bool) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = ENV
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    if !secrets {
+        return env;
+    }
+    let values: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .filter(|(name, _)| SECRET_NAMES.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone().into()))
+        .collect();
+    let created = aws_sdk_secretsmanager::Client::new(&moto::sdk_config().await)
+        .create_secret()
+        .name(moto::unique_name("bench-secrets"))
+        .secret_string(serde_json::Value::Object(values).to_string())
+        .send()
+        .await
+        .expect("create the secret on moto (TEST_AWS_ENDPOINT_URL)");
+    env.retain(|(name, _)| !SECRET_NAMES.contains(&name.as_str()) && name != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), moto::endpoint()));
+    env.push((
+        "SECRETS_ARN".into(),
+        created.arn().expect("an ARN").to_owned(),
+    ));
+    env
+}
 
 /// The local runtime API, as far as init goes: every connection's first request is a function's first
 /// poll (`GET /2018-06-01/runtime/invocation/next`): the time its bytes arrive is reported. No
@@ -85,12 +129,17 @@ async fn build() -> PathBuf {
 }
 
 /// One start: milliseconds until the first poll, or why there was none.
-fn init_once(binary: &Path, api: &str, polls: &mpsc::Receiver<Instant>) -> Result<f64, String> {
+fn init_once(
+    binary: &Path,
+    env: &[(String, String)],
+    api: &str,
+    polls: &mpsc::Receiver<Instant>,
+) -> Result<f64, String> {
     let started = Instant::now();
     let mut child = Command::new(binary)
         // What Lambda gives a process: its own variables, nothing of this shell's.
         .env_clear()
-        .envs(ENV.iter().copied())
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .env("AWS_LAMBDA_RUNTIME_API", api)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -122,12 +171,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mut runs = 30usize;
+    let mut secrets = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
-            other => panic!("unknown argument {other}; usage: lambda_init_bench [--runs N]"),
+            "--secrets" => secrets = true,
+            other => {
+                panic!("unknown argument {other}; usage: lambda_init_bench [--runs N] [--secrets]")
+            }
         }
     }
+    let env = function_env(secrets).await;
     let lambda_dir = build().await;
 
     let (api, polls) = runtime_api();
@@ -142,15 +196,20 @@ async fn main() {
             if failures[i].is_some() {
                 continue; // a binary that did not poll once is reported, not retried
             }
-            match init_once(binary, &api, &polls) {
+            match init_once(binary, &env, &api, &polls) {
                 Ok(ms) => samples[i].push(ms),
                 Err(why) => failures[i] = Some(why),
             }
         }
     }
 
+    let source = if secrets {
+        "secrets from SECRETS_ARN on moto"
+    } else {
+        "secrets in the environment"
+    };
     println!(
-        "Lambda init, process start to first runtime API poll, {runs} runs each (host, release)"
+        "Lambda init, process start to first runtime API poll, {runs} runs each (host, release, {source})"
     );
     println!(
         "{:<18}{:>10}{:>10}{:>10}{:>12}  verdict",

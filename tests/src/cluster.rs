@@ -86,6 +86,8 @@ impl ClusterEnv {
 pub struct NodeProcess {
     child: Child,
     pub url: String,
+    /// Its metrics listener (`/ready`, `/metrics`).
+    pub metrics_url: String,
     pub node_id: String,
     /// The messages it logs after it listens.
     messages: mpsc::UnboundedReceiver<String>,
@@ -105,7 +107,8 @@ impl NodeProcess {
         node
     }
 
-    /// Starts a node and waits until it listens: it may still be waiting for Redis (`/ready` 503).
+    /// Starts a node and waits until it listens: it may still be waiting for Redis (`/ready` 503 on
+    /// its metrics listener).
     pub async fn launch(env: &ClusterEnv) -> Self {
         Self::launch_with(env, None).await
     }
@@ -140,6 +143,7 @@ impl NodeProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("JWT_HS256_SECRET", JWT_SECRET)
             .env("REDIS_URL", &env.redis_url)
             .env("REDIS_KEY_PREFIX", &env.key_prefix)
@@ -160,7 +164,7 @@ impl NodeProcess {
             .spawn()
             .expect("the node binary starts");
         let mut lines = BufReader::new(child.stderr.take().expect("its logs")).lines();
-        let (address, node_id) = loop {
+        let (address, metrics_address, node_id) = loop {
             let line = tokio::time::timeout(PATIENCE, lines.next_line())
                 .await
                 .expect("the node logs where it listens")
@@ -175,7 +179,7 @@ impl NodeProcess {
                         .unwrap_or_default()
                         .to_owned()
                 };
-                break (field("address"), field("node_id"));
+                break (field("address"), field("metrics_address"), field("node_id"));
             }
         };
         // The rest of its logs is drained so that the node never blocks on a full pipe.
@@ -193,6 +197,7 @@ impl NodeProcess {
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            metrics_url: format!("http://{metrics_address}"),
             node_id,
             messages,
         }
@@ -286,17 +291,20 @@ impl NodeProcess {
         }
     }
 
-    /// One value of the node's `/metrics`.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
+    /// The node's `/metrics` (Prometheus text), from its metrics listener.
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.metrics_url))
             .await
             .expect("the node answers")
             .text()
             .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name}"))
+            .expect("metrics text")
+    }
+
+    /// One value of the node's `/metrics` (a series without labels).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.scrape().await;
+        crate::metrics::value(&text, name).unwrap_or_else(|| panic!("no metric {name} in {text}"))
     }
 
     /// Waits for the process to end.

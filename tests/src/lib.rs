@@ -2,13 +2,18 @@
 //! `trigger`, `node`, `functions`) and the developer binaries:
 //! - [`agent_server`]: a real OpenHands agent-server on loopback.
 //! - [`moto`]: AWS SDK clients against the local moto server, fresh tables, an EventBridge observer.
+//! - [`iam`]: the template's role policies, and a moto server of a test's own that enforces them.
+//! - [`bench_out`]: where the benchmark programs write their figures as JSON (`BENCH_OUT`).
 //! - [`balancer`]: a loopback TCP load balancer (round robin over live nodes) for reconnecting clients.
 //! - [`cleanup_scenarios`]: the cleanup function's pass on every store adapter.
 //! - [`cluster`]: clustered node processes (the real binary) on Redis and moto.
 //! - [`contract`]: the store ports' contract suites, run against every adapter.
+//! - [`event_schemas`]: the events' JSON schemas (`events/schemas/`) and validation against them.
 //! - [`fakes`]: local HTTP fakes of third-party APIs (GitHub, Keycloak, Common Room, an OpenAI-compatible model).
 //! - [`node`]: conversation nodes served in the test process; [`socketio`]: the official Socket.IO client.
-//! - [`redis`]: the Redis server of the tests and a key prefix per test.
+//! - [`metrics`]: reading a node's `/metrics` (Prometheus text).
+//! - [`redis`]: the Redis server of the tests and a key prefix per test; [`redis_tls`]: a TLS Redis with a
+//!   password, its CA made by the test.
 //! - [`sentinel`]: a Redis Sentinel deployment of a test's own (primary, replica, 3 sentinels) to fail over.
 //! - [`sync_world`]: the Common Room sync's test world (fakes, users, conversations) and rate benchmark.
 //! - [`trigger_world`], [`trigger_scenarios`]: driving the trigger with signed deliveries; its scenarios.
@@ -18,14 +23,19 @@
 
 pub mod agent_server;
 pub mod balancer;
+pub mod bench_out;
 pub mod cleanup_scenarios;
 pub mod cluster;
 pub mod contract;
+pub mod event_schemas;
 pub mod fakes;
+pub mod iam;
 pub mod lambda_tools;
+pub mod metrics;
 pub mod moto;
 pub mod node;
 pub mod redis;
+pub mod redis_tls;
 pub mod sentinel;
 pub mod socketio;
 pub mod sync_world;

@@ -94,7 +94,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl EventObserver {
     pub async fn start(source: &str) -> Self {
-        let (events, sqs) = (eventbridge().await, sqs().await);
+        Self::start_on(&sdk_config().await, source).await
+    }
+
+    /// The same on the AWS that `config` points at (a moto server of a test's own).
+    pub async fn start_on(config: &SdkConfig, source: &str) -> Self {
+        let events = aws_sdk_eventbridge::Client::new(config);
+        let sqs = aws_sdk_sqs::Client::new(config);
         let bus_name = unique_name("bus");
         events
             .create_event_bus()

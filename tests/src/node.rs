@@ -1,6 +1,7 @@
 //! Conversation nodes in the test process: each [`TestNode`] is a real node (`ConversationNode`) serving
-//! HTTP and Socket.IO on a loopback port, on shared stores and a shared in-process cluster, so that a test
-//! runs one node or several. Also: HS256 tokens for test users, and REST calls with JSON answers.
+//! HTTP and Socket.IO on a loopback port (and its probes and metrics on another), on shared stores and a
+//! shared in-process cluster, so that a test runs one node or several. Also: HS256 tokens for test
+//! users, and REST calls with JSON answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use conversation_node::config::{
     AgentServers, AuthConfig, CoordinationBackend, JwtKeys, Limits, LlmConfig, NodeConfig,
     OpenHandsConfig, RuntimeConfig, Timing,
 };
-use conversation_node::{ConversationNode, NodeDeps, NodeHandle};
+use conversation_node::{ConversationNode, Listeners, NodeDeps, NodeHandle, NodeMetrics};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::adapters::dynamo::{ConversationTable, EventTable, ProactiveTable};
@@ -101,6 +102,8 @@ pub struct NodeOptions {
     pub github: Option<GitHubClient>,
     /// Users' GitHub accounts (nobody's by default).
     pub links: AccountLinks,
+    /// The node's metrics (a Redis adapter built for the node reports into them: `redis_timing`).
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Default for NodeOptions {
@@ -114,6 +117,7 @@ impl NodeOptions {
         Self {
             config: NodeConfig {
                 port: 0,
+                metrics_addr: "127.0.0.1:0".parse().expect("a loopback address"),
                 node_id: NodeId::random(),
                 public_url: "http://conversations.test".into(),
                 auth: AuthConfig {
@@ -147,6 +151,7 @@ impl NodeOptions {
             bus: Arc::new(InProcessBus::default()),
             github: None,
             links: AccountLinks::configured("").expect("no links"),
+            metrics: Arc::default(),
         }
     }
 
@@ -232,6 +237,8 @@ fn openhands(servers: AgentServers, base_url: &str, api_key: &str) -> RuntimeCon
 /// A node serving on a loopback port; shut down (gracefully) when dropped or by [`TestNode::stop`].
 pub struct TestNode {
     pub url: String,
+    /// Its metrics listener (`/ready`, `/metrics`).
+    pub metrics_url: String,
     pub node_id: NodeId,
     pub handle: NodeHandle,
     http: reqwest::Client,
@@ -272,20 +279,30 @@ impl TestNode {
             github: options.github,
             proactive: Arc::clone(&stores.proactive),
             links: options.links,
+            metrics: options.metrics,
         };
         let node = ConversationNode::start(&options.config, deps).expect("the node starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
+        let metrics = tokio::net::TcpListener::bind(options.config.metrics_addr)
+            .await
+            .expect("a loopback port for the metrics");
         let url = format!("http://{}", listener.local_addr().expect("a bound address"));
+        let metrics_url = format!("http://{}", metrics.local_addr().expect("a bound address"));
         let handle = node.handle();
         let app = node.router();
         let (shutdown, signal) = oneshot::channel::<()>();
-        let served = tokio::spawn(node.serve(app, listener, async move {
+        let listeners = Listeners {
+            public: listener,
+            metrics,
+        };
+        let served = tokio::spawn(node.serve(app, listeners, async move {
             let _ = signal.await;
         }));
         Self {
             url,
+            metrics_url,
             node_id,
             handle,
             http: reqwest::Client::new(),
@@ -333,6 +350,13 @@ impl TestNode {
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let request = self.http.get(format!("{}{path}", self.url));
         self.call(self.authorised(request, token)).await
+    }
+
+    /// A GET of the metrics listener (`/ready`, `/metrics`, ...), whose answers are JSON but for
+    /// `/metrics` ([`TestNode::scrape`]).
+    pub async fn get_private(&self, path: &str) -> (StatusCode, Value) {
+        self.call(self.http.get(format!("{}{path}", self.metrics_url)))
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
@@ -444,20 +468,22 @@ impl TestNode {
         }
     }
 
-    /// One value of `/metrics`.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.url))
+    /// The metrics listener's `/metrics` (Prometheus text).
+    pub async fn scrape(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.metrics_url))
             .send()
             .await
             .expect("metrics answer")
             .text()
             .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+            .expect("metrics text")
+    }
+
+    /// One value of `/metrics` (a series without labels).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.scrape().await;
+        crate::metrics::value(&text, name).unwrap_or_else(|| panic!("no metric {name} in {text}"))
     }
 }
 

@@ -222,6 +222,8 @@ pub struct BenchFigures {
     pub max_in_any_second: usize,
     pub activities_stored: usize,
     pub conversations: usize,
+    /// Each request's arrival, from the first one's (for the rate over time).
+    pub arrivals: Vec<Duration>,
 }
 
 /// Syncs `count` conversations of `count / 4` users at `rate` requests/s against a fake with `faults`,
@@ -270,6 +272,10 @@ pub async fn rate_bench(count: usize, rate: f64, faults: Faults) -> BenchFigures
             .max_requests_in_any(Duration::from_secs(1)),
         activities_stored: world.common_room.activities().len(),
         conversations: count,
+        arrivals: requests
+            .iter()
+            .map(|r| r.at.saturating_sub(first))
+            .collect(),
     }
 }
 

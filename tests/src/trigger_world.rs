@@ -207,8 +207,13 @@ impl TriggerWorld {
     }
 
     pub async fn send(&self, delivery: &Delivery) -> WebhookAnswer {
+        self.send_event("workflow_run", delivery).await
+    }
+
+    /// A delivery of another GitHub event (`installation`...), signed with the world's secret.
+    pub async fn send_event(&self, event: &'static str, delivery: &Delivery) -> WebhookAnswer {
         let mut headers = HeaderMap::new();
-        headers.insert("x-github-event", HeaderValue::from_static("workflow_run"));
+        headers.insert("x-github-event", HeaderValue::from_static(event));
         headers.insert(
             "x-github-delivery",
             HeaderValue::from_str(&delivery.id).expect("ASCII id"),

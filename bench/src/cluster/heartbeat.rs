@@ -148,7 +148,11 @@ async fn fill(nodes: &[NodeProcess], targets: &[usize], created: &mut [usize]) {
         })
         .await;
     for (slot, target) in targets.iter().enumerate() {
-        while (nodes[slot].metric("node_sessions").await as usize) < *target {
+        while (nodes[slot]
+            .metric("conversation_node_running_conversations")
+            .await as usize)
+            < *target
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

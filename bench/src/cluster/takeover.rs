@@ -405,7 +405,7 @@ pub(crate) async fn run(sizes: &Sizes) {
         tokio::time::sleep(sizes.settle).await;
         let mut sessions = Vec::new();
         for node in &nodes {
-            sessions.push(node.metric("node_sessions").await as usize);
+            sessions.push(node.metric("conversation_node_running_conversations").await as usize);
         }
         let victim = (0..NODES)
             .max_by_key(|&slot| (sessions[slot], NODES - slot))
@@ -526,8 +526,10 @@ pub(crate) async fn run(sizes: &Sizes) {
         "logs": cluster.files.dir.display().to_string(),
     });
     println!("P9/R3 summary: {summary}");
-    // The file has each slow wait too (the console had them one by one).
+    // The files have each slow wait too (the console had them one by one), and every takeover time.
     summary["slow_waits"]["list"] = slow_list;
+    summary["takeovers"]["samples_ms"] = json!(all.sorted_ms());
+    e2e::bench_out::save("takeover", &summary);
     let _ = std::fs::write(
         cluster.files.dir.join("summary.json"),
         serde_json::to_string_pretty(&summary).expect("JSON"),

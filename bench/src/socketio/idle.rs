@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use super::generator::{Generator, Target};
 use super::procfs::rss_kb;
 use super::servers::{Cluster, Peer, Server, echo};
@@ -105,6 +107,7 @@ pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
     let measured = holders
         .into_iter()
         .filter(|holder| sizes.peers || matches!(holder, Holder::OurNode));
+    let mut figures = Vec::new();
     for holder in measured {
         let mut runs = Vec::new();
         for run in 1..=sizes.runs {
@@ -115,12 +118,17 @@ pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
             );
             runs.push(kb);
         }
+        let kb = median(runs.clone());
         println!(
-            "P7 {}, median of {}: {:.1} KB RSS per connection at {count} connections",
+            "P7 {}, median of {}: {kb:.1} KB RSS per connection at {count} connections",
             holder.name(),
             sizes.runs,
-            median(runs)
         );
+        figures.push(json!({ "server": holder.name(), "kb_per_connection": kb, "runs": runs }));
     }
+    e2e::bench_out::save(
+        "socketio-p7",
+        &json!({ "bar": "P7", "connections": count, "servers": figures }),
+    );
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! as the floor. The
 //! servers' CPU time (user + system, every server process) over the window, per round trip.
 
+use serde_json::{Value, json};
+
 use super::generator::{Generator, Outcome, Target};
 use super::procfs::total_cpu_ms;
 use super::servers::{Cluster, Peer, Server, echo, pids};
@@ -33,13 +35,18 @@ async fn measure(servers: &[Server], targets: &[Target], sizes: &Sizes) -> anyho
     })
 }
 
-/// Measures `sizes.runs` windows and prints each and their medians.
+/// Measures `sizes.runs` windows and prints each and their medians; returns the medians for `bench plot`.
 async fn report(
-    name: &str,
+    (server, count): (&str, usize),
     servers: &[Server],
     targets: &[Target],
     sizes: &Sizes,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Value> {
+    // The floor is one server: no count in its name.
+    let name = match count {
+        1 => format!("{server}, {} clients", targets.len()),
+        _ => format!("{server} x{count}, {} clients", targets.len()),
+    };
     let mut runs = Vec::new();
     for run in 1..=sizes.runs {
         // A peer that loses an answer (Redis pub/sub delivers at most once) fails its run, not the family.
@@ -61,6 +68,14 @@ async fn report(
         runs.push(figures);
     }
     let pick = |f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
+    let medians = json!({
+        "server": server,
+        "servers": count,
+        "runs": runs.len(),
+        "round_trips_per_second": pick(|f| f.per_second),
+        "p99_ms": pick(|f| f.p99_ms),
+        "cpu_ms_per_round_trip": pick(|f| f.cpu_ms_per_round_trip),
+    });
     println!(
         "P6 {name}, median of {} of {}: {:.0} round trips/s, p99 {:.3} ms, {:.4} CPU-ms per round trip, generator \
          {:.0}% of a core",
@@ -71,11 +86,12 @@ async fn report(
         pick(|f| f.cpu_ms_per_round_trip),
         pick(|f| f.generator_cores) * 100.0
     );
-    Ok(())
+    Ok(medians)
 }
 
 pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
     let clients = sizes.p6_clients;
+    let mut measured = Vec::new();
     for count in [2, 3] {
         let cluster = Cluster::start(count).await?;
         let mut targets = Vec::new();
@@ -87,13 +103,7 @@ pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
                 token: e2e::node::token(&user),
             });
         }
-        report(
-            &format!("our node x{count}, {clients} clients"),
-            &cluster.nodes,
-            &targets,
-            sizes,
-        )
-        .await?;
+        measured.push(report(("our node", count), &cluster.nodes, &targets, sizes).await?);
 
         drop(cluster);
         for peer in Peer::ALL.into_iter().filter(|_| sizes.peers) {
@@ -106,13 +116,22 @@ pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
                     token: "unused".into(),
                 })
                 .collect();
-            let name = format!("{} x{count}, {clients} clients", peer.name());
-            report(&name, &servers, &targets, sizes).await?;
+            measured.push(report((peer.name(), count), &servers, &targets, sizes).await?);
         }
     }
-    if !sizes.peers {
-        return Ok(());
+    if sizes.peers {
+        measured.push(floor(sizes).await?);
     }
+    e2e::bench_out::save(
+        "socketio-p6",
+        &json!({ "bar": "P6", "clients": clients, "window_s": sizes.p6_window.as_secs_f64(), "servers": measured }),
+    );
+    Ok(())
+}
+
+/// The bare socketioxide server's figures, the floor of what a Socket.IO server in Rust costs.
+async fn floor(sizes: &Sizes) -> anyhow::Result<Value> {
+    let clients = sizes.p6_clients;
     let floor = [echo(false).await?];
     let targets: Vec<Target> = (0..clients)
         .map(|client| Target {
@@ -122,7 +141,7 @@ pub(super) async fn run(sizes: &Sizes) -> anyhow::Result<()> {
         })
         .collect();
     report(
-        &format!("bare socketioxide (current-thread), {clients} clients"),
+        ("bare socketioxide (current-thread)", 1),
         &floor,
         &targets,
         sizes,

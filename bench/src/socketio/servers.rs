@@ -100,17 +100,22 @@ async fn node(
     env: &[(&str, String)],
 ) -> anyhow::Result<Server> {
     let port = free_port()?;
+    let metrics_port = free_port()?;
     let mut command = Command::new(sibling_binary("conversation-node")?);
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PORT", port.to_string())
+        .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env("JWT_HS256_SECRET", e2e::node::JWT_SECRET)
         .env("DATA_DIR", data)
         .env("MAX_CONCURRENT_CONVERSATIONS", "100000")
+        // Each benchmark user acts as fast as answered, far past the per-user rate a node allows.
+        .env("ACTION_RATE_PER_SECOND", "1000000")
+        .env("ACTION_RATE_BURST", "1000000")
         .envs(env.iter().map(|(name, value)| (name, value)));
     let node = Server::spawn(command, port).await?;
-    ready(http, &node.url).await?;
+    ready(http, &format!("http://127.0.0.1:{metrics_port}")).await?;
     Ok(node)
 }
 
@@ -157,7 +162,7 @@ impl Cluster {
     }
 }
 
-/// Waits for a node's `/ready` to answer 200.
+/// Waits for a node's `/ready` (on its metrics listener at `url`) to answer 200.
 async fn ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + STARTUP;
     loop {

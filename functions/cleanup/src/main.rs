@@ -1,5 +1,6 @@
 //! Entry point: under the Lambda runtime when `AWS_LAMBDA_RUNTIME_API` is set (a schedule invokes it),
-//! else one pass from the command line (`cleanup --help`), printing the summary as JSON.
+//! else one pass from the command line (`cleanup --help`), printing the summary as JSON. The secret
+//! (`SECRETS_ARN`) is read first; under Lambda the cleanup is built again when it has a new version.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use clap::Parser;
 use cleanup::{Cleanup, CleanupError, CleanupOptions, CleanupSummary, Overrides};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+use shared::secrets::{self, Refreshed};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,17 +26,19 @@ async fn main() -> ExitCode {
 }
 
 async fn start(cli: Option<Overrides>) -> anyhow::Result<ExitCode> {
+    secrets::load().await?;
     let configured = CleanupOptions::from_env()?;
-    let cleanup = Cleanup::from_env().await?;
+    let cleanup = Refreshed::build(Cleanup::from_env).await?;
     let Some(overrides) = cli else {
         lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
             let (cleanup, configured) = (&cleanup, &configured);
-            async move { invoke(cleanup, configured, event.payload).await }
+            async move { invoke(&*cleanup.current().await, configured, event.payload).await }
         }))
         .await
         .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))?;
         return Ok(ExitCode::SUCCESS);
     };
+    let cleanup = cleanup.current().await;
     let (summary, code) = match cleanup.run(&overrides.apply(&configured)).await {
         Ok(summary) => (summary, ExitCode::SUCCESS),
         Err(CleanupError::StepsFailed(summary)) => (*summary, ExitCode::FAILURE),

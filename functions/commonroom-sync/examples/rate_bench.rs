@@ -2,10 +2,25 @@
 //! queued, against the limit, without and with faults (30% 429, 10% 5xx, slow answers).
 //!
 //! `cargo run --release -p commonroom-sync --example rate_bench -- [LIMIT] [CONVERSATIONS] [RUNS]`
-//! (defaults: the default limit 2/s, 120 conversations, 3 runs; the median is printed).
+//! (defaults: the default limit 2/s, 120 conversations, 3 runs; the median is printed). With `BENCH_OUT`
+//! set, the median runs' requests per second over time go to `$BENCH_OUT/sync-rate.json` for `bench plot`.
 
 use e2e::fakes::commonroom::Faults;
 use e2e::sync_world::{BenchFigures, rate_bench};
+use serde_json::json;
+
+/// Requests in each whole second from the first request.
+fn per_second(figures: &BenchFigures) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for arrival in &figures.arrivals {
+        let second = arrival.as_secs() as usize;
+        if counts.len() <= second {
+            counts.resize(second + 1, 0);
+        }
+        counts[second] += 1;
+    }
+    counts
+}
 
 #[tokio::main]
 async fn main() {
@@ -25,6 +40,7 @@ async fn main() {
         "{:<10} {:>9} {:>12} {:>9} {:>14} {:>11}",
         "case", "requests", "achieved/s", "of limit", "max in any 1s", "delivered"
     );
+    let mut cases = Vec::new();
     for (case, faults) in [
         ("no faults", Faults::none()),
         ("faults", Faults::misbehaving(11)),
@@ -50,5 +66,16 @@ async fn main() {
             median.activities_stored,
             median.conversations,
         );
+        cases.push(json!({
+            "name": case,
+            "achieved_per_second": median.achieved,
+            "max_in_any_second": worst_window,
+            "requests": median.requests,
+            "per_second": per_second(median),
+        }));
     }
+    e2e::bench_out::save(
+        "sync-rate",
+        &json!({ "bar": "P10", "limit_per_second": limit, "conversations": count, "runs": runs, "cases": cases }),
+    );
 }

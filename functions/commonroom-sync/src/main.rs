@@ -1,15 +1,16 @@
 //! The Common Room sync: under the Lambda runtime when `AWS_LAMBDA_RUNTIME_API` is set (an EventBridge
-//! schedule invokes it), else one run from the command line. Configuration is checked and clients are
-//! built once, before the first invocation.
+//! schedule invokes it), else one run from the command line. The secret (`SECRETS_ARN`) is read, then
+//! configuration is checked and clients are built once, before the first invocation (and again when the
+//! secret has a new version).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use commonroom_sync::{Args, open_stores, options_from_event};
 use commonroom_sync::{SyncConfig, SyncDeps, SyncError, SyncOptions, SyncSummary, run_sync};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use shared::config::StoreBackend;
+use shared::secrets::{self, Refreshed};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,30 +33,39 @@ async fn start() -> Result<(), String> {
         let options = Args::parse().options(chrono::Utc::now());
         Some(options.map_err(|e| e.to_string())?)
     };
-    let forced_dry_run = cli.as_ref().is_some_and(|options| options.dry_run);
-    let config = SyncConfig::from_env(forced_dry_run).map_err(|e| e.to_string())?;
-    let (conversations, state) = open_stores(&StoreBackend::from_env())
-        .await
-        .map_err(|e| e.to_string())?;
-    let deps = Arc::new(SyncDeps::new(&config, conversations, state).map_err(|e| e.to_string())?);
-
+    secrets::load().await.map_err(|e| e.to_string())?;
     match cli {
         Some(mut options) => {
-            options.dry_run |= config.dry_run;
+            let (deps, dry_run) = configured(options.dry_run).await?;
+            options.dry_run |= dry_run;
             let summary = run_sync(&deps, options).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
             Ok(())
         }
         None => {
-            let dry_run = config.dry_run;
-            lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-                let deps = Arc::clone(&deps);
-                async move { handle(&deps, event, dry_run).await }
+            let sync = Refreshed::build(|| configured(false)).await?;
+            lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+                let sync = &sync;
+                async move {
+                    let current = sync.current().await;
+                    let (deps, dry_run) = current.as_ref();
+                    handle(deps, event, *dry_run).await
+                }
             }))
             .await
             .map_err(|e| e.to_string())
         }
     }
+}
+
+/// The sync's clients and stores from configuration, and whether it only counts (`dry_run`).
+async fn configured(forced_dry_run: bool) -> Result<(SyncDeps, bool), String> {
+    let config = SyncConfig::from_env(forced_dry_run).map_err(|e| e.to_string())?;
+    let (conversations, state) = open_stores(&StoreBackend::from_env())
+        .await
+        .map_err(|e| e.to_string())?;
+    let deps = SyncDeps::new(&config, conversations, state).map_err(|e| e.to_string())?;
+    Ok((deps, config.dry_run))
 }
 
 async fn handle(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::metrics::{Metrics, inc};
+use crate::metrics::NodeMetrics;
 use shared::domain::UserId;
 
 /// How fast a user may act.
@@ -32,12 +32,12 @@ impl Default for ActionRate {
 pub(crate) struct ActionLimiter {
     rate: ActionRate,
     limiter: DefaultKeyedRateLimiter<UserId>,
-    /// Where refusals are counted (`node_actions_rate_limited_total`).
-    metrics: Arc<Metrics>,
+    /// Where refusals are counted (`conversation_node_actions_rate_limited_total`).
+    metrics: Arc<NodeMetrics>,
 }
 
 impl ActionLimiter {
-    pub(crate) fn new(rate: ActionRate, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(rate: ActionRate, metrics: Arc<NodeMetrics>) -> Self {
         let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
         Self {
             rate,
@@ -49,7 +49,7 @@ impl ActionLimiter {
     /// Takes one action from `user`'s allowance, or says (and counts) why not and when to try again.
     pub(crate) fn check(&self, user: &UserId) -> Result<(), String> {
         self.limiter.check_key(user).map_err(|not_until| {
-            inc(&self.metrics.actions_rate_limited);
+            self.metrics.actions_rate_limited.inc();
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             format!(
                 "too many actions: at most {} per second (bursts of {}); retry in {} ms",
@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn a_burst_passes_then_the_rest_is_refused_per_user() {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(NodeMetrics::default());
         let rate = ActionRate {
             per_second: NonZeroU32::new(1).unwrap(),
             burst: NonZeroU32::new(3).unwrap(),
@@ -88,12 +88,7 @@ mod tests {
         }
         let refused = limiter.check(&alice).expect_err("past the burst");
         assert!(refused.starts_with("too many actions"), "{refused}");
-        assert_eq!(
-            metrics
-                .actions_rate_limited
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
+        assert_eq!(metrics.actions_rate_limited.get(), 1);
         limiter
             .check(&bob)
             .expect("another user has an allowance of their own");

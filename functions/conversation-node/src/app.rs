@@ -1,5 +1,6 @@
 //! The node assembled: its state and background tasks from configuration and ports, the HTTP router
-//! (REST + Socket.IO), and serving with a graceful stop.
+//! (REST + Socket.IO), the metrics listener's router (`/ready`, `/metrics`), and serving both with a
+//! graceful stop.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use shared::ports::{ConversationStore, Coordination, EventBus, EventStore, Proac
 use shared::proactive::AccountLinks;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::action_rate::ActionLimiter;
 use crate::agent::Agent;
@@ -29,7 +30,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::ApiError;
 use crate::lifecycle::Lifecycle;
 use crate::maintenance::Maintenance;
-use crate::metrics::Metrics;
+use crate::metrics::NodeMetrics;
 use crate::rest::settings::SettingsContext;
 use crate::rest::{self, ApiContext};
 use crate::shutdown::Background;
@@ -49,6 +50,15 @@ pub struct NodeDeps {
     pub proactive: Arc<dyn ProactiveStore>,
     /// Users' GitHub accounts (a repository's settings are its admins').
     pub links: AccountLinks,
+    /// The node's metrics, made before the ports that report into them (the Redis adapter's timing).
+    pub metrics: Arc<NodeMetrics>,
+}
+
+/// Where a node serves: the public port (REST, Socket.IO, `/health`) and the metrics listener
+/// (`/ready`, `/metrics`: `METRICS_ADDR`, which the load balancer never routes).
+pub struct Listeners {
+    pub public: TcpListener,
+    pub metrics: TcpListener,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +91,7 @@ impl ConversationNode {
         };
         let coordination = deps.coordination;
         let node_id = coordination.node_id().clone();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = deps.metrics;
         let runtime: Arc<dyn AgentRuntime> = match &config.runtime {
             RuntimeConfig::Chat => Arc::new(ChatRuntime::new(agent.clone(), Arc::clone(&metrics))),
             RuntimeConfig::OpenHands(openhands) => Arc::new(OpenHandsRuntime::new(
@@ -209,24 +219,36 @@ impl ConversationNode {
         }
     }
 
-    /// Serves `app` (usually [`ConversationNode::router`]) until `shutdown` resolves. Then it stops
-    /// accepting connections (a reconnecting client lands on another node), hands every conversation
-    /// over and closes the Socket.IO connections, so that their clients reconnect at once rather than
-    /// after a ping timeout; it waits for open requests, at most the grace period in all.
+    /// Serves `app` (usually [`ConversationNode::router`]) on the public listener, and the probes and
+    /// metrics on the metrics listener, until `shutdown` resolves. Then it stops accepting public
+    /// connections (a reconnecting client lands on another node), hands every conversation over and
+    /// closes the Socket.IO connections, so that their clients reconnect at once rather than after a
+    /// ping timeout; it waits for open requests, at most the grace period in all. The metrics listener
+    /// answers (`/ready`: shutting down) until the node has stopped.
     pub async fn serve(
         self,
         app: Router,
-        listener: TcpListener,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Self {
             node_id,
             lifecycle,
+            api,
             io,
             background,
             shutdown_grace: grace,
             ..
         } = self;
+        let (stop_private, private_stopping) = oneshot::channel::<()>();
+        let private = tokio::spawn(
+            axum::serve(listeners.metrics, rest::probes::private_routes(api))
+                .with_graceful_shutdown(async move {
+                    let _ = private_stopping.await;
+                })
+                .into_future(),
+        );
+        let listener = listeners.public;
         let (signal, signalled) = watch::channel(false);
         let stop_accepting = async move {
             shutdown.await;
@@ -280,6 +302,13 @@ impl ConversationNode {
         }
         background.stop().await;
         lifecycle.stop_runtime().await;
+        let _ = stop_private.send(());
+        // Its requests are short (a scrape, a probe): what is still open after the grace is dropped.
+        match tokio::time::timeout(grace, private).await {
+            Ok(Ok(Err(error))) => tracing::warn!(reason = %error, "the metrics listener failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("a metrics request was still open: stopping anyway"),
+        }
         tracing::info!(%node_id, "node stopped");
         served
     }

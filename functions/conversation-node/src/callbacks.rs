@@ -11,20 +11,20 @@ use shared::ports::{BusEvent, EventBus};
 use shared::retry::{Retrier, RetryPolicy};
 use tokio::sync::mpsc;
 
-use crate::metrics::{Metrics, inc};
+use crate::metrics::NodeMetrics;
 
 const QUEUE_CAPACITY: usize = 10_000;
 
 pub(crate) struct StateCallbacks {
     queue: mpsc::Sender<ConversationStateChanged>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl StateCallbacks {
     /// The callbacks and their worker, for the caller to run (it ends when the callbacks are dropped).
     pub(crate) fn new(
         bus: Arc<dyn EventBus>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<NodeMetrics>,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let worker = publish_all(receiver, bus, Arc::clone(&metrics));
@@ -33,7 +33,7 @@ impl StateCallbacks {
 
     pub(crate) fn notify(&self, change: ConversationStateChanged) {
         if let Err(error) = self.queue.try_send(change) {
-            inc(&self.metrics.state_changes_dropped);
+            self.metrics.state_changes_dropped.inc();
             tracing::warn!(reason = %error, "state change callback dropped: queue full");
         }
     }
@@ -42,7 +42,7 @@ impl StateCallbacks {
 async fn publish_all(
     mut receiver: mpsc::Receiver<ConversationStateChanged>,
     bus: Arc<dyn EventBus>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<NodeMetrics>,
 ) {
     let retrier = Retrier::new(RetryPolicy::STATE_CALLBACK);
     while let Some(change) = receiver.recv().await {
@@ -57,9 +57,11 @@ async fn publish_all(
             })
             .await;
         match published {
-            Ok(()) => inc(&metrics.state_changes_published),
+            Ok(()) => {
+                metrics.state_changes_published.inc();
+            }
             Err(error) => {
-                inc(&metrics.state_changes_dropped);
+                metrics.state_changes_dropped.inc();
                 tracing::warn!(
                     conversation_id = %change.conversation_id,
                     reason = %error,

@@ -1,11 +1,12 @@
 //! The node's configuration from the environment (see `docs/node.md` for every variable). Secrets are
 //! kept out of `Debug`: this type is never printed whole.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shared::adapters::redis::{AckReplicas, Keys, RedisSettings, SentinelSettings};
+use shared::adapters::redis::{AckReplicas, Keys, RedisAccess, RedisSettings, SentinelSettings};
 use shared::config::{self, BusBackend, ConfigError, StoreBackend};
 use shared::domain::NodeId;
 use shared::ports::coordination::LimitPolicy;
@@ -146,12 +147,15 @@ pub enum CoordinationBackend {
     Standalone,
     /// Redis (`REDIS_URL`, or the primary `REDIS_SENTINELS` name): a cluster of nodes; see
     /// [`redis_from_env`] for the settings. Its lease TTL is `LEASE_TTL`.
-    Redis(RedisSettings),
+    Redis(Box<RedisSettings>),
 }
 
 #[derive(Clone)]
 pub struct NodeConfig {
     pub port: u16,
+    /// `METRICS_ADDR`: where `/metrics` and `/ready` are served, apart from the public port (which
+    /// the load balancer routes).
+    pub metrics_addr: SocketAddr,
     pub node_id: NodeId,
     /// The base URL users open conversations at (links in PR comments).
     pub public_url: String,
@@ -168,6 +172,10 @@ pub struct NodeConfig {
     pub proactive_default: bool,
 }
 
+/// Where the metrics listener binds unless `METRICS_ADDR` says otherwise.
+pub const DEFAULT_METRICS_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9464);
+
 /// Reads a duration in seconds (decimals allowed: `0.5`).
 pub fn seconds(name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
     let value = config::parsed(name, default.as_secs_f64())?;
@@ -180,6 +188,7 @@ pub fn seconds(name: &'static str, default: Duration) -> Result<Duration, Config
 impl NodeConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let port = config::parsed("PORT", 3000u16)?;
+        let metrics_addr = config::parsed("METRICS_ADDR", DEFAULT_METRICS_ADDR)?;
         let keys = match (config::var("JWT_HS256_SECRET"), config::var("JWT_JWKS_URL")) {
             (Some(secret), None) => JwtKeys::Hs256Secret(secret),
             (None, Some(url)) => JwtKeys::JwksUrl(url),
@@ -238,6 +247,7 @@ impl NodeConfig {
         let (llm, runtime) = runtime_from_env()?;
         Ok(Self {
             port,
+            metrics_addr,
             node_id: config::var("NODE_ID")
                 .map(|id| NodeId::new(&id))
                 .unwrap_or_else(NodeId::random),
@@ -264,7 +274,7 @@ impl NodeConfig {
             llm,
             runtime,
             coordination: match redis_from_env(timing.lease_ttl)? {
-                Some(settings) => CoordinationBackend::Redis(settings),
+                Some(settings) => CoordinationBackend::Redis(Box::new(settings)),
                 None => CoordinationBackend::Standalone,
             },
             store: StoreBackend::from_env(),
@@ -274,8 +284,9 @@ impl NodeConfig {
     }
 }
 
-/// The cluster's Redis, if one is named: `REDIS_URL` (a fixed endpoint), or `REDIS_SENTINELS`
-/// (`host:port,...`) with `REDIS_SENTINEL_MASTER` (default `mymaster`); `REDIS_KEY_PREFIX`;
+/// The cluster's Redis, if one is named: `REDIS_URL` (a fixed endpoint; `rediss://` for TLS), or
+/// `REDIS_SENTINELS` (`host:port,...`, plain TCP) with `REDIS_SENTINEL_MASTER` (default `mymaster`);
+/// `REDIS_AUTH_TOKEN` and `REDIS_TLS_CA_FILE` (see [`RedisAccess`]); `REDIS_KEY_PREFIX`;
 /// `REDIS_ACK_REPLICAS` (`auto`: one while the primary has a replica; or a number) within
 /// `REDIS_ACK_TIMEOUT` (1 s); `REDIS_RETENTION` (a day): how long a stopped conversation's keys stay;
 /// `PEER_DEPARTURE_GRACE` (0.5 s): how long a node whose channel lost its subscriber has to beat.
@@ -298,6 +309,7 @@ fn redis_from_env(lease_ttl: Duration) -> Result<Option<RedisSettings>, ConfigEr
         config::var("REDIS_KEY_PREFIX").unwrap_or_else(|| Keys::DEFAULT_PREFIX.to_owned());
     let mut settings = RedisSettings::new(&url, &key_prefix, lease_ttl);
     settings.sentinel = sentinel;
+    settings.access = RedisAccess::from_env();
     settings.ack_replicas = match config::var("REDIS_ACK_REPLICAS").as_deref() {
         None | Some("auto") => AckReplicas::Auto,
         Some(count) => AckReplicas::Exactly(count.parse().map_err(|_| ConfigError::Invalid {

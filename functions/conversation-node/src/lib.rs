@@ -9,7 +9,8 @@
 //! A map of the crate:
 //! - [`config`]: configuration from the environment.
 //! - `app`: the node assembled ([`ConversationNode`]): router, background tasks, graceful serving.
-//! - `rest`: the REST routes and probes; `error`: their JSON errors; `auth`: JWTs and API keys;
+//! - `rest`: the REST routes and probes (`/health` public; `/ready`, `/metrics` on the metrics
+//!   listener); `error`: their JSON errors; `auth`: JWTs and API keys;
 //!   `action_rate`: the per-user action rate.
 //! - `socket`: the Socket.IO namespace, replay-then-live feeds per client.
 //! - `agent`: the agent loop's state machine, the loop itself, the LLM client, the built-in agent.
@@ -18,7 +19,8 @@
 //! - `sessions`: the loops running on this node; `calls`: requests to another node's loop.
 //! - `dispatch`: routing what the cluster delivers to this node.
 //! - `starter`: the proactive starter; `callbacks`: `ConversationStateChanged` on the bus.
-//! - `metrics`, `shutdown`: counters, the stop signal and the owner of the background loops;
+//! - `metrics`: counters, gauges and latency histograms (prometheus-client, a registry per node);
+//!   `shutdown`: the stop signal and the owner of the background loops;
 //!   `panics`: a panic ends its task, logged and counted, never the node.
 //! - `startup`: listening (health yes, ready no) while the ports are not ready yet (Redis down).
 //! - `wiring`: the ports the environment names (what `main` and the local stack build the node from).
@@ -45,9 +47,10 @@ mod startup;
 mod wiring;
 
 pub use agent::openhands::session_key as agent_server_session_key;
-pub use app::{ConversationNode, NodeDeps, NodeHandle, StartError};
+pub use app::{ConversationNode, Listeners, NodeDeps, NodeHandle, StartError};
 pub use auth::mint_hs256;
 pub use config::NodeConfig;
+pub use metrics::NodeMetrics;
 pub use panics::install as install_panic_hook;
 pub use shutdown::signal as shutdown_signal;
 pub use socket::{MAX_PAYLOAD, WS_READ_BUFFER, own_request_parts};

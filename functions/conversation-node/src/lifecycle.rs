@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::domain::{
@@ -29,7 +29,6 @@ use tokio_util::task::TaskTracker;
 use crate::agent::session::{LoopContext, Session};
 use crate::calls::{CallError, OwnerCalls};
 use crate::config::Limits;
-use crate::metrics::inc;
 use crate::sessions::{Control, Reservation, Sessions};
 
 /// How many takeovers a node runs at once: a dead node's conversations resume concurrently, without
@@ -165,8 +164,9 @@ impl Lifecycle {
                 }
             };
             let lifecycle = Arc::clone(self);
+            let started = Instant::now();
             self.tasks.spawn(async move {
-                if let Err(error) = lifecycle.take_over(&conversation).await {
+                if let Err(error) = lifecycle.take_over(&conversation, started).await {
                     tracing::warn!(%conversation, reason = %error, "takeover failed");
                 }
                 drop(permit);
@@ -174,9 +174,16 @@ impl Lifecycle {
         }
     }
 
-    /// Spawns the loop of a claimed conversation.
-    fn spawn_loop(&self, meta: Conversation, lease: Lease, reservation: Reservation<'_>) {
-        let (session, handle) = Session::new(Arc::clone(&self.loops), meta, lease);
+    /// Spawns the loop of a claimed conversation (taken over since `takeover_started`, if it is).
+    fn spawn_loop(
+        &self,
+        meta: Conversation,
+        lease: Lease,
+        reservation: Reservation<'_>,
+        takeover_started: Option<Instant>,
+    ) {
+        let (session, handle) =
+            Session::new(Arc::clone(&self.loops), meta, lease, takeover_started);
         reservation.fill(handle);
         self.tasks.spawn(session.run());
     }
@@ -202,6 +209,17 @@ impl Lifecycle {
         conversation: &ConversationId,
         user_id: &UserId,
     ) -> Result<Started, LifecycleError> {
+        self.run_here_unless_running(conversation, user_id, None)
+            .await
+    }
+
+    /// [`Lifecycle::ensure_running`], for a takeover begun at `takeover_started` if it is one.
+    async fn run_here_unless_running(
+        self: &Arc<Self>,
+        conversation: &ConversationId,
+        user_id: &UserId,
+        takeover_started: Option<Instant>,
+    ) -> Result<Started, LifecycleError> {
         if self.is_shutting_down() {
             return Err(LifecycleError::ShuttingDown);
         }
@@ -225,7 +243,7 @@ impl Lifecycle {
                     return Ok(Started::AlreadyRunning);
                 };
                 self.evict(evicted);
-                self.spawn_loop(meta, lease, reservation);
+                self.spawn_loop(meta, lease, reservation, takeover_started);
                 Ok(Started::Now)
             }
         }
@@ -280,7 +298,7 @@ impl Lifecycle {
             return Err(error.into());
         }
         self.evict(evicted);
-        self.spawn_loop(meta, lease, reservation);
+        self.spawn_loop(meta, lease, reservation, None);
         Ok(Created::Started)
     }
 
@@ -331,7 +349,7 @@ impl Lifecycle {
             return Ok(());
         };
         if reason == StopReason::TooManyConversations {
-            inc(&self.loops.metrics.evictions);
+            self.loops.metrics.evictions.inc();
             let status = RoomMessage::Status(StatusUpdate::too_many_conversations());
             self.loops.rooms.broadcast(conversation, &status).await?;
         }
@@ -359,7 +377,7 @@ impl Lifecycle {
         action: UserAction,
         client_action_id: Option<&str>,
     ) -> Result<Started, LifecycleError> {
-        inc(&self.loops.metrics.user_actions);
+        self.loops.metrics.user_actions.inc();
         if let UserAction::ChangeAgentState {
             agent_state: AgentState::Stopped,
         } = action
@@ -378,11 +396,13 @@ impl Lifecycle {
         }
     }
 
-    /// Takes a conversation over after its owner left, if it is still meant to run; one that stopped
-    /// meanwhile is forgotten (what a dead owner could not do: leave the running set, retire its keys).
-    pub(crate) async fn take_over(
+    /// Takes a conversation over after its owner left (taken off the hand-over list at `started`), if
+    /// it is still meant to run; one that stopped meanwhile is forgotten (what a dead owner could not
+    /// do: leave the running set, retire its keys).
+    async fn take_over(
         self: &Arc<Self>,
         conversation: &ConversationId,
+        started: Instant,
     ) -> Result<(), LifecycleError> {
         let Some(meta) = self
             .loops
@@ -393,7 +413,8 @@ impl Lifecycle {
             return Ok(());
         };
         if meta.status == ConversationStatus::Running {
-            self.ensure_running(conversation, &meta.user_id).await?;
+            self.run_here_unless_running(conversation, &meta.user_id, Some(started))
+                .await?;
         } else {
             self.loops
                 .leases

@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::action_rate::ActionLimiter;
 use crate::config::Timing;
 use crate::lifecycle::Lifecycle;
-use crate::metrics::{Metrics, inc};
+use crate::metrics::NodeMetrics;
 use crate::sessions::Control;
 
 /// What the periodic work needs: the loops (through the lifecycle), the leases, liveness and presence
@@ -25,7 +25,7 @@ pub(crate) struct Maintenance {
     pub liveness: Arc<dyn Liveness>,
     pub presence: Arc<dyn Messaging>,
     pub action_rate: Arc<ActionLimiter>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<NodeMetrics>,
     pub timing: Timing,
     pub close_delay: Duration,
 }
@@ -140,7 +140,7 @@ impl Maintenance {
                     }
                 }
             }
-            inc(&self.metrics.sweeps);
+            self.metrics.sweeps.inc();
         }
     }
 }

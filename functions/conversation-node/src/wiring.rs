@@ -1,5 +1,6 @@
 //! The node's ports from its configuration: the stores and bus the environment names (see
-//! `shared::wiring`), the coordination backend (a Redis that is down is waited for), the GitHub client.
+//! `shared::wiring`), the coordination backend (a Redis that is down is waited for, its commands timed
+//! into the node's metrics), the GitHub client.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::app::NodeDeps;
 use crate::config::{CoordinationBackend, NodeConfig};
+use crate::metrics::NodeMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeWiringError {
@@ -61,6 +63,7 @@ pub async fn deps_from_config(
     db: Option<&EmbeddedDb>,
     in_process: &InProcessBus,
 ) -> Result<NodeDeps, NodeWiringError> {
+    let metrics = Arc::new(NodeMetrics::default());
     let (coordination, incoming): (Arc<dyn Coordination>, _) = match &config.coordination {
         CoordinationBackend::Standalone => {
             let (node, incoming) =
@@ -68,7 +71,11 @@ pub async fn deps_from_config(
             (Arc::new(node), incoming)
         }
         CoordinationBackend::Redis(settings) => {
-            let (node, incoming) = connect_redis(settings, &config.node_id).await?;
+            let settings = RedisSettings {
+                timing: metrics.redis_timing(),
+                ..RedisSettings::clone(settings)
+            };
+            let (node, incoming) = connect_redis(&settings, &config.node_id).await?;
             (Arc::new(node), incoming)
         }
     };
@@ -86,6 +93,7 @@ pub async fn deps_from_config(
         bus: wiring::event_bus(&config.bus, in_process, &mut aws).await,
         coordination,
         incoming,
+        metrics,
         github: Some(
             GitHubClient::new(GitHubConfig::from_env().map_err(WiringError::from)?)
                 .map_err(WiringError::from)?,

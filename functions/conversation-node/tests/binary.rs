@@ -69,6 +69,8 @@ fn token(user: &str) -> String {
 struct NodeProcess {
     child: Child,
     base: String,
+    /// Its metrics listener (`/ready`, `/metrics`).
+    metrics_base: String,
     logs: mpsc::UnboundedReceiver<String>,
     /// Every log line read so far.
     seen: Vec<String>,
@@ -82,6 +84,7 @@ impl NodeProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("JWT_HS256_SECRET", SECRET)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -100,10 +103,11 @@ impl NodeProcess {
         let mut node = Self {
             child,
             base: String::new(),
+            metrics_base: String::new(),
             logs,
             seen: Vec::new(),
         };
-        let mut address = None;
+        let (mut address, mut metrics_address) = (None, None);
         // It listens first, and serves once its ports are ready.
         loop {
             let line = tokio::time::timeout(PATIENCE, node.logs.recv())
@@ -115,6 +119,9 @@ impl NodeProcess {
             match parsed["fields"]["message"].as_str() {
                 Some("listening") => {
                     address = parsed["fields"]["address"].as_str().map(str::to_owned);
+                    metrics_address = parsed["fields"]["metrics_address"]
+                        .as_str()
+                        .map(str::to_owned);
                 }
                 Some("node started") => break,
                 _ => {}
@@ -123,6 +130,8 @@ impl NodeProcess {
         let address = address.expect("it logged where it listens");
         let port = address.rsplit(':').next().unwrap();
         node.base = format!("http://127.0.0.1:{port}");
+        let metrics_address = metrics_address.expect("it logged where its metrics are");
+        node.metrics_base = format!("http://{metrics_address}");
         node
     }
 
@@ -166,8 +175,9 @@ async fn the_binary_serves_and_stops_on_sigterm() {
     let base = node.base.clone();
     let http = reqwest::Client::new();
 
-    let ready: Value = serde_json::from_str(&text(&http, &format!("{base}/ready")).await).unwrap();
-    assert_eq!(ready, json!({ "status": "ready" }));
+    let ready = format!("{}/ready", node.metrics_base);
+    let ready: Value = serde_json::from_str(&text(&http, &ready).await).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
     let alice = token("alice");
     let id = create_conversation(
         &http,
@@ -424,8 +434,8 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
         limited > 0 && accepted > 0,
         "{accepted} accepted, {limited} limited"
     );
-    let metrics = text(&http, &format!("{base}/metrics")).await;
-    let counted = metric(&metrics, "node_actions_rate_limited_total");
+    let metrics = text(&http, &format!("{}/metrics", node.metrics_base)).await;
+    let counted = metric(&metrics, "conversation_node_actions_rate_limited_total");
     // The refused actions before the flood (no data, too deep, not an object) were within the rate.
     assert_eq!(counted, limited, "{metrics}");
     let recorded = wait_for_user_messages(&http, &base, &alice, &id, accepted).await;
@@ -444,7 +454,7 @@ async fn hostile_input_is_refused_before_it_costs_anything_and_nothing_panics() 
     );
     assert_eq!(expiring.disconnection().await, "io server disconnect");
 
-    assert_eq!(metric(&metrics, "node_panics_total"), 0);
+    assert_eq!(metric(&metrics, "conversation_node_panics_total"), 0);
     let panics: Vec<_> = node
         .logs()
         .iter()

@@ -1,5 +1,6 @@
 //! `ConversationStateChanged`: published on the event bus for every agent state change, so that other
 //! services subscribe by rule (the original invoked per-conversation callbacks in-process).
+//! Its JSON schema (the event's `detail`) is `events/schemas/ConversationStateChanged.schema.json`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -58,7 +58,7 @@ impl AccountLinks {
         let ttl = Duration::from_secs(config::parsed("PROACTIVE_USER_CACHE_SECONDS", 300)?);
         let source = match KeycloakConfig::from_env()? {
             Some(keycloak) => Source::Keycloak(Box::new(KeycloakClient::new(
-                reqwest::Client::builder()
+                crate::http_client::builder()
                     .timeout(LOOKUP_TIMEOUT)
                     .build()
                     .map_err(|e| ConfigError::Invalid {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::TableDescription;
 use e2e::cleanup_scenarios::{running_conversation, seed_world};
+use e2e::iam::Template;
 use e2e::lambda_tools::{LambdaEmulator, cargo_lambda, run, target_dir, tool, workspace_root};
 use e2e::moto::{self, EventObserver};
 use e2e::webhook_samples::{LOCAL_WEBHOOK_SECRET, NAME, OWNER, REPOSITORY_ID};
@@ -55,18 +56,6 @@ async fn the_template_passes_sam_validate_lint() {
         output.stdout,
         output.stderr
     );
-}
-
-/// The template as JSON, read by cfn-lint's own parser (it knows CloudFormation's short tags).
-async fn template() -> Value {
-    let mut decode = tool("python");
-    decode.args([
-        "-c",
-        "import json, sys\nfrom cfnlint.decode import decode\n\
-         template, errors = decode(sys.argv[1])\nassert not errors, errors\nprint(json.dumps(template))",
-        "template.yaml",
-    ]);
-    serde_json::from_str(&run(decode, LINT_LIMIT).await.stdout).expect("the template as JSON")
 }
 
 fn sorted_by(mut items: Vec<Value>, field: &str) -> Value {
@@ -164,7 +153,8 @@ async fn created_shape(client: &aws_sdk_dynamodb::Client, table: &TableDescripti
 
 #[tokio::test]
 async fn the_template_declares_the_tables_the_adapters_create() {
-    let template = template().await;
+    let template = Template::deployed().await;
+    let template = template.json();
     let client = moto::dynamodb().await;
     let tables = moto::unique_tables(&client).await;
     for (resource, name) in [
@@ -191,6 +181,181 @@ async fn the_template_declares_the_tables_the_adapters_create() {
             "{resource} in template.yaml differs from the table create_tables makes"
         );
     }
+}
+
+/// Every `Fn::Sub` string (its template) anywhere under `value`.
+fn sub_strings(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(text)) = map.get("Fn::Sub") {
+                found.push(text.clone());
+            }
+            map.values().for_each(|v| sub_strings(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| sub_strings(v, found)),
+        _ => {}
+    }
+}
+
+/// Issue #17's deployment rules, read from the template: secrets only through `SECRETS_ARN` (no value
+/// resolved into a function's or the node's configuration), JSON Lambda logs, Redis over TLS with AUTH,
+/// a load balancer that forwards only the node's public routes, and the metrics port never opened.
+#[tokio::test]
+async fn the_template_keeps_secrets_out_of_configuration_and_the_internals_private() {
+    let template = Template::deployed().await;
+    let template = template.json();
+    let resources = template["Resources"].as_object().expect("resources");
+    assert_eq!(
+        template["Globals"]["Function"]["Environment"]["Variables"]["SECRETS_ARN"],
+        json!({ "Ref": "SecretsArn" })
+    );
+    let node = &resources["NodeTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    assert_eq!(node["Name"], "conversation-node");
+    assert!(
+        node.get("Secrets").is_none(),
+        "the node reads the secret itself"
+    );
+    let node_env = |name: &str| {
+        node["Environment"]
+            .as_array()
+            .expect("the node's environment")
+            .iter()
+            .find(|variable| variable["Name"] == name)
+            .map(|variable| variable["Value"].clone())
+    };
+    assert_eq!(
+        node_env("SECRETS_ARN"),
+        Some(json!({ "Ref": "SecretsArn" }))
+    );
+    let mut configuration_subs = Vec::new();
+    for function in [
+        "WebhookFunction",
+        "CommonRoomSyncFunction",
+        "CleanupFunction",
+    ] {
+        let properties = &resources[function]["Properties"];
+        sub_strings(&properties["Environment"], &mut configuration_subs);
+        let logging = &properties["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{function}");
+        assert_eq!(
+            logging["ApplicationLogLevel"],
+            json!({ "Ref": "LambdaLogLevel" }),
+            "{function}"
+        );
+        assert_eq!(logging["SystemLogLevel"], "INFO", "{function}");
+    }
+    assert_eq!(
+        resources["WebhookFunction"]["Properties"]["Timeout"], 9,
+        "within GitHub's 10 s"
+    );
+    sub_strings(&node["Environment"], &mut configuration_subs);
+    assert!(
+        configuration_subs
+            .iter()
+            .all(|text| !text.contains("{{resolve:")),
+        "a secret resolved into configuration: {configuration_subs:#?}"
+    );
+    let redis_urls: Vec<&String> = configuration_subs
+        .iter()
+        .filter(|text| text.contains("Redis.PrimaryEndPoint"))
+        .collect();
+    assert_eq!(redis_urls.len(), 2, "the node's and the cleanup's");
+    assert!(
+        redis_urls.iter().all(|url| url.starts_with("rediss://")),
+        "{redis_urls:?}"
+    );
+    let redis = &resources["Redis"]["Properties"];
+    assert_eq!(redis["TransitEncryptionEnabled"], true);
+    assert!(
+        redis["AuthToken"]["Fn::Sub"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(":REDIS_AUTH_TOKEN}}"))
+    );
+
+    let listener = &resources["HttpsListener"]["Properties"]["DefaultActions"][0];
+    assert_eq!(listener["Type"], "fixed-response");
+    assert_eq!(listener["FixedResponseConfig"]["StatusCode"], "404");
+    assert_eq!(
+        listener["FixedResponseConfig"]["ContentType"],
+        "application/json"
+    );
+    let body: Value = serde_json::from_str(
+        listener["FixedResponseConfig"]["MessageBody"]
+            .as_str()
+            .expect("a body"),
+    )
+    .expect("a JSON body");
+    assert!(body["reason"].is_string(), "{body}");
+    let mut forwarded: Vec<String> = resources
+        .values()
+        .filter(|resource| resource["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule")
+        .flat_map(|rule| {
+            rule["Properties"]["Conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|condition| {
+            condition["PathPatternConfig"]["Values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|path| path.as_str().expect("a path").to_owned())
+        .collect();
+    forwarded.sort();
+    assert_eq!(
+        forwarded,
+        [
+            "/api/conversations",
+            "/api/conversations/*",
+            "/api/repositories/*/*/settings",
+            "/api/settings",
+            "/health",
+            "/internal/proactive",
+            "/socket.io/*",
+        ]
+    );
+    let internal = &resources["InternalProactiveRule"]["Properties"]["Conditions"];
+    assert!(
+        internal
+            .as_array()
+            .expect("conditions")
+            .iter()
+            .any(|condition| {
+                condition["HttpHeaderConfig"]["HttpHeaderName"] == "X-Api-Key"
+                    && condition["HttpHeaderConfig"]["Values"][0]["Fn::Sub"]
+                        .as_str()
+                        .is_some_and(|t| t.ends_with(":INTERNAL_API_KEY}}"))
+            }),
+        "{internal}"
+    );
+    assert_eq!(
+        resources["NodeTargetGroup"]["Properties"]["HealthCheckPath"],
+        "/health"
+    );
+    for (name, resource) in resources {
+        for rule in resource["Properties"]["SecurityGroupIngress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let (from, to) = (rule["FromPort"].as_u64(), rule["ToPort"].as_u64());
+            assert!(
+                !matches!((from, to), (Some(from), Some(to)) if (from..=to).contains(&9464)),
+                "{name} opens the metrics port: {rule}"
+            );
+        }
+    }
+    let collector = &resources["NodeTaskDefinition"]["Properties"]["ContainerDefinitions"][1];
+    let config = collector["Environment"][0]["Value"]["Fn::Sub"]
+        .as_str()
+        .expect("AOT_CONFIG_CONTENT");
+    assert_eq!(collector["Environment"][0]["Name"], "AOT_CONFIG_CONTENT");
+    assert!(
+        config.contains("localhost:9464") && config.contains("awsemf"),
+        "{config}"
+    );
 }
 
 /// ELF `e_machine` of the machine the tests run on.

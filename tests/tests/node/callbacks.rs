@@ -1,12 +1,15 @@
-//! `ConversationStateChanged` on the event bus (EventBridge on moto) for every agent state change, and a
-//! bus that fails never holding the agent loop up.
+//! `ConversationStateChanged` on the event bus (EventBridge on moto) for every agent state change, in the
+//! documented shape (`events/schemas/ConversationStateChanged.schema.json`), and a bus that fails never
+//! holding the agent loop up.
 
 use std::time::Duration;
 
+use e2e::event_schemas::violations;
 use e2e::moto::{self, EventObserver};
 use e2e::node::{NodeOptions, Stores, TestNode, is_agent_message, token};
 use serde_json::{Value, json};
 use shared::adapters::eventbridge::EventBridgeBus;
+use shared::domain::state_changed::STATE_CHANGED_DETAIL_TYPE;
 use std::sync::Arc;
 
 const SOURCE: &str = "proactive.conversations";
@@ -38,10 +41,12 @@ async fn every_state_change_is_published() {
     // Delivery through the queue may reorder; the events' ids tell the order.
     received.sort_by_key(|event| event["detail"]["event_id"].as_u64());
     for event in &received {
-        assert_eq!(event["detail-type"], "ConversationStateChanged");
+        assert_eq!(event["detail-type"], STATE_CHANGED_DETAIL_TYPE);
         assert_eq!(event["detail"]["conversation_id"], id.as_str());
         assert_eq!(event["detail"]["user_id"], "alice");
         assert_eq!(event["detail"]["trigger_id"], Value::Null);
+        let errors = violations(STATE_CHANGED_DETAIL_TYPE, &event["detail"]);
+        assert!(errors.is_empty(), "{errors:?}\n{event}");
     }
     let ids: Vec<_> = received
         .iter()
@@ -58,7 +63,11 @@ async fn every_state_change_is_published() {
             (json!("running"), json!("awaiting_user_input")),
         ]
     );
-    assert_eq!(node.metric("node_state_changes_published_total").await, 4.0);
+    assert_eq!(
+        node.metric("conversation_node_state_changes_published_total")
+            .await,
+        4.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,8 +81,16 @@ async fn a_failing_bus_does_not_hold_the_loop_up() {
     node.wait_for_events(&alice, &id, |events| events.iter().any(is_agent_message))
         .await;
     // Each change is dropped after its retries, and counted.
-    while node.metric("node_state_changes_dropped_total").await < 4.0 {
+    while node
+        .metric("conversation_node_state_changes_dropped_total")
+        .await
+        < 4.0
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(node.metric("node_state_changes_published_total").await, 0.0);
+    assert_eq!(
+        node.metric("conversation_node_state_changes_published_total")
+            .await,
+        0.0
+    );
 }

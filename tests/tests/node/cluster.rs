@@ -29,7 +29,7 @@ async fn a_client_on_another_node_talks_to_the_owner() {
     let (a, b) = two_nodes(NodeOptions::new).await;
     let alice = token("alice");
     let id = a.create_ready_conversation(&alice).await;
-    let appended_by_a = a.metric("node_events_appended_total").await;
+    let appended_by_a = a.metric("conversation_node_events_appended_total").await;
 
     let mut client =
         SocketClient::connect(&b.url, &ConnectOptions::conversation(&id, &alice, None)).await;
@@ -37,7 +37,7 @@ async fn a_client_on_another_node_talks_to_the_owner() {
         .events_until(|e| is_state(e, "awaiting_user_input"))
         .await;
     assert_eq!(
-        b.metric("node_sessions").await,
+        b.metric("conversation_node_running_conversations").await,
         0.0,
         "B does not take over a running conversation"
     );
@@ -51,10 +51,13 @@ async fn a_client_on_another_node_talks_to_the_owner() {
     assert_eq!(turn[0]["args"]["content"], "from node B");
     assert!(turn.iter().any(is_agent_message));
     assert_eq!(
-        a.metric("node_events_appended_total").await,
+        a.metric("conversation_node_events_appended_total").await,
         appended_by_a + 4.0
     );
-    assert_eq!(b.metric("node_events_appended_total").await, 0.0);
+    assert_eq!(
+        b.metric("conversation_node_events_appended_total").await,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,16 +99,20 @@ async fn a_stop_on_one_node_stops_the_loop_on_the_other_and_stays() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(is_stopped(&b.conversation(&alice, &id).await));
-    assert_eq!(a.metric("node_sessions").await, 0.0);
+    assert_eq!(
+        a.metric("conversation_node_running_conversations").await,
+        0.0
+    );
     assert!(is_state(&client.next_event().await, "stopped"));
 
     // B holds a client and sweeps, yet neither node restarts it.
-    let sweeps = b.metric("node_sweeps_total").await;
-    while b.metric("node_sweeps_total").await < sweeps + 3.0 {
+    let sweeps = b.metric("conversation_node_sweeps_total").await;
+    while b.metric("conversation_node_sweeps_total").await < sweeps + 3.0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        a.metric("node_sessions").await + b.metric("node_sessions").await,
+        a.metric("conversation_node_running_conversations").await
+            + b.metric("conversation_node_running_conversations").await,
         0.0
     );
     assert!(is_stopped(&a.conversation(&alice, &id).await));
@@ -130,7 +137,10 @@ async fn a_leaving_node_hands_its_conversations_to_the_node_with_their_clients()
         .await;
     assert!(is_state(&resumed[0], "loading"), "{resumed:?}");
     assert_eq!(resumed[0]["id"].as_u64(), Some(replayed.len() as u64));
-    assert_eq!(b.metric("node_sessions").await, 1.0);
+    assert_eq!(
+        b.metric("conversation_node_running_conversations").await,
+        1.0
+    );
     assert_eq!(b.conversation(&alice, &id).await["status"], "running");
 
     client
@@ -187,6 +197,9 @@ async fn the_limit_counts_a_users_conversations_on_every_node() {
     assert_eq!(b.conversation(&alice, &on_b).await["status"], "running");
     a.create_ready_conversation(&alice).await;
     b.wait_for(&alice, &on_b, is_stopped).await;
-    assert_eq!(b.metric("node_sessions").await, 0.0);
+    assert_eq!(
+        b.metric("conversation_node_running_conversations").await,
+        0.0
+    );
     assert_eq!(a.conversation(&alice, &third).await["status"], "running");
 }

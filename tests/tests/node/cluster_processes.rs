@@ -373,11 +373,11 @@ async fn the_per_user_limit_holds_across_nodes_under_concurrent_starts() {
     assert_eq!((started, refused), (2, 7), "{statuses:?}");
 }
 
-/// Polls a node's `/ready` until it answers 200 (`true`) or 503 (`false`).
+/// Polls a node's `/ready` (on its metrics listener) until it answers 200 (`true`) or 503 (`false`).
 async fn readiness(node: &NodeProcess, ready: bool) {
     let deadline = Instant::now() + e2e::socketio::PATIENCE;
     loop {
-        let answer = reqwest::get(format!("{}/ready", node.url)).await;
+        let answer = reqwest::get(format!("{}/ready", node.metrics_url)).await;
         if answer.is_ok_and(|answer| answer.status().is_success() == ready) {
             return;
         }
@@ -444,9 +444,9 @@ async fn a_redis_outage_shows_on_ready_and_the_cluster_recovers_empty_without_sc
     no_key_scans(&redis);
 }
 
-/// A probe's status code.
-async fn probe(node: &NodeProcess, path: &str) -> u16 {
-    reqwest::get(format!("{}{path}", node.url))
+/// A probe's status code (`base`: the node's public URL or its metrics listener's).
+async fn probe(base: &str, path: &str) -> u16 {
+    reqwest::get(format!("{base}{path}"))
         .await
         .expect("the node answers")
         .status()
@@ -464,8 +464,8 @@ async fn a_node_started_while_redis_is_down_waits_for_it() {
     node.logged("the cluster's Redis is unreachable: waiting for it")
         .await;
     // Alive (a health check keeps it) but not ready (a load balancer sends it nothing).
-    assert_eq!(probe(&node, "/health").await, 200);
-    assert_eq!(probe(&node, "/ready").await, 503);
+    assert_eq!(probe(&node.url, "/health").await, 200);
+    assert_eq!(probe(&node.metrics_url, "/ready").await, 503);
     // A stop while it waits is a clean exit.
     stopped_early.signal("TERM").await;
     let status = stopped_early.exited().await;

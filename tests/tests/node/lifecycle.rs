@@ -23,8 +23,8 @@ fn is_running(conversation: &Value) -> bool {
 
 /// Waits until the node has completed `count` more idle sweeps.
 async fn sweeps(node: &TestNode, count: f64) {
-    let target = node.metric("node_sweeps_total").await + count;
-    while node.metric("node_sweeps_total").await < target {
+    let target = node.metric("conversation_node_sweeps_total").await + count;
+    while node.metric("conversation_node_sweeps_total").await < target {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -179,14 +179,20 @@ async fn an_explicit_stop_is_not_undone_by_a_connected_client() {
     let event = client.next_event().await;
     assert!(is_state(&event, "stopped"));
     assert_eq!(event["extras"]["reason"], "stopped");
-    assert_eq!(node.metric("node_sessions").await, 0.0);
+    assert_eq!(
+        node.metric("conversation_node_running_conversations").await,
+        0.0
+    );
 
     // A new client's connection decides before its replay ends: nothing restarts the conversation.
     let last = node.all_events(&alice, &id).await.len() as u64 - 1;
     let mut another =
         SocketClient::connect(&node.url, &ConnectOptions::conversation(&id, &alice, None)).await;
     another.events_through(last).await;
-    assert_eq!(node.metric("node_sessions").await, 0.0);
+    assert_eq!(
+        node.metric("conversation_node_running_conversations").await,
+        0.0
+    );
     sweeps(&node, 3.0).await;
     assert!(is_stopped(&node.conversation(&alice, &id).await));
     assert_eq!(node.all_events(&alice, &id).await.len() as u64, last + 1);

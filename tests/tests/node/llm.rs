@@ -83,8 +83,8 @@ async fn the_model_answers_with_the_conversations_history() {
             { "role": "user", "content": "and again" },
         ])
     );
-    let (_, health) = node.get("/health", None).await;
-    assert_eq!(health["agent"], "fake-model");
+    let (_, ready) = node.get_private("/ready").await;
+    assert_eq!(ready["agent"], "fake-model");
 }
 
 /// A conversation created with a model of its own is answered by it, with its own key; one with only

@@ -10,6 +10,7 @@ mod cluster_redis;
 mod jwks;
 mod lifecycle;
 mod llm;
+mod metrics;
 mod openhands;
 mod rest;
 mod settings;

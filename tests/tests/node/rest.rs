@@ -302,20 +302,35 @@ async fn a_conversation_without_a_title_is_named_by_its_first_message() {
 async fn probes_answer() {
     let node = standalone().await;
     let (status, health) = node.get("/health", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(health["status"], "ok");
-    assert_eq!(health["agent"], "built-in (no model configured)");
-    let (status, ready) = node.get("/ready", None).await;
+    assert_eq!(
+        (status, health),
+        (StatusCode::OK, json!({ "status": "ok" }))
+    );
+    let (status, ready) = node.get_private("/ready").await;
     assert_eq!(
         (status, ready),
-        (StatusCode::OK, json!({ "status": "ready" }))
+        (
+            StatusCode::OK,
+            json!({
+                "status": "ready",
+                "node_id": node.node_id,
+                "agent": "built-in (no model configured)",
+            })
+        )
     );
 
     let alice = token("alice");
     let id = node.create_conversation(&alice, Some("count me")).await;
     node.wait_for_events(&alice, &id, |events| events.iter().any(is_agent_message))
         .await;
-    assert_eq!(node.metric("node_sessions").await, 1.0);
-    assert!(node.metric("node_events_appended_total").await >= 6.0);
-    assert_eq!(node.metric("node_conversations_started_total").await, 1.0);
+    assert_eq!(
+        node.metric("conversation_node_running_conversations").await,
+        1.0
+    );
+    assert!(node.metric("conversation_node_events_appended_total").await >= 6.0);
+    assert_eq!(
+        node.metric("conversation_node_conversations_started_total")
+            .await,
+        1.0
+    );
 }

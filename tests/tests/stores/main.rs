@@ -11,5 +11,6 @@ mod event_store_embedded;
 mod eventbridge_bus;
 mod proactive_store_dynamo;
 mod proactive_store_embedded;
+mod redis_tls;
 mod sentinel_harness;
 mod sync_state_contract;

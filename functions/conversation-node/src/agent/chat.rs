@@ -8,15 +8,15 @@ use shared::domain::{ChatMessage, Conversation};
 
 use super::runtime::{AgentRuntime, Relayed, Reply, RuntimeSession};
 use super::{Agent, AgentError};
-use crate::metrics::Metrics;
+use crate::metrics::NodeMetrics;
 
 pub(crate) struct ChatRuntime {
     agent: Agent,
-    metrics: Arc<Metrics>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl ChatRuntime {
-    pub(crate) fn new(agent: Agent, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(agent: Agent, metrics: Arc<NodeMetrics>) -> Self {
         Self { agent, metrics }
     }
 }
@@ -50,7 +50,7 @@ impl AgentRuntime for ChatRuntime {
 
 struct ChatSession {
     agent: Agent,
-    metrics: Arc<Metrics>,
+    metrics: Arc<NodeMetrics>,
 }
 
 #[async_trait]

@@ -20,7 +20,7 @@ pub(crate) mod title;
 
 use shared::domain::{ChatMessage, ChatRole, ModelSettings};
 
-use crate::metrics::{Metrics, inc};
+use crate::metrics::NodeMetrics;
 use llm::LlmClient;
 
 /// Why the agent could not answer.
@@ -38,12 +38,12 @@ pub(crate) enum AgentError {
 async fn ask<M: serde::Serialize + Sync>(
     client: &LlmClient,
     messages: &[M],
-    metrics: &Metrics,
+    metrics: &NodeMetrics,
 ) -> Result<String, AgentError> {
-    inc(&metrics.llm_requests);
+    metrics.llm_requests.inc();
     let answer = client.complete(messages).await;
     if answer.is_err() {
-        inc(&metrics.llm_failures);
+        metrics.llm_failures.inc();
     }
     answer
 }
@@ -61,7 +61,7 @@ impl Agent {
     pub(crate) async fn answer(
         &self,
         history: &[ChatMessage],
-        metrics: &Metrics,
+        metrics: &NodeMetrics,
     ) -> Result<String, AgentError> {
         match self {
             Self::Builtin => Ok(builtin::answer(history)),
@@ -78,7 +78,7 @@ impl Agent {
     pub(crate) async fn complete(
         &self,
         messages: &[ChatMessage],
-        metrics: &Metrics,
+        metrics: &NodeMetrics,
     ) -> Result<String, AgentError> {
         match self {
             Self::Builtin => Ok(builtin::answer(messages)),

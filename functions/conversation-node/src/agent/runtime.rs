@@ -7,6 +7,7 @@
 //! OpenHands agent-server).
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use shared::domain::{
@@ -47,8 +48,12 @@ pub(crate) enum Reply {
 /// What the runtime produced on its own.
 #[derive(Debug)]
 pub(crate) enum Output {
-    /// Events to store, in order, and the agent state they lead to, if it changed.
-    Events(Vec<RuntimeEvent>),
+    /// Events to store, in order, and the agent state they lead to, if it changed; `received`: when
+    /// the first of them reached the node (the relay's latency is timed from it).
+    Events {
+        events: Vec<RuntimeEvent>,
+        received: Instant,
+    },
     /// The runtime stays unreachable past the retry budget: the conversation goes to `error`.
     Failed(AgentError),
 }

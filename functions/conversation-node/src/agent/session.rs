@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use shared::domain::status::{LLM_RATE_LIMITED, LLM_UNAVAILABLE, RUNTIME_UNAVAILABLE};
@@ -30,7 +30,7 @@ use super::runtime::{AgentRuntime, Closing, Output, Relayed, Reply, RuntimeEvent
 use super::state::{self, Input};
 use super::{Agent, AgentError};
 use crate::callbacks::StateCallbacks;
-use crate::metrics::{Metrics, add, inc};
+use crate::metrics::NodeMetrics;
 use crate::sessions::{Activity, Control, SessionHandle, Sessions};
 
 /// Inbox entries read at a time.
@@ -93,7 +93,7 @@ pub(crate) struct LoopContext {
     pub completions: Agent,
     pub callbacks: StateCallbacks,
     pub sessions: Arc<Sessions>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<NodeMetrics>,
     /// How long a conversation with no client may idle before it stops.
     pub close_delay: Duration,
 }
@@ -114,15 +114,20 @@ pub(crate) struct Session {
     inbox_waiting: bool,
     metadata: Option<watch::Sender<Conversation>>,
     metadata_writer: Option<JoinHandle<Fence>>,
+    /// When the agent's current turn began (a user's message taken, or the agent set running).
+    turn_started: Option<Instant>,
+    /// When this node took the conversation over, until its loop has resumed.
+    takeover_started: Option<Instant>,
 }
 
 impl Session {
-    /// A loop for `meta` under `lease`, and the handle the node keeps for it. Nothing runs until
-    /// [`Session::run`].
+    /// A loop for `meta` under `lease`, and the handle the node keeps for it; `takeover_started`: when
+    /// this node began taking it over, if it does. Nothing runs until [`Session::run`].
     pub(crate) fn new(
         context: Arc<LoopContext>,
         meta: Conversation,
         lease: Lease,
+        takeover_started: Option<Instant>,
     ) -> (Self, SessionHandle) {
         let (control_sender, control) = mpsc::channel(CONTROL_CAPACITY);
         let writer_control = control_sender.downgrade();
@@ -133,7 +138,7 @@ impl Session {
             activity: Arc::clone(&activity),
         };
         // Counted from now, so that a loop shows in the gauge as soon as it is registered.
-        add(&context.metrics.sessions, 1);
+        context.metrics.running_conversations.inc();
         let (metadata, updates) = watch::channel(meta.clone());
         let writer = tokio::spawn(write_metadata(
             Arc::clone(&context.conversations),
@@ -155,19 +160,21 @@ impl Session {
             inbox_waiting: true,
             metadata: Some(metadata),
             metadata_writer: Some(writer),
+            turn_started: None,
+            takeover_started,
         };
         (session, handle)
     }
 
     pub(crate) async fn run(mut self) {
-        inc(&self.context.metrics.conversations_started);
+        self.context.metrics.conversations_started.inc();
         tracing::info!(conversation_id = %self.lease.conversation, epoch = self.lease.epoch, "agent loop starts");
         let ending = match self.resume().await {
             Ok(()) => self.serve().await,
             Err(ending) => ending,
         };
         self.finish(ending).await;
-        add(&self.context.metrics.sessions, -1);
+        self.context.metrics.running_conversations.dec();
     }
 
     /// Fences the store, rebuilds the history and marks the conversation running (its metadata was read
@@ -175,7 +182,7 @@ impl Session {
     async fn resume(&mut self) -> Result<(), Ending> {
         let conversation = &self.lease.conversation;
         // The phases' times, logged: what a takeover's clients wait for.
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         match self
             .context
             .events
@@ -243,6 +250,12 @@ impl Session {
             first_events_ms = (started.elapsed() - read).as_millis(),
             "agent loop resumed"
         );
+        if let Some(takeover_started) = self.takeover_started.take() {
+            self.context
+                .metrics
+                .takeover
+                .observe(takeover_started.elapsed().as_secs_f64());
+        }
         // Marked running by the metadata writer, off the path to the first event (a takeover's
         // clients wait for it); the append above was fenced already.
         self.meta.status = ConversationStatus::Running;
@@ -319,8 +332,8 @@ impl Session {
 
     /// Records what the runtime produced on its own.
     async fn relay(&mut self, output: Output) -> Result<(), Ending> {
-        let events = match output {
-            Output::Events(events) => events,
+        let (events, received) = match output {
+            Output::Events { events, received } => (events, received),
             Output::Failed(error) => return self.fail(error).await,
         };
         let mut drafts = Vec::with_capacity(events.len());
@@ -342,10 +355,11 @@ impl Session {
         }
         let relayed = drafts.len() as u64;
         self.record(drafts, None).await?;
+        self.context.metrics.runtime_events_relayed.inc_by(relayed);
         self.context
             .metrics
-            .runtime_events_relayed
-            .fetch_add(relayed, Ordering::Relaxed);
+            .runtime_event_relay
+            .observe(received.elapsed().as_secs_f64());
         self.history.extend(answers);
         Ok(())
     }
@@ -431,6 +445,7 @@ impl Session {
     async fn apply(&mut self, entry: InboxEntry) -> Result<(), Ending> {
         match entry.action {
             UserAction::Message { content, .. } => {
+                self.turn_started.get_or_insert_with(Instant::now);
                 let drafts = vec![
                     Draft::Message(EventSource::User, content.clone()),
                     Draft::State(Input::UserMessage, ""),
@@ -527,7 +542,7 @@ impl Session {
                 vec![Draft::State(Input::ModelFailed, "model unavailable")],
             ),
             AgentError::RuntimeUnavailable(_) => {
-                inc(&self.context.metrics.runtime_failures);
+                self.context.metrics.runtime_failures.inc();
                 (
                     RUNTIME_UNAVAILABLE,
                     vec![
@@ -594,12 +609,14 @@ impl Session {
         if consumed.is_some() {
             self.inbox_cursor = consumed;
         }
-        for _ in batch.events() {
-            inc(&self.context.metrics.events_appended);
-        }
+        self.context
+            .metrics
+            .events_appended
+            .inc_by(batch.events().len() as u64);
         for event in batch.into_events() {
             self.publish(RoomMessage::Event(event)).await;
         }
+        self.time_turns(&changes);
         let now = Utc::now();
         for (event_id, old, new) in changes {
             self.context.callbacks.notify(ConversationStateChanged {
@@ -619,6 +636,23 @@ impl Session {
         Ok(())
     }
 
+    /// Times the agent's turns: one runs while the agent state is `running` (from the user's message
+    /// taken, when one started it) and ends, recorded and published, when the state leaves it.
+    fn time_turns(&mut self, changes: &[(u64, Option<AgentState>, AgentState)]) {
+        for &(_, old, new) in changes {
+            if new == AgentState::Running {
+                self.turn_started.get_or_insert_with(Instant::now);
+            } else if old == Some(AgentState::Running)
+                && let Some(started) = self.turn_started.take()
+            {
+                self.context
+                    .metrics
+                    .agent_turn
+                    .observe(started.elapsed().as_secs_f64());
+            }
+        }
+    }
+
     /// Hands the metadata to its writer (which coalesces writes).
     fn write_metadata_soon(&self) {
         if let Some(metadata) = &self.metadata {
@@ -633,11 +667,16 @@ impl Session {
         let outcome = APPEND_RETRY
             .run(&retries, || async {
                 let attempt = retries.load(Ordering::Relaxed);
+                let started = Instant::now();
                 let outcome = self
                     .context
                     .events
                     .append(conversation, self.lease.epoch, batch, consumed)
                     .await;
+                self.context
+                    .metrics
+                    .store_append
+                    .observe(started.elapsed().as_secs_f64());
                 match outcome {
                     // A retried append whose first attempt landed after all.
                     Ok(AppendOutcome::IdConflict { next_id })
@@ -717,7 +756,7 @@ impl Session {
         match ending {
             Ending::Stop { reason, done } => {
                 if reason == StopReason::TooManyConversations {
-                    inc(&self.context.metrics.evictions);
+                    self.context.metrics.evictions.inc();
                     self.publish(RoomMessage::Status(StatusUpdate::too_many_conversations()))
                         .await;
                 }
@@ -745,9 +784,11 @@ impl Session {
                 match fence {
                     Fence::Held => {
                         self.release(LeaseEnd::Stopped).await;
-                        inc(&self.context.metrics.conversations_stopped);
+                        self.context.metrics.conversations_stopped.inc();
                     }
-                    Fence::Lost => inc(&self.context.metrics.leases_lost),
+                    Fence::Lost => {
+                        self.context.metrics.leases_lost.inc();
+                    }
                 }
                 tracing::info!(%conversation, ?reason, "agent loop stopped");
                 if let Some(done) = done {
@@ -759,7 +800,7 @@ impl Session {
                 if let Some(writer) = self.metadata_writer.take() {
                     writer.abort();
                 }
-                inc(&self.context.metrics.leases_lost);
+                self.context.metrics.leases_lost.inc();
                 tracing::warn!(%conversation, "agent loop ends: lease lost");
             }
             Ending::HandOver { done } => {
@@ -769,7 +810,9 @@ impl Session {
                         tracing::info!(%conversation, "agent loop handed over");
                     }
                     // A newer owner has it already: nothing to hand over.
-                    Fence::Lost => inc(&self.context.metrics.leases_lost),
+                    Fence::Lost => {
+                        self.context.metrics.leases_lost.inc();
+                    }
                 }
                 if let Some(done) = done {
                     let _ = done.send(());

@@ -3,7 +3,7 @@
 //! - [`settings`]: `/api/settings` and `/api/repositories/{owner}/{name}/settings`: where proactive
 //!   conversations are wanted.
 //! - [`internal`]: `POST /internal/proactive`, for EventBridge.
-//! - [`probes`]: `/health`, `/ready`, `/metrics`.
+//! - [`probes`]: `/health` here; `/ready` and `/metrics` on the metrics listener.
 
 pub(crate) mod conversations;
 pub(crate) mod internal;
@@ -22,7 +22,7 @@ use crate::agent::runtime::AgentRuntime;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::lifecycle::Lifecycle;
-use crate::metrics::Metrics;
+use crate::metrics::NodeMetrics;
 use crate::starter::Starter;
 
 /// What the REST routes need: who may call (auth), the stores, the lifecycle and the starter, the
@@ -35,13 +35,13 @@ pub(crate) struct ApiContext {
     pub events: Arc<dyn EventStore>,
     pub action_rate: Arc<ActionLimiter>,
     pub public_url: String,
-    /// `/ready` asks whether the coordination backend answers; `/health` names the node.
+    /// `/ready` asks whether the coordination backend answers, and names the node.
     pub liveness: Arc<dyn Liveness>,
     pub agent_label: String,
     /// Serves the whole of a relayed event that was stored cut.
     pub runtime: Arc<dyn AgentRuntime>,
     pub settings: settings::SettingsContext,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 /// The context as handlers receive it.
@@ -51,8 +51,6 @@ pub(crate) type Api = Arc<ApiContext>;
 pub(crate) fn routes(api: Api) -> Router {
     Router::new()
         .route("/health", get(probes::health))
-        .route("/ready", get(probes::ready))
-        .route("/metrics", get(probes::metrics))
         .route(
             "/api/conversations",
             post(conversations::create).get(conversations::list),

@@ -1,20 +1,35 @@
-//! Probes: `/health` (the process answers), `/ready` (the stores and the coordination backend answer),
-//! `/metrics` (Prometheus text).
+//! Probes. On the public port, `/health`: the process answers (the load balancer's check, no details).
+//! On the metrics listener (`METRICS_ADDR`, never routed by the load balancer), `/ready`: the stores and
+//! the coordination backend answer, with the failures, the node's id and its agent; and `/metrics`
+//! (Prometheus text).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{Value, json};
 use shared::domain::ConversationId;
 
 use super::Api;
+use crate::error::ApiError;
+use crate::metrics::CONTENT_TYPE;
 
-pub(crate) async fn health(State(api): State<Api>) -> Json<Value> {
-    Json(json!({ "status": "ok", "node_id": api.liveness.node_id(), "agent": api.agent_label }))
+/// The metrics listener's routes.
+pub(crate) fn private_routes(api: Api) -> Router {
+    Router::new()
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(async || ApiError::MethodNotAllowed("method not allowed"))
+        .fallback(async || ApiError::NotFound("no such route"))
+        .with_state(api)
 }
 
-pub(crate) async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
     // Reads of a conversation that never exists reach each store without touching data.
     let probe =
         ConversationId::parse("readiness-probe").unwrap_or_else(|_| ConversationId::random());
@@ -42,25 +57,32 @@ pub(crate) async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
             failure.map(|reason| json!({ "check": name, "reason": reason }))
         })
         .collect();
+    let (node_id, agent) = (api.liveness.node_id(), &api.agent_label);
     if api.lifecycle.is_shutting_down() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "shutting_down" })),
+            Json(json!({ "status": "shutting_down", "node_id": node_id, "agent": agent })),
         );
     }
     if failures.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "node_id": node_id, "agent": agent })),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "failures": failures })),
+            Json(json!({
+                "status": "unavailable", "failures": failures, "node_id": node_id, "agent": agent,
+            })),
         )
     }
 }
 
-pub(crate) async fn metrics(State(api): State<Api>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        api.metrics.render(),
-    )
+async fn metrics(State(api): State<Api>) -> Result<impl IntoResponse, ApiError> {
+    let text = api
+        .metrics
+        .render()
+        .map_err(|_| ApiError::Unavailable("the metrics could not be rendered".into()))?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text))
 }

@@ -40,7 +40,7 @@ use crate::action_rate::ActionLimiter;
 use crate::agent::title;
 use crate::auth::{AuthError, Authenticator, bearer};
 use crate::lifecycle::{Lifecycle, Started};
-use crate::metrics::{Metrics, add, inc};
+use crate::metrics::NodeMetrics;
 use rooms::{Feed, OH_EVENT, Rooms};
 
 /// What the Socket.IO side needs: who may connect (auth, the conversations), the lifecycle (actions,
@@ -54,7 +54,7 @@ pub(crate) struct SocketContext {
     pub presence: Arc<dyn Messaging>,
     pub rooms: Arc<Rooms>,
     pub action_rate: Arc<ActionLimiter>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<NodeMetrics>,
     /// Packets a client's connection may hold unsent (see `Limits::socket_buffer`).
     pub buffer: usize,
 }
@@ -198,7 +198,7 @@ async fn on_connect(socket: SocketRef, io: SocketIo, State(context): State<Conte
     socket.on("oh_user_action", on_user_action);
     socket.on("oh_action", on_user_action);
     socket.on_disconnect(on_disconnect);
-    add(&context.metrics.connections, 1);
+    context.metrics.connections.inc();
     let timer = tokio::spawn(close_on_expiry(io, socket.id, client.expires_at));
     socket.extensions.insert(ExpiryTimer(timer.abort_handle()));
 
@@ -332,7 +332,7 @@ fn admit(
             Ok((action, client_action_id))
         });
     if parsed.is_err() {
-        inc(&context.metrics.actions_refused);
+        context.metrics.actions_refused.inc();
     }
     parsed
 }
@@ -367,7 +367,7 @@ async fn on_disconnect(
 ) {
     timer.abort();
     context.rooms.remove(&client.conversation, socket.id);
-    add(&context.metrics.connections, -1);
+    context.metrics.connections.dec();
     let connection = socket.id.to_string();
     if let Err(error) = context
         .presence

@@ -3,8 +3,10 @@
 //! names (`REDIS_SENTINELS`). [`Commands`] is a reconnecting command connection that, on a fault saying
 //! the primary moved (`READONLY` from a demoted primary; with Sentinel, a refused or dropped
 //! connection), finds the primary again and swaps in a connection to it, telling the pub/sub reader to
-//! re-open there too.
+//! re-open there too. Every connection is made with the [`RedisAccess`]: TLS for a `rediss://` URL, the
+//! `AUTH` token.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -13,12 +15,19 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::Sentinel;
-use redis::{Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{
+    Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, TlsCertificates, Value,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use super::coordination::{COMMAND_TIMEOUT, unavailable};
+use super::timed::{self, CommandTiming};
 use crate::ports::coordination::CoordinationError;
+use crate::secret::Secret;
 
 /// How often at most a fault makes the node ask Sentinel where the primary is (a failover in progress
 /// fails every command until Sentinel has promoted a replica).
@@ -31,6 +40,70 @@ pub struct SentinelSettings {
     pub sentinels: Vec<String>,
     /// The name the Sentinels monitor the primary under.
     pub master: String,
+}
+
+/// What a connection needs beyond the address: `REDIS_AUTH_TOKEN`, the `AUTH` password (over any in
+/// the URL; from the secret or the environment, never logged), and `REDIS_TLS_CA_FILE`, PEM CAs that a
+/// `rediss://` server's certificate may chain to. Without the file, the trust is the webpki roots
+/// (Amazon's among them, which ElastiCache chains to); with it, the file's CAs beside Amazon's roots
+/// (the Redis client takes one PEM list in place of its roots).
+#[derive(Debug, Clone, Default)]
+pub struct RedisAccess {
+    pub auth_token: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl RedisAccess {
+    pub fn from_env() -> Self {
+        Self {
+            auth_token: crate::config::var("REDIS_AUTH_TOKEN").map(Secret::new),
+            ca_file: crate::config::var("REDIS_TLS_CA_FILE").map(PathBuf::from),
+        }
+    }
+
+    /// The PEM roots of a TLS connection when they are not the default ones: the file's CAs (read
+    /// when an endpoint is made, so that a bad file fails the start) and Amazon's roots.
+    fn roots(&self) -> Result<Option<Vec<u8>>, CoordinationError> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let misconfigured = |reason: String| {
+            CoordinationError::Misconfigured(format!("REDIS_TLS_CA_FILE: {reason}"))
+        };
+        let mut pem =
+            std::fs::read(path).map_err(|e| misconfigured(format!("{}: {e}", path.display())))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+        if !certificates.is_ok_and(|certificates| !certificates.is_empty()) {
+            return Err(misconfigured(format!(
+                "{}: no PEM certificate",
+                path.display()
+            )));
+        }
+        pem.push(b'\n');
+        pem.extend_from_slice(crate::aws::AMAZON_TRUST_SERVICES);
+        Ok(Some(pem))
+    }
+
+    /// A client of the server `info` names, with the token and, for TLS, the roots.
+    fn client(&self, info: ConnectionInfo, roots: Option<&[u8]>) -> Result<Client, RedisError> {
+        let info = match &self.auth_token {
+            Some(token) => {
+                let redis = info.redis_settings().clone().set_password(token.expose());
+                info.set_redis_settings(redis)
+            }
+            None => info,
+        };
+        match (info.addr(), roots) {
+            (ConnectionAddr::TcpTls { .. }, Some(roots)) => Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(roots.to_vec()),
+                },
+            ),
+            _ => Client::open(info),
+        }
+    }
 }
 
 /// How the primary is found.
@@ -46,6 +119,9 @@ enum Locator {
 /// The primary's whereabouts and the signal that it moved.
 pub(super) struct Endpoint {
     locator: Locator,
+    access: RedisAccess,
+    /// The TLS roots, when not the default ones (see [`RedisAccess`]).
+    roots: Option<Vec<u8>>,
     /// Notified when a connection was moved to another primary (the pub/sub reader re-opens).
     pub moved: Notify,
     /// How many times a connection was moved (what was learnt of the old primary is stale).
@@ -56,10 +132,16 @@ impl Endpoint {
     pub(super) fn new(
         url: &str,
         sentinel: Option<&SentinelSettings>,
+        access: &RedisAccess,
     ) -> Result<Arc<Self>, CoordinationError> {
         let misconfigured = |error: RedisError| CoordinationError::Misconfigured(error.to_string());
+        let roots = access.roots()?;
         let locator = match sentinel {
-            None => Locator::Fixed(Client::open(url).map_err(misconfigured)?),
+            None => Locator::Fixed(
+                url.into_connection_info()
+                    .and_then(|info| access.client(info, roots.as_deref()))
+                    .map_err(misconfigured)?,
+            ),
             Some(settings) => Locator::Sentinel {
                 sentinel: Mutex::new(
                     Sentinel::build(
@@ -77,6 +159,8 @@ impl Endpoint {
         };
         Ok(Arc::new(Self {
             locator,
+            access: access.clone(),
+            roots,
             moved: Notify::new(),
             moves: AtomicU64::new(0),
         }))
@@ -90,9 +174,14 @@ impl Endpoint {
                 sentinel, master, ..
             } => {
                 let mut sentinel = sentinel.lock().await;
-                tokio::time::timeout(COMMAND_TIMEOUT, sentinel.async_master_for(master, None))
-                    .await
-                    .map_err(|_| CoordinationError::Unavailable("sentinel timed out".into()))?
+                let primary =
+                    tokio::time::timeout(COMMAND_TIMEOUT, sentinel.async_master_for(master, None))
+                        .await
+                        .map_err(|_| CoordinationError::Unavailable("sentinel timed out".into()))?
+                        .map_err(unavailable)?;
+                // Sentinel names the primary's address only: the token goes with it.
+                self.access
+                    .client(primary.get_connection_info().clone(), self.roots.as_deref())
                     .map_err(unavailable)
             }
         }
@@ -133,6 +222,7 @@ pub(super) struct Commands {
     current: Arc<RwLock<Connected>>,
     /// Serialises the moves, so that one fault seen by many commands moves the connection once.
     moving: Arc<Mutex<()>>,
+    pub(super) timing: CommandTiming,
 }
 
 struct Connected {
@@ -172,6 +262,7 @@ impl Commands {
             endpoint,
             current: Arc::new(RwLock::new(connected)),
             moving: Arc::default(),
+            timing: CommandTiming::default(),
         })
     }
 
@@ -231,11 +322,12 @@ impl Commands {
 
     fn run<'a, T: Send + 'a>(
         &'a mut self,
+        name: impl FnOnce() -> &'static str + Send + 'a,
         call: impl FnOnce(ConnectionManager) -> BoxFuture<'a, Result<T, RedisError>> + Send + 'a,
     ) -> BoxFuture<'a, Result<T, RedisError>> {
         let (generation, manager) = self.current();
         async move {
-            let result = call(manager).await;
+            let result = self.timing.time(name, call(manager)).await;
             self.after(generation, &result);
             result
         }
@@ -245,7 +337,10 @@ impl Commands {
 
 impl ConnectionLike for Commands {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.run(move |mut manager| async move { manager.req_packed_command(cmd).await }.boxed())
+        self.run(
+            || timed::command_name(cmd),
+            move |mut manager| async move { manager.req_packed_command(cmd).await }.boxed(),
+        )
     }
 
     fn req_packed_commands<'a>(
@@ -254,9 +349,12 @@ impl ConnectionLike for Commands {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.run(move |mut manager| {
-            async move { manager.req_packed_commands(cmd, offset, count).await }.boxed()
-        })
+        self.run(
+            || timed::PIPELINE,
+            move |mut manager| {
+                async move { manager.req_packed_commands(cmd, offset, count).await }.boxed()
+            },
+        )
     }
 
     fn get_db(&self) -> i64 {

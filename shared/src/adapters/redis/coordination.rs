@@ -11,9 +11,10 @@ use serde::Serialize;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::connection::{Commands, Endpoint, SentinelSettings};
+use super::connection::{Commands, Endpoint, RedisAccess, SentinelSettings};
 use super::keys::Keys;
 use super::pubsub::Subscriptions;
+use super::timed::CommandTiming;
 use crate::domain::NodeId;
 use crate::ports::coordination::{CoordinationError, Incoming};
 use crate::retry::{Retrier, RetryPolicy};
@@ -41,6 +42,8 @@ pub struct RedisSettings {
     /// The primary's URL (`REDIS_URL`), unless Sentinel names it.
     pub url: String,
     pub sentinel: Option<SentinelSettings>,
+    /// TLS roots and the `AUTH` token of every connection (`REDIS_TLS_CA_FILE`, `REDIS_AUTH_TOKEN`).
+    pub access: RedisAccess,
     /// `REDIS_KEY_PREFIX`; see `keys.rs`.
     pub key_prefix: String,
     pub lease_ttl: Duration,
@@ -51,6 +54,8 @@ pub struct RedisSettings {
     pub retention: Duration,
     /// How long a node whose channel lost its subscriber has to beat again before it is reaped.
     pub departure_grace: Duration,
+    /// What is told how long each command took (the node's metrics); none by default.
+    pub timing: CommandTiming,
 }
 
 impl RedisSettings {
@@ -59,12 +64,14 @@ impl RedisSettings {
         Self {
             url: url.to_owned(),
             sentinel: None,
+            access: RedisAccess::default(),
             key_prefix: key_prefix.to_owned(),
             lease_ttl,
             ack_replicas: AckReplicas::Auto,
             ack_timeout: Duration::from_secs(1),
             retention: DEFAULT_RETENTION,
             departure_grace: Duration::from_millis(500),
+            timing: CommandTiming::default(),
         }
     }
 }
@@ -115,9 +122,11 @@ impl RedisCoordination {
         settings: &RedisSettings,
         node_id: NodeId,
     ) -> Result<(Self, mpsc::Receiver<Incoming>), CoordinationError> {
-        let endpoint = Endpoint::new(&settings.url, settings.sentinel.as_ref())?;
-        let commands = Commands::connect(Arc::clone(&endpoint)).await?;
-        let pushes = Commands::connect(Arc::clone(&endpoint)).await?;
+        let endpoint = Endpoint::new(&settings.url, settings.sentinel.as_ref(), &settings.access)?;
+        let mut commands = Commands::connect(Arc::clone(&endpoint)).await?;
+        let mut pushes = Commands::connect(Arc::clone(&endpoint)).await?;
+        commands.timing = settings.timing.clone();
+        pushes.timing = settings.timing.clone();
         let keys = Keys::new(&settings.key_prefix);
         let subscriptions = Arc::new(Subscriptions {
             endpoint,

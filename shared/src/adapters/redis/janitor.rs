@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use redis::Script;
 use tokio::sync::OnceCell;
 
-use super::connection::{Commands, Endpoint};
+use super::connection::{Commands, Endpoint, RedisAccess};
 use super::coordination::{DEFAULT_RETENTION, millis, unavailable};
 use super::keys::Keys;
 use super::leases::forget;
@@ -45,6 +45,7 @@ return live
 /// the cleanup's cluster steps only, not the process.
 pub struct RedisJanitor {
     url: String,
+    access: RedisAccess,
     keys: Keys,
     commands: OnceCell<Commands>,
 }
@@ -54,13 +55,20 @@ impl RedisJanitor {
     pub fn new(url: &str, key_prefix: &str) -> Self {
         Self {
             url: url.to_owned(),
+            access: RedisAccess::default(),
             keys: Keys::new(key_prefix),
             commands: OnceCell::new(),
         }
     }
 
+    /// Connects with `access` (TLS roots, `AUTH` token) rather than none.
+    pub fn with_access(self, access: RedisAccess) -> Self {
+        Self { access, ..self }
+    }
+
     async fn commands(&self) -> Result<Commands, CoordinationError> {
-        let connect = || async { Commands::connect(Endpoint::new(&self.url, None)?).await };
+        let connect =
+            || async { Commands::connect(Endpoint::new(&self.url, None, &self.access)?).await };
         self.commands.get_or_try_init(connect).await.cloned()
     }
 }

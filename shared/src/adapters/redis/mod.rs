@@ -7,6 +7,7 @@
 //!   follows it through a failover;
 //! - `pubsub`: the node's subscriptions and the task that reads and re-opens them;
 //! - `keys`: every key and channel name;
+//! - `timed`: the hook told how long each command took (the node's latency histogram);
 //! - `janitor`: the cleanup function's adapter ([`RedisJanitor`]).
 
 mod connection;
@@ -18,8 +19,10 @@ mod leases;
 mod liveness;
 mod messaging;
 mod pubsub;
+mod timed;
 
-pub use connection::SentinelSettings;
+pub use connection::{RedisAccess, SentinelSettings};
 pub use coordination::{AckReplicas, DEFAULT_RETENTION, RedisCoordination, RedisSettings};
 pub use janitor::RedisJanitor;
 pub use keys::Keys;
+pub use timed::{CommandTimer, CommandTiming};

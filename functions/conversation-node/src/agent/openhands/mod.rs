@@ -17,7 +17,7 @@ mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::AgentError;
 use super::runtime::{AgentRuntime, Closing, Output, Relayed, Reply, RuntimeEvent, RuntimeSession};
 use crate::config::{AgentServers, OpenHandsConfig, litellm_model};
-use crate::metrics::Metrics;
+use crate::metrics::NodeMetrics;
 use client::{Created, Delivery, ServerAddr, ServerClient};
 use process::ServerProcess;
 pub use process::session_key;
@@ -58,7 +58,7 @@ pub(crate) struct OpenHandsRuntime {
     /// Reads the repositories proactive conversations check out (`None`: they start empty).
     github: Option<GitHubClient>,
     http: reqwest::Client,
-    metrics: Arc<Metrics>,
+    metrics: Arc<NodeMetrics>,
     label: String,
 }
 
@@ -66,7 +66,7 @@ impl OpenHandsRuntime {
     pub(crate) fn new(
         config: OpenHandsConfig,
         github: Option<GitHubClient>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<NodeMetrics>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
         let servers = match &config.servers {
@@ -383,7 +383,10 @@ impl RuntimeSession for OpenHandsSession {
 
     async fn next(&mut self) -> Output {
         if let Some(notice) = self.notice.take() {
-            return Output::Events(vec![RuntimeEvent::Event(relay::notice(&notice))]);
+            return Output::Events {
+                events: vec![RuntimeEvent::Event(relay::notice(&notice))],
+                received: Instant::now(),
+            };
         }
         self.stream.next().await
     }

@@ -5,6 +5,7 @@
 //! waiting are taken together, to be stored in one append.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use reqwest::Url;
@@ -22,7 +23,7 @@ use super::super::AgentError;
 use super::super::runtime::{Output, Relayed, RuntimeEvent};
 use super::client::ServerAddr;
 use super::relay::{Relay, relay};
-use crate::metrics::{Metrics, inc};
+use crate::metrics::NodeMetrics;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -39,7 +40,7 @@ pub(super) struct EventStream {
     failures: u32,
     /// Set when the server stayed unreachable: the stream waits for [`EventStream::revive`].
     broken: bool,
-    metrics: Arc<Metrics>,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl EventStream {
@@ -47,7 +48,7 @@ impl EventStream {
         server: ServerAddr,
         remote: Uuid,
         relayed: Relayed,
-        metrics: Arc<Metrics>,
+        metrics: Arc<NodeMetrics>,
     ) -> Self {
         Self {
             server,
@@ -85,6 +86,7 @@ impl EventStream {
                 continue;
             };
             let frame = socket.next().await;
+            let received = Instant::now();
             let mut events = Vec::new();
             let mut open = self.take(frame, &mut events);
             while open && events.len() < MAX_BATCH {
@@ -101,7 +103,7 @@ impl EventStream {
                 self.failures += 1;
             }
             if !events.is_empty() {
-                return Output::Events(events);
+                return Output::Events { events, received };
             }
         }
     }
@@ -121,12 +123,12 @@ impl EventStream {
             Some(Ok(_)) => return true,
         };
         let Ok(raw) = serde_json::from_str::<Value>(&text) else {
-            inc(&self.metrics.runtime_events_malformed);
+            self.metrics.runtime_events_malformed.inc();
             return true;
         };
         let relay = relay(&raw);
         if let Relay::Malformed = relay {
-            inc(&self.metrics.runtime_events_malformed);
+            self.metrics.runtime_events_malformed.inc();
             tracing::warn!(remote = %self.remote, "an unreadable agent-server event was skipped");
             return true;
         }
