@@ -3,7 +3,7 @@
 //! key prefix and one set of DynamoDB tables on moto, each listening on a port of its own; and the REST
 //! calls tests and benchmarks make to them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
@@ -14,24 +14,6 @@ use tokio::sync::mpsc;
 
 use crate::node::{JWT_SECRET, is_agent_message};
 use crate::socketio::PATIENCE;
-
-/// The node binary of this build profile: beside a program (`<target>/<profile>/bench`) or one level up
-/// from a test binary (`<target>/<profile>/deps/`).
-fn node_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the running binary's path");
-    exe.ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join("conversation-node"))
-        .find(|binary| binary.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "no conversation-node beside {}: run `cargo build [--release] -p conversation-node` \
-                 first (a workspace test run builds it)",
-                exe.display()
-            )
-        })
-}
 
 /// What the nodes of one test share.
 #[derive(Debug, Clone)]
@@ -139,7 +121,7 @@ impl NodeProcess {
             Some(file) => Stdio::from(file.try_clone().expect("the node's log file")),
             None => Stdio::null(),
         };
-        let mut child = Command::new(node_binary())
+        let mut child = Command::new(crate::built_binary("conversation-node"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", "0")

@@ -44,6 +44,24 @@ pub mod trigger_world;
 pub mod webhook_samples;
 pub mod webhook_sender;
 
+/// A binary of the workspace in this build profile: beside a program (`<target>/<profile>/bench`) or
+/// one level up from a test binary (`<target>/<profile>/deps/`); a workspace test run builds them all.
+pub fn built_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .find(|binary| binary.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} beside {}: run `cargo build [--release] -p {name}` first (a workspace \
+                 test run builds it)",
+                exe.display()
+            )
+        })
+}
+
 /// A test user's id.
 pub fn user_id(raw: &str) -> shared::domain::UserId {
     shared::domain::UserId::parse(raw).expect("a well-formed user id")

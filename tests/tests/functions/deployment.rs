@@ -30,7 +30,7 @@ const FUNCTIONS: [&str; 3] = ["webhook", "commonroom-sync", "cleanup"];
 
 /// Held by the tests that compile, so that they take turns on the target directory and each one's
 /// time limit covers its own build only.
-static CARGO: Mutex<()> = Mutex::const_new(());
+pub(crate) static CARGO: Mutex<()> = Mutex::const_new(());
 
 const LINT_LIMIT: Duration = Duration::from_secs(300);
 const RELEASE_BUILD_LIMIT: Duration = Duration::from_secs(60 * 60);
@@ -481,7 +481,7 @@ async fn cleanup_bootstrap_runs_its_command_line(bootstrap: &Path) {
 
 /// The environment of the functions under the emulator: DynamoDB on moto with fresh tables, GitHub on
 /// a closed port (nothing these samples do calls it).
-fn function_env(
+pub(crate) fn function_env(
     tables: &TableNames,
     extra: &[(&'static str, String)],
 ) -> Vec<(&'static str, String)> {

@@ -4,7 +4,6 @@
 //! function's start failing with a clear error, that quotes no secret, on an unreadable secret or one
 //! without a key it needs.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
@@ -13,6 +12,8 @@ use e2e::moto;
 use e2e::webhook_sender::{read_delivery, send};
 use serde_json::json;
 use shared::secrets::{SecretStore, SecretsError};
+
+use crate::deployment::{CARGO, function_env};
 
 async fn secretsmanager() -> Client {
     Client::new(&moto::sdk_config().await)
@@ -131,26 +132,10 @@ async fn an_unreadable_secret_is_an_error_naming_the_variable_never_the_content(
     }
 }
 
-/// A function binary of this build profile, one level up from the test binary
-/// (`<target>/<profile>/deps/`): `cargo build -p webhook` or a workspace test run builds it.
-fn function_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the running binary's path");
-    exe.ancestors()
-        .nth(2)
-        .map(|dir| dir.join(name))
-        .filter(|binary| binary.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "no {name} beside {}: run `cargo build -p {name}` first (a workspace test run builds it)",
-                exe.display()
-            )
-        })
-}
-
 /// The webhook binary started as Lambda would start it, with the secret of `secrets_arn`; what it
 /// printed on standard error when it stopped (before it ever polls for an invocation).
 async fn failed_start(secrets_arn: &str) -> String {
-    let output = tokio::process::Command::new(function_binary("webhook"))
+    let output = tokio::process::Command::new(e2e::built_binary("webhook"))
         .env_clear()
         .envs([
             ("AWS_ENDPOINT_URL", moto::endpoint()),
@@ -199,18 +184,14 @@ async fn the_webhook_takes_a_rotated_secret_after_the_refresh_interval() {
     let tables = moto::unique_tables(&moto::dynamodb().await).await;
     let refresh = Duration::from_secs(1);
     // No GITHUB_WEBHOOK_SECRET in the function's environment: the secret is its only source.
-    let emulator = LambdaEmulator::start(&[
-        ("AWS_ENDPOINT_URL", moto::endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("PROACTIVE_TABLE", tables.proactive.clone()),
-        ("CONVERSATIONS_TABLE", tables.conversations.clone()),
-        ("GITHUB_API_URL", "http://127.0.0.1:9".into()),
-        ("SECRETS_ARN", arn.clone()),
-        ("SECRETS_REFRESH_SECONDS", refresh.as_secs().to_string()),
-        ("RUST_LOG", "info".into()),
-    ])
+    let _turn = CARGO.lock().await;
+    let emulator = LambdaEmulator::start(&function_env(
+        &tables,
+        &[
+            ("SECRETS_ARN", arn.clone()),
+            ("SECRETS_REFRESH_SECONDS", refresh.as_secs().to_string()),
+        ],
+    ))
     .await;
     let url = emulator.function_url("webhook", "/webhooks/github");
     let sample =
