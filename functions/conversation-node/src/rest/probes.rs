@@ -30,6 +30,28 @@ pub(crate) async fn health() -> Json<Value> {
 }
 
 async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
+    let (status, mut body) = if api.lifecycle.is_shutting_down() {
+        // Going away whatever the stores say: not worth asking them.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "shutting_down" }),
+        )
+    } else {
+        match failed_checks(&api).await {
+            failures if failures.is_empty() => (StatusCode::OK, json!({ "status": "ready" })),
+            failures => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "unavailable", "failures": failures }),
+            ),
+        }
+    };
+    body["node_id"] = json!(api.liveness.node_id());
+    body["agent"] = json!(api.agent_label);
+    (status, Json(body))
+}
+
+/// The stores and the coordination backend that do not answer, with why.
+async fn failed_checks(api: &Api) -> Vec<Value> {
     // Reads of a conversation that never exists reach each store without touching data.
     let probe =
         ConversationId::parse("readiness-probe").unwrap_or_else(|_| ConversationId::random());
@@ -51,32 +73,12 @@ async fn ready(State(api): State<Api>) -> (StatusCode, Json<Value>) {
             api.liveness.check().await.err().map(|e| e.to_string()),
         ),
     ];
-    let failures: Vec<Value> = checks
+    checks
         .into_iter()
         .filter_map(|(name, failure)| {
             failure.map(|reason| json!({ "check": name, "reason": reason }))
         })
-        .collect();
-    let (node_id, agent) = (api.liveness.node_id(), &api.agent_label);
-    if api.lifecycle.is_shutting_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "shutting_down", "node_id": node_id, "agent": agent })),
-        );
-    }
-    if failures.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "node_id": node_id, "agent": agent })),
-        )
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "unavailable", "failures": failures, "node_id": node_id, "agent": agent,
-            })),
-        )
-    }
+        .collect()
 }
 
 async fn metrics(State(api): State<Api>) -> Result<impl IntoResponse, ApiError> {
